@@ -1,0 +1,121 @@
+# pvdgeo: make as ETL.
+#
+# Targets are real files; their prerequisites are the inputs and the code that builds
+# them, so editing geo/access.py rebuilds only what depends on access times.
+#
+#   make install                 create .venv and install the package, test and web deps
+#   make test                    run the test suite (installs first if needed)
+#   make demo                    the whole pipeline for the demo town (Pont-de-Veyle 01306)
+#   make town INSEE=46127        the whole pipeline for one town, into data/out/<INSEE>/
+#   make data                    fetch every national dataset into data/raw/
+#   make bench                   benchmarks, figures in bench/results/
+#   make serve                   serve the viewer on http://127.0.0.1:$(PORT)/
+#   make clean                   remove outputs (data/out, data/interim); raw data is kept
+#
+# Offline: GEO_MIRROR=../shared/data make demo  (a directory or an http(s):// base URL)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PVDGEO := $(BIN)/pvdgeo
+DATA   := data
+RAW    := $(DATA)/raw
+INTERIM:= $(DATA)/interim
+INSEE  ?= 01306
+OUT    := $(DATA)/out/$(INSEE)
+LOGS   := $(OUT)/logs
+PORT   ?= 8765
+
+VENV_STAMP := $(VENV)/.installed
+WEB_STAMP  := node_modules/.installed
+
+.PHONY: install install-web test lint demo town data bench serve clean distclean help
+.DEFAULT_GOAL := help
+
+help:
+	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+
+# --- environment ----------------------------------------------------------------
+
+install: $(VENV_STAMP) $(WEB_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install-web: $(WEB_STAMP)
+
+$(WEB_STAMP): package.json $(wildcard package-lock.json)
+	npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(VENV_STAMP) $(WEB_STAMP)
+	$(BIN)/pytest
+
+lint: $(VENV_STAMP)
+	$(BIN)/ruff check geo tests scripts bench
+
+# --- raw data ----------------------------------------------------------------------
+# data/raw/datasets.mk is generated from the catalogue: one RAW_<id> variable and one
+# fetch rule per dataset, so stages below can name their raw inputs as prerequisites.
+
+$(RAW)/datasets.mk: $(DATA)/sources.toml geo/sources.py | $(VENV_STAMP)
+	@mkdir -p $(@D)
+	$(PVDGEO) -q fetch --make-rules > $@.tmp && mv $@.tmp $@
+
+ifeq ($(filter install install-web help clean distclean lint,$(MAKECMDGOALS)),)
+-include $(RAW)/datasets.mk
+endif
+
+data: $(VENV_STAMP)
+	$(PVDGEO) fetch --national
+
+# --- national reference tables -----------------------------------------------------
+
+REFERENCE := $(INTERIM)/communes.parquet
+$(REFERENCE): $(RAW_NATIONAL_REFERENCE) geo/communes.py | $(VENV_STAMP)
+	$(PVDGEO) commune --build-reference
+
+# --- one town --------------------------------------------------------------------------
+# Each town is an independent unit: inputs, outputs and logs under data/out/<INSEE>/, so
+# towns can run in parallel (scripts/run_towns.sh).
+
+TOWN_CARD := $(OUT)/town.json
+$(TOWN_CARD): $(REFERENCE) geo/communes.py | $(VENV_STAMP)
+	@mkdir -p $(LOGS)
+	$(PVDGEO) commune $(INSEE) --json $@ 2>&1 | tee $(LOGS)/commune.log
+
+TOWN_OUTPUTS := $(TOWN_CARD)
+
+town: $(TOWN_OUTPUTS)
+	@echo "Town $(INSEE): outputs in $(OUT)/"
+
+demo: $(VENV_STAMP)
+	$(MAKE) --no-print-directory town INSEE=01306
+
+# --- benchmarks ----------------------------------------------------------------------
+
+bench: $(VENV_STAMP)
+	@mkdir -p bench/results
+	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+# --- serving ---------------------------------------------------------------------------
+
+serve: $(VENV_STAMP)
+	$(BIN)/python -m geo.export.serve --port $(PORT) $(DATA)/out
+
+# --- cleaning ---------------------------------------------------------------------------
+
+clean:
+	rm -rf $(DATA)/out $(INTERIM) bench/results tests/artifacts
+
+distclean: clean
+	rm -rf $(RAW) $(VENV) node_modules

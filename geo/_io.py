@@ -1,0 +1,56 @@
+"""Atomic file output and small I/O helpers shared by the stages.
+
+Every output is written to a temporary name in the destination folder and renamed into
+place only once complete, so an interrupted run never leaves a half-written file under
+its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_path", "write_json_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str], *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it to ``final`` on success.
+
+    The temporary file keeps the final suffix (drivers that pick a format from the
+    extension still work). On any exception the temporary file is removed and
+    ``final`` is left untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final.name}.", suffix=f".part{suffix or final.suffix}", dir=final.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # let the writer create it (some drivers refuse an existing empty file)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"writer produced no file at {tmp}")
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        for extra in tmp.parent.glob(tmp.name + "-*"):  # SQLite journals (-wal, -shm)
+            with contextlib.suppress(FileNotFoundError):
+                extra.unlink()
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as pretty UTF-8 JSON, atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n",
+                       encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,47 @@
+"""``pvdgeo fetch``: download datasets into data/raw (from the official sources or a mirror)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from geo import sources
+from geo.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fetch",
+        help="download datasets into data/raw (official sources or GEO_MIRROR)",
+        description="Download datasets of the catalogue (data/sources.toml) into data/raw/. "
+        "With no ID, every national dataset. Offline: --mirror DIR_OR_URL or GEO_MIRROR.",
+    )
+    p.add_argument("ids", nargs="*", metavar="ID", help="dataset ids (see --list)")
+    p.add_argument("--national", action="store_true", help="every national dataset")
+    p.add_argument("--town", metavar="INSEE", help="also the local datasets covering a town")
+    p.add_argument("--force", action="store_true", help="download again even if present")
+    p.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    p.add_argument("--make-rules", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.make_rules:
+        sys.stdout.write(sources.make_rules(settings))
+        return 0
+    catalogue = sources.load_catalogue(settings)
+    if args.list:
+        width = max(len(i) for i in catalogue)
+        for ds in catalogue.values():
+            where = ds.scope if ds.scope != "local" else f"local {','.join(ds.insee + ds.departements)}"
+            print(f"{ds.id:<{width}}  {ds.kind:<16} {where:<22} {ds.vintage:<38} {ds.title}")
+        return 0
+    ids = list(args.ids)
+    if args.national or not (ids or args.town):
+        ids += [d.id for d in catalogue.values() if d.scope == "national"]
+    if args.town:
+        ids += [d.id for d in sources.datasets_for_town(args.town, settings=settings)]
+    ids = list(dict.fromkeys(ids))
+    for path in sources.fetch(ids, settings=settings, force=args.force):
+        print(path)
+    return 0

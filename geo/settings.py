@@ -1,0 +1,336 @@
+"""One settings object for the whole pipeline.
+
+Every stage function takes ``settings: Settings | None = None`` and falls back to
+:func:`get_settings`. Values come, from lowest to highest priority, from:
+
+1. the defaults below;
+2. a TOML file: ``$GEO_SETTINGS_FILE`` if set, else ``pvdgeo.toml`` in the working
+   directory if present (keys as below, at top level or under ``[geo]``);
+3. ``GEO_*`` environment variables, e.g. ``GEO_WALK_SPEED_KMH=5``,
+   ``GEO_H3_RESOLUTIONS=8,9``, ``GEO_MIRROR=../shared/data``;
+4. per call: ``get_settings(walk_speed_kmh=5)`` or ``settings.replace(...)``.
+
+Unknown keys and bad values raise :class:`geo.errors.SettingsError` naming them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geo.errors import SettingsError
+
+__all__ = [
+    "PROJECT_ROOT",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "reset_settings",
+    "set_settings",
+]
+
+#: Root of the source checkout (the folder holding ``pyproject.toml`` and ``data/``).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+ENV_PREFIX = "GEO_"
+
+#: Projected CRS per overseas département / collectivité (INSEE department code).
+#: Mainland France and Corsica use Lambert-93 (``work_crs``).
+_OVERSEAS_CRS = {
+    "971": "EPSG:5490",  # Guadeloupe: RGAF09 / UTM zone 20N
+    "972": "EPSG:5490",  # Martinique: RGAF09 / UTM zone 20N
+    "973": "EPSG:2972",  # Guyane: RGFG95 / UTM zone 22N
+    "974": "EPSG:2975",  # La Réunion: RGR92 / UTM zone 40S
+    "975": "EPSG:4467",  # Saint-Pierre-et-Miquelon: RGSPM06 / UTM zone 21N
+    "976": "EPSG:4471",  # Mayotte: RGM04 / UTM zone 38S
+    "977": "EPSG:5490",  # Saint-Barthélemy: RGAF09 / UTM zone 20N
+    "978": "EPSG:5490",  # Saint-Martin: RGAF09 / UTM zone 20N
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Pipeline settings. Distances in metres, speeds in km/h, times in minutes."""
+
+    # --- paths -----------------------------------------------------------------
+    #: Root of raw, interim and output data.
+    data_dir: Path = PROJECT_ROOT / "data"
+    #: Dataset catalogue (ids, producers, licences, URLs, mirror paths).
+    catalogue_file: Path = PROJECT_ROOT / "data" / "sources.toml"
+    #: Facility categories and the source-code mappings.
+    categories_file: Path = PROJECT_ROOT / "data" / "categories.toml"
+    #: Local mirror of the official sources: a directory or an http(s):// base URL.
+    mirror: str | None = None
+
+    # --- coordinate reference systems -----------------------------------------
+    #: Metric CRS for computations in mainland France and Corsica (Lambert-93).
+    work_crs: str = "EPSG:2154"
+    #: Geographic CRS of published layers (GeoJSON, tiles input).
+    publish_crs: str = "EPSG:4326"
+    #: Metric CRS per overseas département code (overrides ``work_crs`` there).
+    overseas_crs: Mapping[str, str] = field(default_factory=lambda: dict(_OVERSEAS_CRS))
+
+    # --- the demo town and reference vintages ---------------------------------
+    demo_insee: str = "01306"
+    cog_year: int = 2026
+    population_year: int = 2023
+
+    # --- travel -----------------------------------------------------------------
+    walk_speed_kmh: float = 4.5
+    bike_speed_kmh: float = 15.0
+    #: Access-time thresholds (minutes) for isochrones and cumulative counts.
+    time_thresholds_min: tuple[int, ...] = (5, 10, 15, 20)
+    #: Catchment buffer around the town polygon (m). ``None``: the distance the fastest
+    #: mode covers in the largest threshold (15 km/h x 20 min = 5,000 m).
+    catchment_buffer_m: float | None = None
+    #: Facilities farther than this from the street network are reported and left out (m).
+    snap_max_m: float = 300.0
+    #: Cells or places farther than this from any graph node get no access time (m).
+    nearest_node_max_m: float = 2000.0
+
+    # --- aggregation -----------------------------------------------------------
+    h3_resolutions: tuple[int, ...] = (8, 9)
+    #: APL below this (consultations per inhabitant per year) flags an under-served commune.
+    apl_threshold: float = 2.5
+    #: Cross-source duplicate facilities: same category within this distance (m).
+    dedup_distance_m: float = 50.0
+    #: Peers: population band as a ratio around the town's population (0.5 -> x0.5..x2).
+    peer_population_ratio: float = 0.5
+
+    # --- publishing ------------------------------------------------------------
+    max_tile_bytes: int = 500_000
+    tiles_min_zoom: int = 6
+    tiles_max_zoom: int = 15
+
+    # --- downloads ---------------------------------------------------------------
+    http_timeout_s: float = 60.0
+    http_retries: int = 4
+    http_backoff_s: float = 1.0
+
+    # --- derived paths -----------------------------------------------------------
+    @property
+    def raw_dir(self) -> Path:
+        """Downloaded inputs, laid out like the mirror."""
+        return self.data_dir / "raw"
+
+    @property
+    def interim_dir(self) -> Path:
+        """National intermediate tables (commune reference, counts)."""
+        return self.data_dir / "interim"
+
+    @property
+    def out_dir(self) -> Path:
+        """Per-town outputs, one folder per INSEE code."""
+        return self.data_dir / "out"
+
+    @property
+    def lock_file(self) -> Path:
+        """sha256 and provenance of every downloaded file."""
+        return self.raw_dir / "sources.lock.json"
+
+    def town_dir(self, insee: str) -> Path:
+        """Output folder of one town run (inputs, outputs and logs)."""
+        return self.out_dir / insee
+
+    @property
+    def catchment_m(self) -> float:
+        """Catchment buffer (m): explicit, or the fastest mode x the largest threshold."""
+        if self.catchment_buffer_m is not None:
+            return float(self.catchment_buffer_m)
+        fastest_kmh = max(self.walk_speed_kmh, self.bike_speed_kmh)
+        return fastest_kmh * 1000.0 * max(self.time_thresholds_min) / 60.0
+
+    def speed_kmh(self, mode: str) -> float:
+        """Flat-ground speed of a travel mode (``walk`` or ``bike``) in km/h."""
+        if mode == "walk":
+            return self.walk_speed_kmh
+        if mode == "bike":
+            return self.bike_speed_kmh
+        raise SettingsError(f"unknown travel mode {mode!r}: expected 'walk' or 'bike'")
+
+    def crs_for_department(self, departement: str) -> str:
+        """Metric CRS to compute in for a département code ('01', '2A', '974'...)."""
+        return self.overseas_crs.get(str(departement), self.work_crs)
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with some values changed (validated like every other source)."""
+        return _build({**_as_dict(self), **_coerce_all(overrides, origin="argument")})
+
+
+# --- validation ------------------------------------------------------------------
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _as_dict(s: Settings) -> dict[str, Any]:
+    return {name: getattr(s, name) for name in _FIELDS}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    """Convert ``value`` to the declared type of field ``name`` or raise SettingsError."""
+    if name not in _FIELDS:
+        close = [k for k in _FIELDS if k.split("_")[0] in name or name.split("_")[0] in k]
+        hint = f" (did you mean {', '.join(sorted(close)[:5])}?)" if close else ""
+        raise SettingsError(
+            f"unknown setting {name!r} from {origin}{hint}; known settings: "
+            + ", ".join(sorted(_FIELDS))
+        )
+    kind = str(_FIELDS[name].type)
+    try:
+        if value is None:
+            if "None" in kind:
+                return None
+            raise ValueError("a value is required")
+        if kind.startswith("Path"):
+            return Path(os.path.expanduser(str(value)))
+        if kind.startswith("str"):
+            return str(value)
+        if kind.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() in {"1", "true", "yes", "on"}:
+                    return True
+                if value.lower() in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError("expected true or false")
+            return bool(value)
+        if kind.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("expected an integer")
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("tuple[int"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(int(str(v).strip()) for v in items if str(v).strip())
+        if kind.startswith("Mapping"):
+            if isinstance(value, str):
+                pairs = (p.split("=", 1) for p in value.split(",") if p.strip())
+                value = {k.strip(): v.strip() for k, v in pairs}
+            return {str(k): str(v) for k, v in dict(value).items()}
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(
+            f"bad value for setting {name!r} from {origin}: {value!r} ({exc}); "
+            f"expected {kind}"
+        ) from None
+    return value
+
+
+def _coerce_all(values: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    return {k: _coerce(k, v, origin) for k, v in values.items()}
+
+
+def _validate(s: Settings) -> None:
+    problems = []
+    for name in ("walk_speed_kmh", "bike_speed_kmh", "snap_max_m", "dedup_distance_m",
+                 "apl_threshold", "http_timeout_s", "nearest_node_max_m"):
+        if not getattr(s, name) > 0:
+            problems.append(f"{name} must be > 0 (got {getattr(s, name)!r})")
+    if s.catchment_buffer_m is not None and s.catchment_buffer_m < 0:
+        problems.append(f"catchment_buffer_m must be >= 0 (got {s.catchment_buffer_m!r})")
+    if not s.time_thresholds_min or any(t <= 0 for t in s.time_thresholds_min):
+        problems.append(
+            f"time_thresholds_min must be positive minutes (got {s.time_thresholds_min!r})"
+        )
+    elif list(s.time_thresholds_min) != sorted(set(s.time_thresholds_min)):
+        problems.append(
+            f"time_thresholds_min must be increasing (got {s.time_thresholds_min!r})"
+        )
+    if not s.h3_resolutions or any(not 0 <= r <= 15 for r in s.h3_resolutions):
+        problems.append(f"h3_resolutions must be in 0..15 (got {s.h3_resolutions!r})")
+    if not 0 < s.peer_population_ratio < 1:
+        problems.append(
+            f"peer_population_ratio must be in (0, 1) (got {s.peer_population_ratio!r})"
+        )
+    if s.http_retries < 0:
+        problems.append(f"http_retries must be >= 0 (got {s.http_retries!r})")
+    if not 0 <= s.tiles_min_zoom <= s.tiles_max_zoom <= 22:
+        problems.append(
+            f"tiles zooms must satisfy 0 <= tiles_min_zoom <= tiles_max_zoom <= 22 "
+            f"(got {s.tiles_min_zoom}, {s.tiles_max_zoom})"
+        )
+    for crs_name in ("work_crs", "publish_crs"):
+        if not str(getattr(s, crs_name)).upper().startswith("EPSG:"):
+            problems.append(f"{crs_name} must be an 'EPSG:nnnn' code (got {getattr(s, crs_name)!r})")
+    if s.mirror is not None and not s.mirror.strip():
+        problems.append("mirror must be a directory or an http(s):// URL, not empty")
+    if problems:
+        raise SettingsError("invalid settings: " + "; ".join(problems))
+
+
+def _build(values: Mapping[str, Any]) -> Settings:
+    s = Settings(**values)
+    _validate(s)
+    return s
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from None
+    return dict(doc.get("geo", doc))
+
+
+def load_settings(
+    *,
+    file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from defaults, a TOML file, ``GEO_*`` variables and overrides.
+
+    Parameters
+    ----------
+    file
+        TOML file; default ``$GEO_SETTINGS_FILE`` or ``./pvdgeo.toml`` if it exists.
+    environ
+        Environment to read ``GEO_*`` variables from (default ``os.environ``).
+    overrides
+        Highest-priority values, e.g. ``walk_speed_kmh=5``.
+    """
+    env = os.environ if environ is None else environ
+    values = _as_dict(Settings())
+    toml_path = file or env.get("GEO_SETTINGS_FILE")
+    if toml_path is None and Path("pvdgeo.toml").is_file():
+        toml_path = "pvdgeo.toml"
+    if toml_path:
+        values.update(_coerce_all(_read_toml(Path(toml_path)), origin=f"file {toml_path}"))
+    # Variables read by other parts of the tool chain, not settings.
+    not_settings = {"GEO_SETTINGS_FILE", "GEO_TEST_DATA", "GEO_LOG_LEVEL"}
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX) and key not in not_settings:
+            name = key[len(ENV_PREFIX):].lower()
+            values[name] = _coerce(name, raw, origin=f"environment variable {key}")
+    values.update(_coerce_all(overrides, origin="argument"))
+    return _build(values)
+
+
+_current: Settings | None = None
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """The process-wide settings (loaded once), optionally with per-call overrides."""
+    global _current
+    if _current is None:
+        _current = load_settings()
+    return _current.replace(**overrides) if overrides else _current
+
+
+def set_settings(settings: Settings) -> None:
+    """Replace the process-wide settings (used by the CLI and tests)."""
+    global _current
+    _current = settings
+
+
+def reset_settings() -> None:
+    """Forget the process-wide settings; the next :func:`get_settings` reloads them."""
+    global _current
+    _current = None

@@ -1,0 +1,468 @@
+"""Dataset catalogue, downloads and local mirrors.
+
+The catalogue (``data/sources.toml``) lists every input dataset: id, title, producer,
+licence, vintage, official download URL(s), format and its relative path in a mirror
+laid out like ``../shared/data``. :func:`fetch` downloads a dataset into ``data/raw/``
+under that same relative path:
+
+- from the mirror when ``settings.mirror`` (``GEO_MIRROR``, ``--mirror``) is set: a
+  directory, or an ``http(s)://`` base URL serving the same tree;
+- otherwise from the official URL(s), in order, then converted to the mirror's layout
+  by the dataset's converter (:mod:`geo._convert`) when the official format differs.
+
+Downloads show a progress bar, retry with exponential backoff, are written atomically
+(a partial file never appears under its final name), and are decompressed when the
+consumer needs it (``decompress = true``: ``.gz``, ``.xz``, ``.bz2``). The sha256 of
+every file is recorded in ``data/raw/sources.lock.json`` and checked on re-use; a
+catalogue ``sha256`` pins the exact bytes of the catalogued vintage (mirror layout).
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import difflib
+import fcntl
+import gzip
+import hashlib
+import json
+import logging
+import lzma
+import os
+import shutil
+import time
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import requests
+from tqdm.auto import tqdm
+
+from geo._io import atomic_path
+from geo.errors import ChecksumError, DataSourceError, DownloadError, UnknownDatasetError
+from geo.settings import PROJECT_ROOT, Settings, get_settings
+
+__all__ = [
+    "Dataset",
+    "dataset_path",
+    "datasets_for_town",
+    "ensure",
+    "fetch",
+    "get_dataset",
+    "load_catalogue",
+    "make_rules",
+    "provenance",
+    "sha256_file",
+]
+
+log = logging.getLogger(__name__)
+
+_COMPRESSED = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+_CHUNK = 1 << 20
+_USER_AGENT = "pvdgeo (https://github.com/pvdgeo/pvdgeo; territorial analysis)"
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """One catalogue entry."""
+
+    id: str
+    title: str
+    producer: str
+    licence: str
+    vintage: str
+    format: str
+    #: Path relative to a mirror root (and to ``data/raw``), e.g. ``apl/apl_...csv.gz``.
+    mirror_path: str
+    #: Official machine-readable download URL(s), tried in order.
+    urls: tuple[str, ...] = ()
+    #: Human page describing the dataset at its producer.
+    homepage: str = ""
+    #: ``national`` datasets cover all communes; ``local`` ones only ``insee`` towns.
+    scope: str = "national"
+    #: What the file is for: reference, apl, osm, roads, landcover, dem, facilities...
+    kind: str = "reference"
+    #: INSEE codes of the towns a local dataset covers.
+    insee: tuple[str, ...] = ()
+    #: Départements a local dataset covers entirely (e.g. a département raster).
+    departements: tuple[str, ...] = ()
+    #: Decompress ``.gz``/``.xz``/``.bz2`` after download (consumers need the plain file).
+    decompress: bool = False
+    #: Name of the converter in :mod:`geo._convert` turning the official download into
+    #: the mirror layout ('' when the official file already is in that layout).
+    convert: str = ""
+    #: sha256 of the catalogued vintage in mirror layout (before decompression).
+    sha256: str = ""
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local_name(self) -> str:
+        """Relative path under ``data/raw`` (the mirror path, without the compression
+        suffix when the dataset is decompressed)."""
+        suffix = Path(self.mirror_path).suffix
+        if self.decompress and suffix in _COMPRESSED:
+            return self.mirror_path[: -len(suffix)]
+        return self.mirror_path
+
+
+# --- catalogue ----------------------------------------------------------------------
+
+_catalogue_cache: dict[Path, tuple[float, dict[str, Dataset]]] = {}
+
+_REQUIRED = ("title", "producer", "licence", "vintage", "format", "mirror_path")
+
+
+def load_catalogue(settings: Settings | None = None) -> dict[str, Dataset]:
+    """All datasets of the catalogue file, keyed by id."""
+    s = settings or get_settings()
+    path = Path(s.catalogue_file)
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        raise DataSourceError(f"dataset catalogue {path} does not exist") from None
+    cached = _catalogue_cache.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise DataSourceError(f"dataset catalogue {path} is not valid TOML: {exc}") from None
+    known = set(Dataset.__slots__)  # type: ignore[attr-defined]
+    out: dict[str, Dataset] = {}
+    problems: list[str] = []
+    for ds_id, entry in doc.get("datasets", {}).items():
+        missing = [k for k in _REQUIRED if not entry.get(k)]
+        if missing:
+            problems.append(f"{ds_id}: missing {', '.join(missing)}")
+            continue
+        fields = {k: v for k, v in entry.items() if k in known}
+        extra = {k: v for k, v in entry.items() if k not in known}
+        for key in ("urls", "insee", "departements"):
+            if key in fields:
+                value = fields[key]
+                fields[key] = tuple([value] if isinstance(value, str) else value)
+        out[ds_id] = Dataset(id=ds_id, extra=extra, **fields)
+    if problems:
+        raise DataSourceError(f"dataset catalogue {path}: " + "; ".join(problems))
+    _catalogue_cache[path] = (mtime, out)
+    return out
+
+
+def get_dataset(dataset_id: str, settings: Settings | None = None) -> Dataset:
+    """The catalogue entry ``dataset_id``; unknown ids list the closest known ones."""
+    catalogue = load_catalogue(settings)
+    try:
+        return catalogue[dataset_id]
+    except KeyError:
+        close = difflib.get_close_matches(dataset_id, catalogue, n=5, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownDatasetError(
+            f"unknown dataset id {dataset_id!r}{hint} (see `pvdgeo fetch --list`)"
+        ) from None
+
+
+def datasets_for_town(
+    insee: str, kind: str | None = None, settings: Settings | None = None
+) -> list[Dataset]:
+    """Local datasets covering town ``insee`` (optionally of one ``kind``)."""
+    dep = insee[:3] if insee.startswith("97") else insee[:2]
+    return [
+        d
+        for d in load_catalogue(settings).values()
+        if d.scope == "local"
+        and (insee in d.insee or dep in d.departements)
+        and (kind is None or d.kind == kind)
+    ]
+
+
+def dataset_path(dataset_id: str, settings: Settings | None = None) -> Path:
+    """Where ``dataset_id`` lives under ``data/raw`` (whether or not it is fetched)."""
+    s = settings or get_settings()
+    return s.raw_dir / get_dataset(dataset_id, s).local_name
+
+
+# --- checksums and the lock file ----------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked_lockfile(settings: Settings) -> Iterator[dict[str, Any]]:
+    """Read-modify-write the lock file under an exclusive OS lock (parallel towns)."""
+    path = settings.lock_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / ".sources.lock.flock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        before = json.dumps(data, sort_keys=True)
+        yield data
+        if json.dumps(data, sort_keys=True) != before:
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
+
+
+def provenance(settings: Settings | None = None) -> dict[str, Any]:
+    """Lock-file entries (what was fetched, from where, when, with which sha256)."""
+    s = settings or get_settings()
+    if not s.lock_file.exists():
+        return {}
+    return dict(json.loads(s.lock_file.read_text(encoding="utf-8")))
+
+
+# --- fetching -------------------------------------------------------------------------
+
+
+def ensure(dataset_id: str, settings: Settings | None = None) -> Path:
+    """Local path of ``dataset_id``, fetching it first if it is not in ``data/raw``."""
+    return fetch([dataset_id], settings=settings)[0]
+
+
+def fetch(
+    dataset_ids: Iterable[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    force: bool = False,
+) -> list[Path]:
+    """Download datasets into ``data/raw`` (all national ones when ``dataset_ids`` is None).
+
+    A file already present is verified against the lock file and reused. ``force``
+    downloads again. Returns the local paths, in the order of ``dataset_ids``.
+    """
+    s = settings or get_settings()
+    catalogue = load_catalogue(s)
+    if dataset_ids is None:
+        ids = [d.id for d in catalogue.values() if d.scope == "national"]
+    else:
+        ids = list(dataset_ids)
+    datasets = [get_dataset(i, s) for i in ids]  # fail early on unknown ids
+    return [_fetch_one(d, s, force=force) for d in datasets]
+
+
+def _fetch_one(ds: Dataset, s: Settings, *, force: bool) -> Path:
+    dest = s.raw_dir / ds.local_name
+    with _locked_lockfile(s) as lock:
+        entry = lock.get(ds.id)
+    if dest.exists() and not force:
+        if entry and entry.get("local_name") == ds.local_name:
+            actual = sha256_file(dest)
+            if actual != entry["sha256"]:
+                raise ChecksumError(
+                    f"{dest} (dataset {ds.id}) changed since it was fetched: sha256 "
+                    f"{actual[:12]}… but the lock file records {entry['sha256'][:12]}…; "
+                    f"delete the file or run `pvdgeo fetch --force {ds.id}`"
+                )
+            log.debug("%s: verified %s", ds.id, dest)
+            return dest
+        log.info("%s: %s is present but not in the lock file; recording it", ds.id, dest)
+        _record(ds, dest, s, source="local file", source_sha256="")
+        return dest
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.download")
+    try:
+        source, from_mirror = _download_to(ds, tmp, s)
+        source_sha = sha256_file(tmp)
+        if ds.sha256 and source_sha != ds.sha256:
+            msg = (
+                f"dataset {ds.id}: sha256 of {source} is {source_sha[:12]}… but the "
+                f"catalogue pins {ds.sha256[:12]}… ({ds.vintage})"
+            )
+            if from_mirror:
+                raise ChecksumError(msg + "; the mirror file is corrupt or of another vintage")
+            log.warning("%s; the producer may have published a new vintage", msg)
+        suffix = Path(ds.mirror_path).suffix
+        if ds.decompress and suffix in _COMPRESSED:
+            with atomic_path(dest) as plain:
+                try:
+                    with _COMPRESSED[suffix](tmp, "rb") as src, plain.open("wb") as out:
+                        shutil.copyfileobj(src, out, _CHUNK)
+                except (OSError, EOFError, lzma.LZMAError) as exc:
+                    raise DataSourceError(
+                        f"dataset {ds.id}: {source} is not a valid {suffix} file ({exc})"
+                    ) from None
+        else:
+            os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _record(ds, dest, s, source=source, source_sha256=source_sha)
+    log.info("%s: wrote %s", ds.id, _rel(dest))
+    return dest
+
+
+def _record(ds: Dataset, dest: Path, s: Settings, *, source: str, source_sha256: str) -> None:
+    with _locked_lockfile(s) as lock:
+        lock[ds.id] = {
+            "local_name": ds.local_name,
+            "sha256": sha256_file(dest),
+            "bytes": dest.stat().st_size,
+            "source": source,
+            "source_sha256": source_sha256,
+            "vintage": ds.vintage,
+            "licence": ds.licence,
+            "producer": ds.producer,
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+
+def _download_to(ds: Dataset, tmp: Path, s: Settings) -> tuple[str, bool]:
+    """Fill ``tmp`` with the dataset in mirror layout; returns (source, from_mirror)."""
+    if s.mirror:
+        mirror = s.mirror.rstrip("/")
+        if urlparse(mirror).scheme in {"http", "https"}:
+            url = f"{mirror}/{quote(ds.mirror_path)}"
+            _http_download(url, tmp, s, label=ds.id)
+            return url, True
+        src = Path(mirror).expanduser() / ds.mirror_path
+        if not src.is_file():
+            raise DownloadError(
+                f"dataset {ds.id}: {ds.mirror_path} is not in the mirror {mirror} "
+                f"(expected file {src})"
+            )
+        _copy_with_progress(src, tmp, label=ds.id)
+        return str(src), True
+    if not ds.urls:
+        raise DownloadError(
+            f"dataset {ds.id} has no official download URL (see {ds.homepage or 'catalogue'}); "
+            f"place the file at {s.raw_dir / ds.local_name} or use a mirror "
+            f"(GEO_MIRROR=/path/to/mirror or --mirror http://host/base)"
+        )
+    errors = []
+    downloads = []
+    for i, url in enumerate(ds.urls):
+        target = tmp if len(ds.urls) == 1 else tmp.with_name(f"{tmp.name}.{i}")
+        try:
+            _http_download(url, target, s, label=ds.id)
+        except DownloadError as exc:
+            errors.append(str(exc))
+            if ds.convert and len(ds.urls) > 1:
+                break  # multi-part downloads need every part
+            continue
+        downloads.append(target)
+        if not ds.convert:
+            break  # alternatives: the first that works
+    if not downloads or (ds.convert and len(downloads) != len(ds.urls)):
+        for p in downloads:
+            p.unlink(missing_ok=True)
+        raise DownloadError(
+            f"could not download dataset {ds.id}: {' | '.join(errors)}. Without network, "
+            f"use a local mirror: GEO_MIRROR=/path/to/mirror (a directory laid out like "
+            f"../shared/data) or --mirror http://host/base"
+        )
+    if ds.convert:
+        from geo import _convert
+
+        converter = getattr(_convert, ds.convert, None)
+        if converter is None:
+            raise DataSourceError(f"dataset {ds.id}: unknown converter {ds.convert!r}")
+        converter(downloads, tmp)
+        for p in downloads:
+            if p != tmp:
+                p.unlink(missing_ok=True)
+    elif downloads[0] != tmp:
+        downloads[0].replace(tmp)
+    return " + ".join(ds.urls), False
+
+
+def _http_download(url: str, dest: Path, s: Settings, *, label: str) -> None:
+    """GET ``url`` into ``dest`` with retries, backoff and a length check."""
+    last: str = ""
+    for attempt in range(s.http_retries + 1):
+        if attempt:
+            delay = s.http_backoff_s * 2 ** (attempt - 1)
+            log.warning("%s: retrying %s in %.1f s (%s)", label, url, delay, last)
+            time.sleep(delay)
+        try:
+            with requests.get(
+                url, stream=True, timeout=s.http_timeout_s, headers={"User-Agent": _USER_AGENT}
+            ) as resp:
+                if resp.status_code == 404:
+                    raise DownloadError(f"{url}: 404 not found")
+                if resp.status_code >= 400:
+                    last = f"HTTP {resp.status_code}"
+                    if resp.status_code in {408, 429} or resp.status_code >= 500:
+                        continue
+                    raise DownloadError(f"{url}: HTTP {resp.status_code}")
+                expected = int(resp.headers.get("Content-Length") or 0) or None
+                if resp.headers.get("Content-Encoding", "identity") != "identity":
+                    expected = None  # the length counts encoded bytes; we store decoded
+                got = 0
+                with dest.open("wb") as out, tqdm(
+                    total=expected, unit="B", unit_scale=True, desc=label, leave=False,
+                    disable=None,
+                ) as bar:
+                    for chunk in resp.raw.stream(_CHUNK, decode_content=True):
+                        out.write(chunk)
+                        got += len(chunk)
+                        bar.update(len(chunk))
+                if expected is not None and got != expected:
+                    last = f"connection closed after {got} of {expected} bytes"
+                    continue
+                return
+        except DownloadError:
+            raise
+        except (requests.RequestException, OSError) as exc:
+            last = _short_reason(exc)
+    dest.unlink(missing_ok=True)
+    raise DownloadError(f"{url}: failed after {s.http_retries + 1} attempts ({last})")
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("Name or service not known", "Temporary failure in name resolution",
+                   "Connection refused", "timed out", "Network is unreachable"):
+        if marker in text:
+            return marker
+    return f"{type(exc).__name__}: {text[:160]}"
+
+
+def _copy_with_progress(src: Path, dest: Path, *, label: str) -> None:
+    with src.open("rb") as fin, dest.open("wb") as fout, tqdm(
+        total=src.stat().st_size, unit="B", unit_scale=True, desc=label, leave=False,
+        disable=None,
+    ) as bar:
+        for chunk in iter(lambda: fin.read(_CHUNK), b""):
+            fout.write(chunk)
+            bar.update(len(chunk))
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- make integration -------------------------------------------------------------------
+
+
+def make_rules(settings: Settings | None = None) -> str:
+    """Make fragment: a ``RAW_<id>`` variable and a fetch rule per dataset, plus
+    ``RAW_GROUP_<kind>`` lists, so Makefile stages can name raw inputs as prerequisites."""
+    s = settings or get_settings()
+    lines = ["# generated by `pvdgeo fetch --make-rules` from the dataset catalogue"]
+    groups: dict[str, list[str]] = {}
+    for ds in load_catalogue(s).values():
+        var = f"RAW_{ds.id}"
+        path = _rel(s.raw_dir / ds.local_name)
+        lines += [f"{var} := {path}", f"{path}: | $(VENV_STAMP)", f"\t$(PVDGEO) fetch {ds.id}"]
+        groups.setdefault(ds.kind, []).append(f"$({var})")
+    for kind, vars_ in sorted(groups.items()):
+        lines.append(f"RAW_GROUP_{kind} := {' '.join(vars_)}")
+    return "\n".join(lines) + "\n"
+
+
+def catalogue_root() -> Path:
+    """Folder of the tracked catalogue files (``data/``)."""
+    return PROJECT_ROOT / "data"

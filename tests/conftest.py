@@ -1,0 +1,55 @@
+"""Shared fixtures.
+
+Real data comes from the mirror located by ``GEO_TEST_DATA`` (default ``../shared/data``
+beside the project root). When it is missing, tests that need it are skipped, except
+under ``CI=true`` where they fail: CI must never pass without having run them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from geo.settings import PROJECT_ROOT, Settings, load_settings, reset_settings, set_settings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def shared_data_dir() -> Path:
+    """The real-data mirror (``GEO_TEST_DATA`` or ``../shared/data``)."""
+    return Path(os.environ.get("GEO_TEST_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+def require_shared(relpath: str = "") -> Path:
+    """Path of a mirror file; skip the test (fail under CI) when it is missing."""
+    path = shared_data_dir() / relpath
+    if not path.exists():
+        msg = f"shared test data missing: {path} (set GEO_TEST_DATA)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real-data mirror."""
+    return require_shared()
+
+
+@pytest.fixture(scope="session")
+def mirror_settings(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings that fetch from the real mirror into one data folder per test session
+    (raw files and the commune reference are built once and shared by the tests)."""
+    data_dir = tmp_path_factory.mktemp("data")
+    return load_settings(environ={}, data_dir=data_dir, mirror=str(shared_data))
+
+
+@pytest.fixture
+def use_settings(mirror_settings: Settings):
+    """Install ``mirror_settings`` as the process-wide settings for one test."""
+    set_settings(mirror_settings)
+    yield mirror_settings
+    reset_settings()
