@@ -38,7 +38,7 @@ def atomic_path(final: str | os.PathLike[str], *, suffix: str | None = None) -> 
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"writer produced no file at {tmp}")
-        os.replace(tmp, final)
+        tmp.replace(final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -32,6 +32,7 @@ import os
 import shutil
 import time
 import tomllib
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,10 +41,17 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 import requests
+import urllib3
 from tqdm.auto import tqdm
 
 from geo._io import atomic_path
-from geo.errors import ChecksumError, DataSourceError, DownloadError, UnknownDatasetError
+from geo.errors import (
+    ChecksumError,
+    DataSourceError,
+    DownloadError,
+    GeoError,
+    UnknownDatasetError,
+)
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
@@ -199,13 +207,38 @@ def sha256_file(path: Path) -> str:
 
 
 @contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on ``path`` (created if needed) while in the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(guard, fcntl.LOCK_UN)
+
+
+def _read_lockfile(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataSourceError(
+            f"lock file {path} is not valid JSON ({exc}); delete it and run "
+            f"`pvdgeo fetch --force` to download and record the datasets again"
+        ) from None
+    if not isinstance(data, dict):
+        raise DataSourceError(f"lock file {path} should hold a JSON object")
+    return data
+
+
+@contextlib.contextmanager
 def _locked_lockfile(settings: Settings) -> Iterator[dict[str, Any]]:
     """Read-modify-write the lock file under an exclusive OS lock (parallel towns)."""
     path = settings.lock_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / ".sources.lock.flock").open("w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    with _flock(path.parent / ".locks" / f"{path.name}.flock"):
+        data = _read_lockfile(path)
         before = json.dumps(data, sort_keys=True)
         yield data
         if json.dumps(data, sort_keys=True) != before:
@@ -216,9 +249,7 @@ def _locked_lockfile(settings: Settings) -> Iterator[dict[str, Any]]:
 def provenance(settings: Settings | None = None) -> dict[str, Any]:
     """Lock-file entries (what was fetched, from where, when, with which sha256)."""
     s = settings or get_settings()
-    if not s.lock_file.exists():
-        return {}
-    return dict(json.loads(s.lock_file.read_text(encoding="utf-8")))
+    return _read_lockfile(s.lock_file)
 
 
 # --- fetching -------------------------------------------------------------------------
@@ -239,11 +270,15 @@ def fetch(
 
     A file already present is verified against the lock file and reused. ``force``
     downloads again. Returns the local paths, in the order of ``dataset_ids``.
+    Concurrent calls (threads or processes, e.g. towns run in parallel) fetching the same
+    dataset wait for each other: the dataset is downloaded once.
     """
     s = settings or get_settings()
     catalogue = load_catalogue(s)
     if dataset_ids is None:
         ids = [d.id for d in catalogue.values() if d.scope == "national"]
+    elif isinstance(dataset_ids, str):
+        ids = [dataset_ids]
     else:
         ids = list(dataset_ids)
     datasets = [get_dataset(i, s) for i in ids]  # fail early on unknown ids
@@ -252,25 +287,43 @@ def fetch(
 
 def _fetch_one(ds: Dataset, s: Settings, *, force: bool) -> Path:
     dest = s.raw_dir / ds.local_name
+    # One fetch per dataset at a time: a second process waits, then reuses the file.
+    with _flock(s.raw_dir / ".locks" / f"{ds.id}.lock"):
+        if dest.exists() and not force:
+            return _reuse(ds, dest, s)
+        return _download_dataset(ds, dest, s)
+
+
+def _reuse(ds: Dataset, dest: Path, s: Settings) -> Path:
+    """Verify a present file against the lock file (or record it) and return it."""
     with _locked_lockfile(s) as lock:
         entry = lock.get(ds.id)
-    if dest.exists() and not force:
-        if entry and entry.get("local_name") == ds.local_name:
-            actual = sha256_file(dest)
-            if actual != entry["sha256"]:
-                raise ChecksumError(
-                    f"{dest} (dataset {ds.id}) changed since it was fetched: sha256 "
-                    f"{actual[:12]}… but the lock file records {entry['sha256'][:12]}…; "
-                    f"delete the file or run `pvdgeo fetch --force {ds.id}`"
-                )
-            log.debug("%s: verified %s", ds.id, dest)
-            return dest
-        log.info("%s: %s is present but not in the lock file; recording it", ds.id, dest)
-        _record(ds, dest, s, source="local file", source_sha256="")
+    if entry and entry.get("local_name") == ds.local_name:
+        actual = sha256_file(dest)
+        if actual != entry.get("sha256"):
+            raise ChecksumError(
+                f"{dest} (dataset {ds.id}) changed since it was fetched: sha256 "
+                f"{actual[:12]}… but the lock file {s.lock_file} records "
+                f"{str(entry.get('sha256'))[:12]}…; delete the file or run "
+                f"`pvdgeo fetch --force {ds.id}`"
+            )
+        log.debug("%s: verified %s", ds.id, dest)
         return dest
+    log.info("%s: %s is present but not in the lock file; recording it", ds.id, dest)
+    if ds.sha256 and ds.local_name == ds.mirror_path and sha256_file(dest) != ds.sha256:
+        log.warning(
+            "%s: %s differs from the catalogued vintage (%s, sha256 %s…); using it anyway",
+            ds.id, dest, ds.vintage, ds.sha256[:12],
+        )
+    _record(ds, dest, s, source="local file", source_sha256="")
+    return dest
 
+
+def _download_dataset(ds: Dataset, dest: Path, s: Settings) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.download")
+    # The temporary name keeps the mirror file's suffixes (converters pick the
+    # compression from them): data/raw/x/.1234.download.name.csv.gz
+    tmp = dest.with_name(f".{os.getpid()}.download.{Path(ds.mirror_path).name}")
     try:
         source, from_mirror = _download_to(ds, tmp, s)
         source_sha = sha256_file(tmp)
@@ -293,8 +346,10 @@ def _fetch_one(ds: Dataset, s: Settings, *, force: bool) -> Path:
                         f"dataset {ds.id}: {source} is not a valid {suffix} file ({exc})"
                     ) from None
         else:
-            os.replace(tmp, dest)
+            tmp.replace(dest)
     finally:
+        for i in range(len(ds.urls)):  # parts of multi-URL downloads
+            tmp.with_name(f"{tmp.name}.{i}").unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
     _record(ds, dest, s, source=source, source_sha256=source_sha)
     log.info("%s: wrote %s", ds.id, _rel(dest))
@@ -316,30 +371,24 @@ def _record(ds: Dataset, dest: Path, s: Settings, *, source: str, source_sha256:
         }
 
 
+_MIRROR_HINT = (
+    "use a mirror: GEO_MIRROR=/path/to/mirror (a directory laid out like ../shared/data) "
+    "or GEO_MIRROR=http://host/base (the same tree over HTTP), or `pvdgeo --mirror ...`"
+)
+
+
 def _download_to(ds: Dataset, tmp: Path, s: Settings) -> tuple[str, bool]:
     """Fill ``tmp`` with the dataset in mirror layout; returns (source, from_mirror)."""
     if s.mirror:
-        mirror = s.mirror.rstrip("/")
-        if urlparse(mirror).scheme in {"http", "https"}:
-            url = f"{mirror}/{quote(ds.mirror_path)}"
-            _http_download(url, tmp, s, label=ds.id)
-            return url, True
-        src = Path(mirror).expanduser() / ds.mirror_path
-        if not src.is_file():
-            raise DownloadError(
-                f"dataset {ds.id}: {ds.mirror_path} is not in the mirror {mirror} "
-                f"(expected file {src})"
-            )
-        _copy_with_progress(src, tmp, label=ds.id)
-        return str(src), True
+        return _from_mirror(ds, tmp, s.mirror.strip(), s), True
     if not ds.urls:
         raise DownloadError(
-            f"dataset {ds.id} has no official download URL (see {ds.homepage or 'catalogue'}); "
-            f"place the file at {s.raw_dir / ds.local_name} or use a mirror "
-            f"(GEO_MIRROR=/path/to/mirror or --mirror http://host/base)"
+            f"dataset {ds.id} has no official download URL (see "
+            f"{ds.homepage or s.catalogue_file}); place the file at "
+            f"{s.raw_dir / ds.local_name} or {_MIRROR_HINT}"
         )
-    errors = []
-    downloads = []
+    errors: list[str] = []
+    downloads: list[Path] = []
     for i, url in enumerate(ds.urls):
         target = tmp if len(ds.urls) == 1 else tmp.with_name(f"{tmp.name}.{i}")
         try:
@@ -353,75 +402,128 @@ def _download_to(ds: Dataset, tmp: Path, s: Settings) -> tuple[str, bool]:
         if not ds.convert:
             break  # alternatives: the first that works
     if not downloads or (ds.convert and len(downloads) != len(ds.urls)):
-        for p in downloads:
-            p.unlink(missing_ok=True)
         raise DownloadError(
-            f"could not download dataset {ds.id}: {' | '.join(errors)}. Without network, "
-            f"use a local mirror: GEO_MIRROR=/path/to/mirror (a directory laid out like "
-            f"../shared/data) or --mirror http://host/base"
+            f"could not download dataset {ds.id}: {' | '.join(errors)}. "
+            f"Without network, {_MIRROR_HINT}"
         )
     if ds.convert:
-        from geo import _convert
-
-        converter = getattr(_convert, ds.convert, None)
-        if converter is None:
-            raise DataSourceError(f"dataset {ds.id}: unknown converter {ds.convert!r}")
-        converter(downloads, tmp)
-        for p in downloads:
-            if p != tmp:
-                p.unlink(missing_ok=True)
+        _run_converter(ds, downloads, tmp)
     elif downloads[0] != tmp:
         downloads[0].replace(tmp)
     return " + ".join(ds.urls), False
 
 
-def _http_download(url: str, dest: Path, s: Settings, *, label: str) -> None:
-    """GET ``url`` into ``dest`` with retries, backoff and a length check."""
-    last: str = ""
-    for attempt in range(s.http_retries + 1):
-        if attempt:
-            delay = s.http_backoff_s * 2 ** (attempt - 1)
-            log.warning("%s: retrying %s in %.1f s (%s)", label, url, delay, last)
-            time.sleep(delay)
+def _from_mirror(ds: Dataset, tmp: Path, mirror: str, s: Settings) -> str:
+    parsed = urlparse(mirror)
+    if parsed.scheme in {"http", "https"}:
+        url = f"{mirror.rstrip('/')}/{quote(ds.mirror_path)}"
         try:
-            with requests.get(
-                url, stream=True, timeout=s.http_timeout_s, headers={"User-Agent": _USER_AGENT}
-            ) as resp:
-                if resp.status_code == 404:
-                    raise DownloadError(f"{url}: 404 not found")
-                if resp.status_code >= 400:
-                    last = f"HTTP {resp.status_code}"
-                    if resp.status_code in {408, 429} or resp.status_code >= 500:
+            _http_download(url, tmp, s, label=ds.id)
+        except DownloadError as exc:
+            raise DownloadError(f"dataset {ds.id} from the mirror {mirror}: {exc}") from None
+        return url
+    root = Path(parsed.path if parsed.scheme == "file" else mirror).expanduser()
+    if not root.is_dir():
+        raise DownloadError(
+            f"mirror {mirror} is not a directory (from GEO_MIRROR or --mirror); expected a "
+            f"folder laid out like ../shared/data or an http(s):// base URL"
+        )
+    src = root / ds.mirror_path
+    if not src.is_file():
+        raise DownloadError(
+            f"dataset {ds.id}: {ds.mirror_path} is not in the mirror {mirror} "
+            f"(expected file {src})"
+        )
+    _copy_with_progress(src, tmp, label=ds.id)
+    return str(src)
+
+
+def _run_converter(ds: Dataset, downloads: list[Path], out: Path) -> None:
+    """Turn the official download(s) into the mirror layout with ``ds.convert``."""
+    from geo import _convert
+
+    converter = getattr(_convert, ds.convert, None)
+    if converter is None or ds.convert not in _convert.__all__:
+        raise DataSourceError(f"dataset {ds.id}: unknown converter {ds.convert!r}")
+    try:
+        converter(downloads, out)
+    except GeoError as exc:
+        raise DataSourceError(
+            f"dataset {ds.id}: the official download ({', '.join(ds.urls)}) could not be "
+            f"converted to the mirror layout: {exc}"
+        ) from exc
+    except (ValueError, KeyError, IndexError, TypeError, OSError, EOFError,
+            zipfile.BadZipFile) as exc:
+        raise DataSourceError(
+            f"dataset {ds.id}: the official download ({', '.join(ds.urls)}) is not in the "
+            f"expected layout ({type(exc).__name__}: {exc}); the producer may have changed "
+            f"the format, see {ds.homepage or 'the catalogue'}"
+        ) from exc
+
+
+def _http_download(url: str, dest: Path, s: Settings, *, label: str) -> None:
+    """GET ``url`` into ``dest`` with retries, exponential backoff and a length check.
+
+    Transient failures (connection errors, time-outs, a connection closed before
+    ``Content-Length`` bytes, HTTP 408/429/5xx) are retried ``settings.http_retries``
+    times, waiting ``http_backoff_s`` x 1, 2, 4... seconds. ``dest`` never survives a
+    failure. Bytes are stored as served (``Accept-Encoding: identity``), so a ``.gz``
+    file stays compressed.
+    """
+    last = ""
+    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+    keep_encoded = urlparse(url).path.endswith((*_COMPRESSED, ".tgz", ".zip"))
+    try:
+        for attempt in range(s.http_retries + 1):
+            if attempt:
+                delay = s.http_backoff_s * 2 ** (attempt - 1)
+                log.warning("%s: retrying %s in %.1f s (%s)", label, url, delay, last)
+                time.sleep(delay)
+            try:
+                with requests.get(
+                    url, stream=True, timeout=s.http_timeout_s, headers=headers
+                ) as resp:
+                    if resp.status_code == 404:
+                        raise DownloadError(f"{url}: HTTP 404 not found")
+                    if resp.status_code >= 400:
+                        last = f"HTTP {resp.status_code} {resp.reason}"
+                        if resp.status_code in {408, 429} or resp.status_code >= 500:
+                            continue
+                        raise DownloadError(f"{url}: {last}")
+                    encoding = resp.headers.get("Content-Encoding", "identity").lower()
+                    decode = encoding not in {"", "identity"} and not keep_encoded
+                    expected = int(resp.headers.get("Content-Length") or 0) or None
+                    if decode:
+                        expected = None  # the length counts encoded bytes; we store decoded
+                    got = 0
+                    with dest.open("wb") as out, tqdm(
+                        total=expected, unit="B", unit_scale=True, desc=label, leave=False,
+                        disable=None,
+                    ) as bar:
+                        for chunk in resp.raw.stream(_CHUNK, decode_content=decode):
+                            out.write(chunk)
+                            got += len(chunk)
+                            bar.update(len(chunk))
+                    if expected is not None and got != expected:
+                        last = f"connection closed after {got} of {expected} bytes"
                         continue
-                    raise DownloadError(f"{url}: HTTP {resp.status_code}")
-                expected = int(resp.headers.get("Content-Length") or 0) or None
-                if resp.headers.get("Content-Encoding", "identity") != "identity":
-                    expected = None  # the length counts encoded bytes; we store decoded
-                got = 0
-                with dest.open("wb") as out, tqdm(
-                    total=expected, unit="B", unit_scale=True, desc=label, leave=False,
-                    disable=None,
-                ) as bar:
-                    for chunk in resp.raw.stream(_CHUNK, decode_content=True):
-                        out.write(chunk)
-                        got += len(chunk)
-                        bar.update(len(chunk))
-                if expected is not None and got != expected:
-                    last = f"connection closed after {got} of {expected} bytes"
-                    continue
-                return
-        except DownloadError:
-            raise
-        except (requests.RequestException, OSError) as exc:
-            last = _short_reason(exc)
-    dest.unlink(missing_ok=True)
-    raise DownloadError(f"{url}: failed after {s.http_retries + 1} attempts ({last})")
+                    return
+            except DownloadError:
+                raise
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                last = _short_reason(exc)
+        raise DownloadError(f"{url}: failed after {s.http_retries + 1} attempts ({last})")
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
 
 
 def _short_reason(exc: BaseException) -> str:
     text = str(exc)
     for marker in ("Name or service not known", "Temporary failure in name resolution",
-                   "Connection refused", "timed out", "Network is unreachable"):
+                   "No address associated with hostname", "Connection refused",
+                   "timed out", "Network is unreachable", "IncompleteRead",
+                   "Connection broken", "Connection reset"):
         if marker in text:
             return marker
     return f"{type(exc).__name__}: {text[:160]}"
@@ -448,18 +550,29 @@ def _rel(path: Path) -> str:
 
 
 def make_rules(settings: Settings | None = None) -> str:
-    """Make fragment: a ``RAW_<id>`` variable and a fetch rule per dataset, plus
-    ``RAW_GROUP_<kind>`` lists, so Makefile stages can name raw inputs as prerequisites."""
+    """Make fragment: a ``RAW_<id>`` variable and a fetch rule per dataset, plus lists.
+
+    Lists: ``RAW_GROUP_<kind>`` (every dataset of a kind), ``RAW_NATIONAL_<KIND>`` (the
+    national datasets of a kind, upper-case) and ``RAW_NATIONAL`` (every national one),
+    so Makefile stages can name their raw inputs as prerequisites. A rule fetches only
+    its own dataset (``make -j`` fetches in parallel; the lock file is shared safely).
+    """
     s = settings or get_settings()
     lines = ["# generated by `pvdgeo fetch --make-rules` from the dataset catalogue"]
     groups: dict[str, list[str]] = {}
+    national: dict[str, list[str]] = {}
     for ds in load_catalogue(s).values():
         var = f"RAW_{ds.id}"
         path = _rel(s.raw_dir / ds.local_name)
         lines += [f"{var} := {path}", f"{path}: | $(VENV_STAMP)", f"\t$(PVDGEO) fetch {ds.id}"]
         groups.setdefault(ds.kind, []).append(f"$({var})")
+        if ds.scope == "national":
+            national.setdefault(ds.kind.upper(), []).append(f"$({var})")
     for kind, vars_ in sorted(groups.items()):
         lines.append(f"RAW_GROUP_{kind} := {' '.join(vars_)}")
+    for kind, vars_ in sorted(national.items()):
+        lines.append(f"RAW_NATIONAL_{kind} := {' '.join(vars_)}")
+    lines.append(f"RAW_NATIONAL := {' '.join(v for vs in national.values() for v in vs)}")
     return "\n".join(lines) + "\n"
 
 
