@@ -5,9 +5,11 @@ Every stage function takes ``settings: Settings | None = None`` and falls back t
 
 1. the defaults below;
 2. a TOML file: ``$GEO_SETTINGS_FILE`` if set, else ``pvdgeo.toml`` in the working
-   directory if present (keys as below, at top level or under ``[geo]``);
+   directory if present (keys as below, at top level or under ``[geo]``; relative paths
+   are relative to the file's folder);
 3. ``GEO_*`` environment variables, e.g. ``GEO_WALK_SPEED_KMH=5``,
-   ``GEO_H3_RESOLUTIONS=8,9``, ``GEO_MIRROR=../shared/data``;
+   ``GEO_H3_RESOLUTIONS=8,9``, ``GEO_MIRROR=../shared/data`` (an empty value leaves an
+   optional setting unset);
 4. per call: ``get_settings(walk_speed_kmh=5)`` or ``settings.replace(...)``.
 
 Unknown keys and bad values raise :class:`geo.errors.SettingsError` naming them.
@@ -16,6 +18,7 @@ Unknown keys and bad values raise :class:`geo.errors.SettingsError` naming them.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -174,7 +177,9 @@ def _as_dict(s: Settings) -> dict[str, Any]:
 def _coerce(name: str, value: Any, origin: str) -> Any:
     """Convert ``value`` to the declared type of field ``name`` or raise SettingsError."""
     if name not in _FIELDS:
-        close = [k for k in _FIELDS if k.split("_")[0] in name or name.split("_")[0] in k]
+        close = difflib.get_close_matches(name, _FIELDS, n=5, cutoff=0.6)
+        close += [k for k in _FIELDS if name and (k.startswith(name) or name in k)]
+        close = list(dict.fromkeys(close))
         hint = f" (did you mean {', '.join(sorted(close)[:5])}?)" if close else ""
         raise SettingsError(
             f"unknown setting {name!r} from {origin}{hint}; known settings: "
@@ -182,12 +187,12 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         )
     kind = str(_FIELDS[name].type)
     try:
-        if value is None:
+        if value is None or (isinstance(value, str) and not value.strip() and "None" in kind):
             if "None" in kind:
                 return None
             raise ValueError("a value is required")
         if kind.startswith("Path"):
-            return Path(os.path.expanduser(str(value)))
+            return Path(str(value)).expanduser()
         if kind.startswith("str"):
             return str(value)
         if kind.startswith("bool"):
@@ -255,7 +260,9 @@ def _validate(s: Settings) -> None:
         )
     for crs_name in ("work_crs", "publish_crs"):
         if not str(getattr(s, crs_name)).upper().startswith("EPSG:"):
-            problems.append(f"{crs_name} must be an 'EPSG:nnnn' code (got {getattr(s, crs_name)!r})")
+            problems.append(
+                f"{crs_name} must be an 'EPSG:nnnn' code (got {getattr(s, crs_name)!r})"
+            )
     if s.mirror is not None and not s.mirror.strip():
         problems.append("mirror must be a directory or an http(s):// URL, not empty")
     if problems:
@@ -302,7 +309,11 @@ def load_settings(
     if toml_path is None and Path("pvdgeo.toml").is_file():
         toml_path = "pvdgeo.toml"
     if toml_path:
-        values.update(_coerce_all(_read_toml(Path(toml_path)), origin=f"file {toml_path}"))
+        from_file = _coerce_all(_read_toml(Path(toml_path)), origin=f"file {toml_path}")
+        for name, value in from_file.items():  # relative paths: relative to the file
+            if isinstance(value, Path) and not value.is_absolute():
+                from_file[name] = Path(toml_path).parent / value
+        values.update(from_file)
     # Variables read by other parts of the tool chain, not settings.
     not_settings = {"GEO_SETTINGS_FILE", "GEO_TEST_DATA", "GEO_LOG_LEVEL"}
     for key, raw in env.items():
