@@ -81,7 +81,7 @@ data: $(VENV_STAMP)
 # --- national reference tables -----------------------------------------------------
 
 REFERENCE := $(INTERIM)/communes.parquet
-$(REFERENCE): $(RAW_NATIONAL_REFERENCE) geo/communes.py | $(VENV_STAMP)
+$(REFERENCE): $(RAW_GROUP_reference) geo/communes.py $(DATA)/departements.csv | $(VENV_STAMP)
 	$(PVDGEO) commune --build-reference
 
 # --- one town --------------------------------------------------------------------------
@@ -89,7 +89,7 @@ $(REFERENCE): $(RAW_NATIONAL_REFERENCE) geo/communes.py | $(VENV_STAMP)
 # towns can run in parallel (scripts/run_towns.sh).
 
 TOWN_CARD := $(OUT)/town.json
-$(TOWN_CARD): $(REFERENCE) geo/communes.py | $(VENV_STAMP)
+$(TOWN_CARD): $(REFERENCE) $(RAW_communes_polygons) geo/communes.py | $(VENV_STAMP)
 	@mkdir -p $(LOGS)
 	$(PVDGEO) commune $(INSEE) --json $@ 2>&1 | tee $(LOGS)/commune.log
 

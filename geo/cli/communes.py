@@ -1,0 +1,96 @@
+"""``pvdgeo commune`` (town card) and ``pvdgeo typology-stats`` (national figures)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from geo import communes
+from geo._io import write_json_atomic
+from geo.errors import UnknownCommuneError
+from geo.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "commune",
+        help="print a commune's card (code or name, case- and accent-insensitive)",
+        description="Print the card of a commune given by INSEE code (01306, 2A004) or by "
+        "name ('pont de veyle'; add the département to disambiguate: 'Vernon 27').",
+    )
+    p.add_argument("query", nargs="?", help="INSEE code or commune name")
+    p.add_argument("--json", metavar="FILE", help="also write the card (with catchment) as JSON")
+    p.add_argument("--build-reference", action="store_true",
+                   help="(re)build data/interim/communes.parquet and exit")
+    p.set_defaults(func=run_commune)
+
+    t = sub.add_parser(
+        "typology-stats",
+        help="communes and population by typology (petite/moyenne/grande ville, PVD, ACV)",
+    )
+    t.add_argument("--year", type=int, default=2023,
+                   help=f"legal population year ({', '.join(map(str, communes.POPULATION_YEARS))})")
+    t.set_defaults(func=run_typology_stats)
+
+
+def _fmt_int(value: Any) -> str:
+    return "n.d." if value is None else f"{int(value):,}".replace(",", "\u202f")
+
+
+def format_card(card: dict[str, Any]) -> str:
+    """Human-readable town card (French labels)."""
+    programmes = [p for p, on in (("PVD", card["pvd"]), ("ACV", card["acv"])) if on]
+    lines = [
+        f"{card['nom']} ({card['insee']})",
+        f"  Département     {card['departement']} {card['departement_nom'] or ''}",
+        f"  Région          {card['region']} {card['region_nom'] or ''}",
+        f"  EPCI            {card['epci_nom'] or 'n.d.'} ({card['epci_siren'] or 'n.d.'})",
+        f"  Population      {_fmt_int(card['population'])} (légale 2023; 2016: "
+        f"{_fmt_int(card['pop_2016'])})",
+        f"  Typologie       {card['typologie'] or 'n.d.'}",
+        f"  Programmes      {', '.join(programmes) or 'aucun (ni PVD ni ACV)'}",
+        f"  Centralité      {card['centralite'] or 'n.d.'}",
+        f"  Densité         {card['densite'] or 'n.d.'}",
+        f"  Ruralité        {card['ruralite'] or 'n.d.'}",
+        f"  Montagne        {card['montagne'] or 'non'}",
+        f"  Aire d'attraction {card['aav_code'] or 'n.d.'}: "
+        f"{card['aav_categorie_libelle'] or 'n.d.'}",
+        f"  CRS de calcul   {card['metric_crs']}",
+    ]
+    c = card.get("catchment")
+    if c:
+        lines.append(
+            f"  Zone d'étude    {len(c['communes'])} communes dans {c['buffer_m'] / 1000:g} km "
+            f"({c['area_km2']:g} km²)"
+        )
+    if card.get("local_datasets"):
+        lines.append(f"  Données locales {', '.join(card['local_datasets'])}")
+    return "\n".join(lines)
+
+
+def run_commune(args: argparse.Namespace, settings: Settings) -> int:
+    if args.build_reference:
+        ref = communes.load_reference(settings)
+        print(f"{len(ref)} communes, {int(ref['pvd'].sum())} PVD, {int(ref['acv'].sum())} ACV")
+        return 0
+    if not args.query:
+        raise UnknownCommuneError("give an INSEE code or a commune name")
+    card = communes.town_card(args.query, settings=settings)
+    print(format_card(card))
+    if args.json:
+        path = write_json_atomic(Path(args.json), card)
+        print(f"wrote {path}")
+    return 0
+
+
+def run_typology_stats(args: argparse.Namespace, settings: Settings) -> int:
+    table = communes.typology_stats(args.year, settings=settings)
+    print(f"Population légale {args.year} par typologie (communes COG {settings.cog_year})")
+    print(f"{'groupe':<14}{'communes':>10}{'population':>14}{'part':>8}{'depuis 2016':>13}")
+    for r in table.itertuples():
+        print(f"{r.groupe:<14}{r.communes:>10,}{r.population:>14,}"
+              f"{r.part_population_nationale:>8.1%}{r.croissance_depuis_2016:>+13.2%}")
+    return 0
+
+
