@@ -33,6 +33,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"legal population year ({', '.join(map(str, communes.POPULATION_YEARS))})")
     t.set_defaults(func=run_typology_stats)
 
+    w = sub.add_parser(
+        "towns",
+        help="list INSEE codes of towns (PVD, ACV, by typology or département) for batch runs",
+        description="Print one INSEE code per line, e.g. for "
+        "scripts/run_towns.sh $(pvdgeo towns --pvd).",
+    )
+    w.add_argument("--pvd", action="store_true", help="Petites Villes de Demain towns")
+    w.add_argument("--acv", action="store_true", help="Action Cœur de Ville towns")
+    w.add_argument("--typologie", choices=communes.TYPOLOGIES, help="population class")
+    w.add_argument("--departement", action="append", default=[], metavar="CODE",
+                   help="only these départements (repeatable)")
+    w.set_defaults(func=run_towns)
+
 
 def _fmt_int(value: Any) -> str:
     return "n.d." if value is None else f"{int(value):,}".replace(",", "\u202f")
@@ -94,3 +107,17 @@ def run_typology_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+
+
+def run_towns(args: argparse.Namespace, settings: Settings) -> int:
+    ref = communes.load_reference(settings)
+    mask = ref["insee"].notna()
+    if args.pvd or args.acv:
+        mask &= (ref["pvd"] & args.pvd) | (ref["acv"] & args.acv)
+    if args.typologie:
+        mask &= ref["typologie"] == args.typologie
+    if args.departement:
+        mask &= ref["departement"].isin(args.departement)
+    for code in ref.loc[mask, "insee"]:
+        print(code)
+    return 0
