@@ -17,11 +17,16 @@ converted twice has the same sha256.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import logging
 import lzma
-from collections.abc import Sequence
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +35,21 @@ import pandas as pd
 from geo.errors import InputFileError, MissingColumnsError
 
 __all__ = [
+    "anct_acv_js",
+    "anct_pvd_2021_csv",
+    "anct_pvd_geojson",
+    "culture_festivals_csv",
+    "culture_museofile_csv",
     "decoupage_communes",
     "decoupage_epci",
     "decoupage_population_history",
+    "drees_apl_xlsx",
+    "geoapi_communes_geojson",
     "gzip_csv_strip_bom",
+    "insee_appartenance_zip",
+    "insee_bpe_counts_xlsx",
+    "insee_bpe_xy_zip",
+    "semicolon_csv_to_gz",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,6 +110,126 @@ def _zfill(series: pd.Series, width: int) -> pd.Series:
     text = series.astype("string").str.strip()
     text = text.str.replace(r"\.0$", "", regex=True)  # 1001.0 written by a float column
     return text.where(text.isna() | (text == ""), text.str.zfill(width))
+
+
+def _norm(name: Any) -> str:
+    """Header key insensitive to case, accents and punctuation: ``Code Insee commune``,
+    ``code_insee_commune`` (the field name of an Opendatasoft export) -> the same key."""
+    text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _pad(value: str, width: int) -> str:
+    """Zero-pad a numeric code that lost its leading zeros (``6004`` -> ``06004``)."""
+    value = value.strip()
+    if value.endswith(".0") and value[:-2].isdigit():
+        value = value[:-2]
+    return value.zfill(width) if value.isdigit() and len(value) < width else value
+
+
+def _decode(data: bytes, path: Path) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputFileError(f"{path}: neither UTF-8 nor Windows-1252 text")  # pragma: no cover
+
+
+def _read_delimited(path: Path, delimiters: str = ";|,\t") -> tuple[list[str], list[list[str]]]:
+    """Header and rows (all text) of a delimited file; see :func:`_parse_delimited`."""
+    return _parse_delimited(_decode(Path(path).read_bytes(), path), path, delimiters)
+
+
+def _parse_delimited(
+    text: str, source: Path, delimiters: str = ";|,\t"
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (all text) of delimited ``text``; the delimiter is the one of
+    ``delimiters`` most frequent in the header line; blank lines are skipped."""
+    first = text.split("\n", 1)[0]
+    delimiter = max(delimiters, key=first.count)
+    if first.count(delimiter) == 0:
+        raise InputFileError(f"{source}: no delimiter ({delimiters!r}) in the header {first!r}")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if not header:
+        raise InputFileError(f"{source}: empty file")
+    rows = [r for r in reader if any(c.strip() for c in r)]
+    bad = [i for i, r in enumerate(rows, 2) if len(r) != len(header)]
+    if bad:
+        raise InputFileError(
+            f"{source}: {len(bad)} row(s) do not have the {len(header)} columns of the "
+            f"header (first at data row {bad[0] - 1})"
+        )
+    return [h.strip() for h in header], rows
+
+
+def _write_rows(header: Sequence[str], rows: Iterable[Sequence[Any]], out: Path) -> None:
+    """Write text rows as a ','-separated CSV (minimal quoting, '\n' line ends)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in r] for r in rows)
+    _write_bytes(buf.getvalue().encode("utf-8"), out)
+
+
+def _column_index(header: Sequence[str], wanted: Sequence[str], source: Path) -> list[int]:
+    """Positions of the ``wanted`` columns in ``header``, matched with :func:`_norm`."""
+    keys = {_norm(h): i for i, h in enumerate(header)}
+    missing = [w for w in wanted if _norm(w) not in keys]
+    if missing:
+        raise MissingColumnsError(str(source), missing, list(header))
+    return [keys[_norm(w)] for w in wanted]
+
+
+def _cell_text(value: Any) -> str:
+    """An Excel cell as the mirror writes it: integral numbers without ``.0``."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _excel_sheets(book: Path | io.BytesIO, source: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Every sheet of a workbook as raw cells (no header, values as stored)."""
+    try:
+        return pd.read_excel(book, sheet_name=None, header=None, dtype=object,
+                             engine="openpyxl")
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise InputFileError(f"{source or book}: not a readable .xlsx workbook ({exc})") from None
+
+
+def _find_header(sheets: dict[str, pd.DataFrame], match, path: Path, what: str,
+                 prefer: Sequence[str] = (), max_rows: int = 30) -> tuple[pd.DataFrame, int]:
+    """The sheet and row index of the first row (within ``max_rows``) for which
+    ``match(list_of_normalised_cells)`` is true; sheets named in ``prefer`` first."""
+    names = [n for n in prefer if n in sheets] + [n for n in sheets if n not in prefer]
+    for name in names:
+        sheet = sheets[name]
+        for i in range(min(max_rows, len(sheet))):
+            if match([_norm(v) for v in sheet.iloc[i].tolist()]):
+                return sheet, i
+    raise InputFileError(
+        f"{path}: no {what} header row in the first {max_rows} rows of sheets "
+        f"{', '.join(map(repr, sheets))}"
+    )
+
+
+def _zip_member(path: Path, suffixes: Sequence[str], exclude: Sequence[str] = ()) -> str:
+    """Name of the largest member of zip ``path`` ending in one of ``suffixes``."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [
+                i for i in zf.infolist()
+                if i.filename.lower().endswith(tuple(suffixes))
+                and not any(x in i.filename.lower() for x in exclude)
+            ]
+    except zipfile.BadZipFile:
+        raise InputFileError(f"{path}: not a valid zip archive") from None
+    if not members:
+        raise InputFileError(f"{path}: the archive holds no {'/'.join(suffixes)} file")
+    return max(members, key=lambda i: i.file_size).filename
 
 
 # --- @etalab/decoupage-administratif (COG, EPCI, populations) ---------------------------
@@ -208,3 +344,456 @@ def gzip_csv_strip_bom(paths: Sequence[Path], out: Path) -> None:
     _write_bytes(data, out)
 
 
+
+
+def semicolon_csv_to_gz(paths: Sequence[Path], out: Path) -> None:
+    """A ';'-separated CSV (Opendatasoft export, Géorisques table) -> ','-separated CSV.gz.
+
+    Values are kept as text; INSEE commune codes are zero-padded to 5 characters and
+    département codes to 2 (``code INSEE``, ``code_insee``, ``DEP``, ``code_dept``); the
+    ``geolocalisation`` column (a copy of latitude/longitude) is dropped.
+    """
+    (path,) = _one(paths, "semicolon_csv_to_gz")
+    header, rows = _read_delimited(path, ";")
+    widths = {"code_insee": 5, "code_commune": 5, "dep": 2, "code_dept": 2,
+              "code_departement": 2}
+    drop = {"geolocalisation", "geo_point_2d", "geo_point"}
+    keep = [i for i, h in enumerate(header) if _norm(h) not in drop]
+    pad = {i: widths[_norm(header[i])] for i in keep if _norm(header[i]) in widths}
+    _write_rows(
+        [header[i] for i in keep],
+        ([_pad(r[i], pad[i]) if i in pad else r[i] for i in keep] for r in rows),
+        out,
+    )
+
+
+# --- ANCT programmes (PVD, ACV) -------------------------------------------------------
+
+_LISTE_GEO = re.compile(r"\s*([^;]+?)\s*\(([0-9][0-9AB][0-9]{3})\)\s*(?:[;,]|$)")
+
+
+def _liste_geo(text: str) -> list[tuple[str, str]]:
+    """``"Béthune (62119); Bruay-la-Buissière (62178)"`` -> [(name, code), ...]."""
+    return [(m.group(1), m.group(2)) for m in _LISTE_GEO.finditer(text or "")]
+
+
+def _point(geometry: dict[str, Any] | None) -> tuple[float | None, float | None]:
+    """Longitude and latitude of a GeoJSON Point (mean of a MultiPoint)."""
+    if not geometry or not geometry.get("coordinates"):
+        return None, None
+    coords = geometry["coordinates"]
+    if geometry.get("type") == "Point":
+        coords = [coords]
+    lon = sum(c[0] for c in coords) / len(coords)
+    lat = sum(c[1] for c in coords) / len(coords)
+    return lon, lat
+
+
+def _features(path: Path, what: str) -> list[dict[str, Any]]:
+    doc = _read_json(path, what)
+    if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
+        raise InputFileError(f"{path}: expected a GeoJSON FeatureCollection of {what}")
+    return doc["features"]
+
+
+def anct_pvd_geojson(paths: Sequence[Path], out: Path) -> None:
+    """ANCT superposeur ``pvd_geom.geojson`` (one point per PVD territory, its communes
+    in ``liste_geo``) -> one row per commune.
+
+    Columns: ``id_pvd, lib_territoire, date_signature, insee_com, lib_com,
+    n_communes_territoire, lon_territoire, lat_territoire`` (territory point, 6 decimals).
+    """
+    (path,) = _one(paths, "anct_pvd_geojson")
+    rows = []
+    for f in _features(path, "PVD territories"):
+        props = f.get("properties") or {}
+        if "liste_geo" not in props or "id_territoire" not in props:
+            raise MissingColumnsError(str(path), ["id_territoire", "liste_geo"], list(props))
+        communes = _liste_geo(props["liste_geo"])
+        if not communes:
+            raise InputFileError(
+                f"{path}: territory {props['id_territoire']}: no 'Name (code)' in "
+                f"liste_geo {props['liste_geo']!r}"
+            )
+        lon, lat = _point(f.get("geometry"))
+        for name, code in communes:
+            rows.append({
+                "id_pvd": props["id_territoire"],
+                "lib_territoire": props.get("lib_territoire"),
+                "date_signature": props.get("date_signature"),
+                "insee_com": code,
+                "lib_com": name,
+                "n_communes_territoire": len(communes),
+                "lon_territoire": None if lon is None else round(lon, 6),
+                "lat_territoire": None if lat is None else round(lat, 6),
+            })
+    _write_csv(pd.DataFrame(rows), out)
+
+
+#: Columns of the 2021 PVD list that hold personal data (mayor's name, e-mail, site).
+PVD_2021_PERSONAL = ("nom_maire", "mel_mairie", "site_mairie")
+
+
+def anct_pvd_2021_csv(paths: Sequence[Path], out: Path) -> None:
+    """ANCT ``pvd_carte-interactive_20200122.csv`` -> the same table without the
+    personal-data columns (:data:`PVD_2021_PERSONAL`); R's ``NA`` becomes empty."""
+    (path,) = _one(paths, "anct_pvd_2021_csv")
+    header, rows = _read_delimited(path, ",;")
+    _column_index(header, ["id_pvd", "insee_com", "lib_com"], path)
+    keep = [i for i, h in enumerate(header) if _norm(h) not in PVD_2021_PERSONAL]
+    _write_rows(
+        [header[i] for i in keep],
+        (["" if r[i] == "NA" else r[i] for i in keep] for r in rows),
+        out,
+    )
+
+
+_ACV_COLUMNS = [
+    "insee_com", "id_acv", "lib_com", "lib_com_carto", "iso_territoire_2", "pop",
+    "insee_dep", "insee_reg", "siren_epci", "lib_reg",
+]
+
+
+def anct_acv_js(paths: Sequence[Path], out: Path) -> None:
+    """ANCT ``coeurdeville.js`` (a GeoJSON assigned to a JavaScript variable) and the
+    superposeur ``acv2_geom.geojson`` -> one row per ACV commune.
+
+    Codes are zero-padded (``insee_com`` 5, ``insee_dep`` and ``insee_reg`` 2
+    characters); ``lon``/``lat`` come from the point; ``in_acv2_superposeur_2023`` is
+    True for every commune listed in an ACV 2 territory. (The mirror file flags only the
+    last commune of its 5 two-commune ACV 2 territories; this converter flags both.)
+    """
+    js_path, acv2_path = _one(paths, "anct_acv_js", 2)
+    text = _decode(js_path.read_bytes(), js_path).strip()
+    m = re.match(r"^(?:(?:var|let|const)\s+\w+\s*=\s*)?(\{.*\})\s*;?\s*$", text, re.S)
+    if not m:
+        raise InputFileError(f"{js_path}: expected `var NAME = {{GeoJSON}};`")
+    try:
+        features = json.loads(m.group(1))["features"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputFileError(f"{js_path}: the assigned object is not GeoJSON ({exc})") from None
+    acv2 = {
+        code
+        for f in _features(acv2_path, "ACV 2 territories")
+        for _, code in _liste_geo((f.get("properties") or {}).get("liste_geo", ""))
+    }
+    rows = []
+    for f in features:
+        props = f.get("properties") or {}
+        missing = [c for c in _ACV_COLUMNS if c not in props]
+        if missing:
+            raise MissingColumnsError(str(js_path), missing, list(props))
+        row = {c: _cell_text(props[c]) for c in _ACV_COLUMNS}
+        row["insee_com"] = _pad(row["insee_com"], 5)
+        row["insee_dep"] = _pad(row["insee_dep"], 2)
+        row["insee_reg"] = _pad(row["insee_reg"], 2)
+        lon, lat = _point(f.get("geometry"))
+        row["lon"], row["lat"] = lon, lat
+        row["in_acv2_superposeur_2023"] = row["insee_com"] in acv2
+        rows.append(row)
+    _write_csv(pd.DataFrame(rows), out)
+
+
+# --- INSEE -----------------------------------------------------------------------------
+
+_APPARTENANCE_COLUMNS = {  # column -> width of its zero-padded code (0: text)
+    "CODGEO": 5, "LIBGEO": 0, "DEP": 2, "REG": 2, "ARR": 3, "CV": 4, "EPCI": 0,
+    "NATURE_EPCI": 0, "ZE2020": 4, "UU2020": 5, "TUU2017": 0, "TDUU2017": 0,
+    "AAV2020": 3, "TAAV2017": 0, "TDAAV2017": 0, "CATEAAV2020": 0, "BV2012": 5,
+}
+
+
+def insee_appartenance_zip(paths: Sequence[Path], out: Path) -> None:
+    """INSEE ``table-appartenance-geo-communes-YY.zip`` (an .xlsx with a 5-row title
+    block, sheet ``COM``) -> CSV.gz of the communes with the mirror's 17 columns.
+
+    Codes are text, zero-padded as in the mirror (CODGEO 5, DEP/REG 2, ARR 3, CV 4,
+    ZE2020 4, UU2020 5, AAV2020 3, BV2012 5). A CSV member (';' or ',') is read the same.
+    """
+    (path,) = _one(paths, "insee_appartenance_zip")
+    member = _zip_member(path, (".xlsx", ".csv"), exclude=("doc", "metadonn"))
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read(member)
+    source = Path(f"{path}!{member}")
+    if member.lower().endswith(".csv"):
+        header, rows = _parse_delimited(_decode(data, source), source, ";,")
+    else:
+        sheets = _excel_sheets(io.BytesIO(data), source)
+        sheet, i = _find_header(sheets, lambda cells: "codgeo" in cells, source,
+                                "CODGEO", prefer=("COM",))
+        header = [_cell_text(v) for v in sheet.iloc[i].tolist()]
+        rows = [[_cell_text(v) for v in r] for r in sheet.iloc[i + 1:].itertuples(index=False)]
+        rows = [r for r in rows if any(r)]
+    idx = _column_index(header, list(_APPARTENANCE_COLUMNS), source)
+    widths = list(_APPARTENANCE_COLUMNS.values())
+    _write_rows(
+        list(_APPARTENANCE_COLUMNS),
+        ([_pad(r[j], w) if w else r[j] for j, w in zip(idx, widths, strict=True)]
+         for r in rows),
+        out,
+    )
+
+
+def insee_bpe_xy_zip(paths: Sequence[Path], out: Path) -> None:
+    """INSEE ``BPEyy.zip`` -> its geolocated facility table (the largest CSV member,
+    unchanged: ';'-separated, Lambert-93 ``LAMBERT_X``/``LAMBERT_Y``)."""
+    (path,) = _one(paths, "insee_bpe_xy_zip")
+    member = _zip_member(path, (".csv",), exclude=("varmod", "meta", "doc"))
+    with zipfile.ZipFile(path) as zf, zf.open(member) as src:
+        _write_bytes(src.read(), out)
+
+
+_BPE_CODE = re.compile(r"^[A-G][0-9]{3}$")
+_BPE_COMMUNE_KEYS = ("depcom", "codgeo", "inseecom", "com", "code_commune")
+
+
+def _typequ_labels(year: int) -> dict[str, str]:
+    """TYPEQU code -> label of BPE ``year`` from the catalogued nomenclature."""
+    from geo.sources import ensure  # late import: geo.sources runs the converters
+
+    path = ensure("bpe_typequ")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    column = f"libelle_bpe{year}"
+    columns = [column] if column in table else [c for c in table if c.startswith("libelle")]
+    labels: dict[str, str] = {}
+    for col in columns:
+        for code, label in zip(table["typequ"], table[col], strict=True):
+            if label:
+                labels.setdefault(code, label)
+    return labels
+
+
+def _match_label(header: str, labels: dict[str, str]) -> str | None:
+    """TYPEQU whose label is ``header``, or starts with it when Excel truncated it."""
+    exact = [c for c, lab in labels.items() if lab == header]
+    if len(exact) == 1:
+        return exact[0]
+    prefix = [c for c, lab in labels.items() if len(header) >= 20 and lab.startswith(header)]
+    return prefix[0] if len(prefix) == 1 else None
+
+
+def insee_bpe_counts_xlsx(paths: Sequence[Path], out: Path) -> None:
+    """INSEE BPE commune x equipment-type table (.xlsx) -> long format
+    ``annee, depcom, typequ, libelle, nb_equip`` (non-zero counts only).
+
+    The header row holds the commune code (``DEPCOM``/``CODGEO``/``INSEECOM``) and one
+    column per equipment type, named by its TYPEQU code (labels then come from the
+    adjacent label row, else the nomenclature) or by its label (mapped to the code with
+    the ``bpe_typequ`` nomenclature; labels truncated by Excel are matched by prefix).
+    Rows follow the columns' order, communes sorted. The year comes from the output name
+    (``bpe2013_...``) or the sheet's title cells.
+    """
+    (path,) = _one(paths, "insee_bpe_counts_xlsx")
+    sheets = _excel_sheets(path)
+    sheet, h = _find_header(sheets, lambda cells: any(k in cells for k in _BPE_COMMUNE_KEYS),
+                            path, "commune code (DEPCOM/CODGEO/INSEECOM)")
+    header = [_cell_text(v) for v in sheet.iloc[h].tolist()]
+    year = _bpe_year(out, sheet.iloc[:h], path)
+    code_col = next(j for j, v in enumerate(header) if _norm(v) in _BPE_COMMUNE_KEYS)
+    above = [_cell_text(v) for v in sheet.iloc[h - 1].tolist()] if h else [""] * len(header)
+    body = sheet.iloc[h + 1:]
+    labels: dict[str, str] | None = None
+    types: list[tuple[int, str, str]] = []  # column, typequ, label
+    unknown = []
+    for j, name in enumerate(header):
+        if j == code_col or not name:
+            continue
+        values = pd.to_numeric(body.iloc[:, j], errors="coerce")
+        if values.notna().sum() == 0:
+            continue  # a text column (LIBGEO, REG...)
+        if _BPE_CODE.match(name):
+            label = above[j] if above[j] and not _BPE_CODE.match(above[j]) else ""
+            if not label:
+                labels = labels if labels is not None else _typequ_labels(year)
+                label = labels.get(name, "")
+            types.append((j, name, label))
+            continue
+        if _norm(name) in {"reg", "dep", "arr", "an", "annee", "pop", "population"}:
+            continue
+        labels = labels if labels is not None else _typequ_labels(year)
+        code = _match_label(name, labels)
+        if code is None:
+            unknown.append(name)
+        else:
+            types.append((j, code, name))
+    if unknown:
+        raise InputFileError(
+            f"{path}: column(s) {', '.join(map(repr, unknown[:10]))} match no BPE {year} "
+            f"equipment label of the TYPEQU nomenclature"
+        )
+    if not types:
+        raise InputFileError(f"{path}: no equipment-type column found")
+    depcom = body.iloc[:, code_col].map(_cell_text).map(lambda c: _pad(c, 5))
+    order = depcom[depcom != ""].sort_values(kind="stable").index
+    parts = []
+    for j, code, label in types:
+        counts = pd.to_numeric(body.iloc[:, j], errors="coerce").loc[order]
+        counts = counts[counts > 0]
+        parts.append(pd.DataFrame({
+            "annee": year, "depcom": depcom.loc[counts.index], "typequ": code,
+            "libelle": label, "nb_equip": counts.round().astype("int64"),
+        }))
+    _write_csv(pd.concat(parts, ignore_index=True), out)
+
+
+def _bpe_year(out: Path, title: pd.DataFrame, path: Path) -> int:
+    m = re.search(r"bpe_?((?:19|20)\d\d)", Path(out).name, re.I)
+    if m:
+        return int(m.group(1))
+    for value in title.to_numpy().ravel():
+        m = re.search(r"\b((?:19|20)\d\d)\b", _cell_text(value))
+        if m:
+            return int(m.group(1))
+    raise InputFileError(f"{path}: cannot tell the BPE year (from the file or the title)")
+
+
+# --- DREES APL -----------------------------------------------------------------------------
+
+
+def drees_apl_xlsx(paths: Sequence[Path], out: Path) -> None:
+    """DREES APL workbook (.xlsx) -> CSV.gz, one row per commune.
+
+    The header row is found by its ``Code commune`` cell (title rows above it and notes
+    below the table are skipped); the first two columns are written as ``Code commune``
+    (5-character text) and ``Libellé de la commune``, every other column as a float.
+    """
+    (path,) = _one(paths, "drees_apl_xlsx")
+    sheets = _excel_sheets(path)
+    sheet, h = _find_header(
+        sheets, lambda cells: any(c.startswith("code_commune") for c in cells), path,
+        "'Code commune'")
+    raw_header = [" ".join(_cell_text(v).split()) for v in sheet.iloc[h].tolist()]
+    last = max(j for j, v in enumerate(raw_header) if v) + 1
+    header = raw_header[:last]
+    code_j = next(j for j, v in enumerate(header) if _norm(v).startswith("code_commune"))
+    body = sheet.iloc[h + 1:, :last]
+    codes = body.iloc[:, code_j].map(_cell_text)
+    end = codes.eq("").to_numpy().nonzero()[0]  # the table ends at the first blank code
+    body = body.iloc[: end[0]] if len(end) else body
+    table = pd.DataFrame({"Code commune": body.iloc[:, code_j].map(_cell_text).map(
+        lambda c: _pad(c, 5))})
+    label_j = next((j for j, v in enumerate(header) if _norm(v).startswith("libelle")), None)
+    if label_j is None:
+        raise MissingColumnsError(str(path), ["Libellé de la commune"], header)
+    table["Libellé de la commune"] = body.iloc[:, label_j].map(_cell_text)
+    for j, name in enumerate(header):
+        if j in (code_j, label_j):
+            continue
+        values = pd.to_numeric(body.iloc[:, j].map(
+            lambda v: str(v).replace(",", ".").strip() if isinstance(v, str) else v),
+            errors="coerce")
+        table[name] = values.astype("float64")
+    bad = table["Code commune"].str.fullmatch(r"[0-9][0-9AB][0-9]{3}").eq(False)
+    if bad.any():
+        raise InputFileError(
+            f"{path}: {int(bad.sum())} row(s) have no 5-character commune code "
+            f"(first: {table.loc[bad, 'Code commune'].iloc[0]!r})"
+        )
+    _write_csv(table, out)
+
+
+# --- culture ---------------------------------------------------------------------------------
+
+_MUSEOFILE_COLUMNS = [
+    "Identifiant", "Nom_officiel", "Adresse", "Lieu", "Code_postal", "Ville", "Departement",
+    "Region", "URL", "Categorie", "Domaine_thematique", "Protection_batiment",
+    "Protection_espace", "Refmer", "Annee_creation", "Date_de_mise_a_jour",
+]
+
+
+def _lat_lon(text: str) -> tuple[str, str]:
+    """``"45.790491, 4.797411"`` -> ("45.790491", "4.797411"); blanks stay blank."""
+    parts = [p.strip() for p in (text or "").split(",")]
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else ("", "")
+
+
+def culture_museofile_csv(paths: Sequence[Path], out: Path) -> None:
+    """Muséofile export (';' or '|' separated, 24 columns) -> the mirror's 18 columns:
+    16 descriptive ones (long free texts and the telephone dropped) and ``Coordonnees``
+    split into ``lat``/``lon`` (WGS84)."""
+    (path,) = _one(paths, "culture_museofile_csv")
+    header, rows = _read_delimited(path, ";|")
+    idx = _column_index(header, _MUSEOFILE_COLUMNS, path)
+    (coord,) = _column_index(header, ["Coordonnees"], path)
+    _write_rows(
+        [*_MUSEOFILE_COLUMNS, "lat", "lon"],
+        ([*(r[i] for i in idx), *_lat_lon(r[coord])] for r in rows),
+        out,
+    )
+
+
+_FESTIVAL_COLUMNS = [
+    "Nom du festival", "Envergure territoriale", "Région principale de déroulement",
+    "Département principal de déroulement", "Commune principale de déroulement",
+    "Code postal (de la commune principale de déroulement)", "Code Insee commune",
+    "Code Insee EPCI", "Libellé EPCI", "Numéro de voie",
+    "Type de voie (rue, Avenue, boulevard, etc.)", "Nom de la voie", "Adresse postale",
+    "Complément d'adresse (facultatif)", "Site internet du festival",
+    "Décennie de création du festival", "Année de création du festival",
+    "Discipline dominante", "Sous-catégorie spectacle vivant", "Sous-catégorie musique",
+    "Sous-catégorie Musique CNM", "Sous-catégorie cinéma et audiovisuel",
+    "Sous-catégorie arts visuels et arts numériques", "Sous-catégorie livre et littérature",
+    "Période principale de déroulement du festival", "Identifiant Agence A", "Identifiant",
+    "identifiant CNM",
+]
+
+
+def culture_festivals_csv(paths: Sequence[Path], out: Path) -> None:
+    """Ministère de la Culture festivals export (';') -> ','-separated CSV.gz.
+
+    ``Adresse e-mail`` (personal data) is dropped, ``Géocodage xy`` split into
+    ``lat``/``lon``, the postal and INSEE commune codes zero-padded to 5 characters.
+    """
+    (path,) = _one(paths, "culture_festivals_csv")
+    header, rows = _read_delimited(path, ";")
+    idx = _column_index(header, _FESTIVAL_COLUMNS, path)
+    (xy,) = _column_index(header, ["Géocodage xy"], path)
+    padded = {idx[_FESTIVAL_COLUMNS.index(c)] for c in (
+        "Code postal (de la commune principale de déroulement)", "Code Insee commune")}
+    _write_rows(
+        [*_FESTIVAL_COLUMNS, "lat", "lon"],
+        ([*(_pad(r[i], 5) if i in padded else r[i] for i in idx), *_lat_lon(r[xy])]
+         for r in rows),
+        out,
+    )
+
+
+# --- commune polygons ------------------------------------------------------------------------
+
+#: INSEE codes of the municipal arrondissements of Paris, Lyon and Marseille.
+_ARM = re.compile(r"^(751(0[1-9]|1[0-9]|20)|6938[1-9]|132(0[1-9]|1[0-6]))$")
+
+
+def geoapi_communes_geojson(paths: Sequence[Path], out: Path) -> None:
+    """geo.api.gouv.fr ``/communes?format=geojson&geometry=contour`` -> an xz-compressed
+    GeoPackage, layer ``communes`` (EPSG:4326, MultiPolygon): ``insee``, ``type``
+    (``COM`` or ``ARM``), ``nom``, sorted by code; features without geometry dropped."""
+    import geopandas as gpd
+    from shapely.geometry import MultiPolygon, shape
+
+    (path,) = _one(paths, "geoapi_communes_geojson")
+    rows = []
+    for f in _features(path, "communes"):
+        props = f.get("properties") or {}
+        if "code" not in props or "nom" not in props:
+            raise MissingColumnsError(str(path), ["code", "nom"], list(props))
+        if not f.get("geometry"):
+            continue
+        geom = shape(f["geometry"])
+        if geom.geom_type == "Polygon":
+            geom = MultiPolygon([geom])
+        kind = str(props.get("type") or "")
+        kind = {"commune-actuelle": "COM", "arrondissement-municipal": "ARM"}.get(kind, kind)
+        if kind not in {"COM", "ARM"}:
+            kind = "ARM" if _ARM.match(props["code"]) else "COM"
+        rows.append({"insee": props["code"], "type": kind, "nom": props["nom"], "geometry": geom})
+    if not rows:
+        raise InputFileError(f"{path}: no commune with a geometry")
+    gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+    gdf = gdf.sort_values("insee", kind="stable").reset_index(drop=True)
+    gpkg = Path(out).with_name(Path(out).name.removesuffix(".xz") + ".tmp.gpkg")
+    try:
+        gdf.to_file(gpkg, layer="communes", driver="GPKG", engine="pyogrio")
+        _write_bytes(gpkg.read_bytes(), out)
+    finally:
+        gpkg.unlink(missing_ok=True)
