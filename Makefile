@@ -71,7 +71,8 @@ $(RAW)/datasets.mk: $(DATA)/sources.toml geo/sources.py | $(VENV_STAMP)
 	@mkdir -p $(@D)
 	$(PVDGEO) -q fetch --make-rules > $@.tmp && mv $@.tmp $@
 
-ifeq ($(filter install install-web help clean distclean lint,$(MAKECMDGOALS)),)
+# (not for goals that need no data, nor for a bare `make`, which shows the help)
+ifeq ($(filter install install-web help clean distclean lint,$(or $(MAKECMDGOALS),help)),)
 -include $(RAW)/datasets.mk
 endif
 

@@ -56,6 +56,7 @@ from geo.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
     "Dataset",
+    "catalogue_markdown",
     "dataset_path",
     "datasets_for_town",
     "ensure",
@@ -544,6 +545,38 @@ def _rel(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def _coverage(ds: Dataset) -> str:
+    if ds.scope == "local":
+        parts = [f"dép. {d}" for d in ds.departements] + list(ds.insee)
+        return "local: " + ", ".join(parts)
+    if ds.scope == "production":
+        return "national (production only, not in the test mirror)"
+    return "national"
+
+
+def catalogue_markdown(settings: Settings | None = None, *, scope: str | None = None) -> str:
+    """The catalogue as a Markdown table for the README: id, title (linked to the
+    producer's page), producer, licence, vintage and coverage; ``scope`` keeps only
+    ``national``, ``local`` or ``production`` datasets."""
+
+    def cell(text: str) -> str:
+        return " ".join(str(text).split()).replace("|", "\\|")
+
+    lines = [
+        "| id | dataset | producer | licence | vintage | coverage |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ds in load_catalogue(settings).values():
+        if scope is not None and ds.scope != scope:
+            continue
+        title = f"[{cell(ds.title)}]({ds.homepage})" if ds.homepage else cell(ds.title)
+        lines.append(
+            f"| `{ds.id}` | {title} | {cell(ds.producer)} | {cell(ds.licence)} | "
+            f"{cell(ds.vintage)} | {cell(_coverage(ds))} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # --- make integration -------------------------------------------------------------------

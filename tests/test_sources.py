@@ -517,3 +517,77 @@ def test_make_rules(tmp_path: Path) -> None:
     assert len(listed) == sum(
         1 for d in catalogue.values() if d.scope == "national" and d.kind == "reference"
     )
+
+
+def test_multi_part_official_download(http_mirror: str, faults, tmp_path: Path) -> None:
+    """A dataset built from two official files (ACV list + ACV 2 territories): both are
+    downloaded and converted; when one part is missing nothing is left behind."""
+    www = tmp_path / "www"
+    www.mkdir()
+    js = {"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [1.8322, 50.1086]},
+        "properties": {"insee_com": 80001, "id_acv": "ACV001", "lib_com": "Abbeville",
+                       "lib_com_carto": "Abbeville", "iso_territoire_2": "FR", "pop": 22595,
+                       "insee_dep": 80, "insee_reg": 32, "siren_epci": 200070993,
+                       "lib_reg": "Hauts-de-France"}}]}
+    (www / "coeurdeville.js").write_text("var JS = " + json.dumps(js) + ";", encoding="utf-8")
+    (www / "acv2.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": None,
+         "properties": {"liste_geo": "Abbeville (80001)"}}]}), encoding="utf-8")
+    _MirrorHandler.extra.update({"/o/coeurdeville.js": www / "coeurdeville.js",
+                                 "/o/acv2.geojson": www / "acv2.geojson"})
+    cat = tmp_path / "sources.toml"
+    cat.write_text(textwrap.dedent(f"""
+        [datasets.acv]
+        title = "ACV"
+        producer = "ANCT"
+        licence = "Licence Ouverte 2.0"
+        vintage = "2024-04"
+        format = "csv"
+        mirror_path = "programmes/acv.csv"
+        urls = ["{http_mirror}/o/coeurdeville.js", "{http_mirror}/o/acv2.geojson"]
+        convert = "anct_acv_js"
+        """), encoding="utf-8")
+    s = _settings(tmp_path / "data", mirror=None, catalogue_file=cat, http_retries=1)
+    faults["/o/acv2.geojson"] = ["404"]
+    with pytest.raises(DownloadError, match=r"could not download dataset acv: .*acv2.geojson"):
+        sources.fetch(["acv"], settings=s)
+    assert _leftovers(s.raw_dir) == []  # the downloaded first part is removed too
+    assert not (s.raw_dir / "programmes" / "acv.csv").exists()
+
+    (path,) = sources.fetch(["acv"], settings=s)
+    assert path.read_text(encoding="utf-8").splitlines()[1] == (
+        "80001,ACV001,Abbeville,Abbeville,FR,22595,80,32,200070993,Hauts-de-France,"
+        "1.8322,50.1086,True"
+    )
+    assert sources.provenance(s)["acv"]["source"] == (
+        f"{http_mirror}/o/coeurdeville.js + {http_mirror}/o/acv2.geojson"
+    )
+    assert _leftovers(s.raw_dir) == []
+
+
+def test_catalogue_markdown(tmp_path: Path, capsys) -> None:
+    catalogue = sources.load_catalogue(load_settings(environ={}))
+    try:
+        assert main(["fetch", "--list", "--markdown"]) == 0
+    finally:
+        from geo.settings import reset_settings
+
+        reset_settings()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| id | dataset | producer | licence | vintage | coverage |"
+    rows = {line.split(" | ")[0].strip("| `"): line for line in lines[2:]}
+    assert list(rows) == list(catalogue)
+    apl = rows["apl_mg"]
+    assert "| DREES | Licence Ouverte 2.0 | APL 2021 (populations 2019, COG ~2022) |" in apl
+    assert f"]({catalogue['apl_mg'].homepage})" in apl
+    assert rows["osm_pont_de_veyle"].endswith("| local: 01306 |")
+    assert rows["clc2018_lot"].endswith("| local: dép. 46 |")
+    for line in [lines[0], *lines[2:]]:
+        assert line.count(" | ") == 5  # 6 cells, no stray separator
+
+    cat = tmp_path / "sources.toml"
+    cat.write_text('[datasets.x]\ntitle = "A | B"\nproducer = "P"\nlicence = "L"\n'
+                   'vintage = "V"\nformat = "csv"\nmirror_path = "x.csv"\n', encoding="utf-8")
+    table = sources.catalogue_markdown(load_settings(environ={}, catalogue_file=cat))
+    assert table.splitlines()[2] == "| `x` | A \\| B | P | L | V | national |"

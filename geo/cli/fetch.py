@@ -21,6 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--town", metavar="INSEE", help="also the local datasets covering a town")
     p.add_argument("--force", action="store_true", help="download again even if present")
     p.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    p.add_argument(
+        "--markdown", action="store_true",
+        help="with --list: print the catalogue as a Markdown table (id, title, producer, "
+        "licence, vintage, coverage), as in the README",
+    )
     p.add_argument("--make-rules", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -30,6 +35,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(sources.make_rules(settings))
         return 0
     catalogue = sources.load_catalogue(settings)
+    if args.list and args.markdown:
+        sys.stdout.write(sources.catalogue_markdown(settings))
+        return 0
     if args.list:
         width = max(len(i) for i in catalogue)
         for ds in catalogue.values():
