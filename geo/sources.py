@@ -121,7 +121,7 @@ class Dataset:
 
 # --- catalogue ----------------------------------------------------------------------
 
-_catalogue_cache: dict[Path, tuple[float, dict[str, Dataset]]] = {}
+_catalogue_cache: dict[Path, tuple[tuple[int, int], dict[str, Dataset]]] = {}
 
 _REQUIRED = ("title", "producer", "licence", "vintage", "format", "mirror_path")
 
@@ -131,7 +131,8 @@ def load_catalogue(settings: Settings | None = None) -> dict[str, Dataset]:
     s = settings or get_settings()
     path = Path(s.catalogue_file)
     try:
-        mtime = path.stat().st_mtime
+        stat = path.stat()
+        mtime = (stat.st_mtime_ns, stat.st_size)  # a rewrite within a tick changes the size
     except FileNotFoundError:
         raise DataSourceError(f"dataset catalogue {path} does not exist") from None
     cached = _catalogue_cache.get(path)
@@ -149,17 +150,41 @@ def load_catalogue(settings: Settings | None = None) -> dict[str, Dataset]:
         if missing:
             problems.append(f"{ds_id}: missing {', '.join(missing)}")
             continue
-        fields = {k: v for k, v in entry.items() if k in known}
+        fields = {k: v for k, v in entry.items() if k in known and k not in {"id", "extra"}}
         extra = {k: v for k, v in entry.items() if k not in known}
         for key in ("urls", "insee", "departements"):
             if key in fields:
                 value = fields[key]
                 fields[key] = tuple([value] if isinstance(value, str) else value)
+        problems += _check_entry(ds_id, fields)
         out[ds_id] = Dataset(id=ds_id, extra=extra, **fields)
     if problems:
         raise DataSourceError(f"dataset catalogue {path}: " + "; ".join(problems))
     _catalogue_cache[path] = (mtime, out)
     return out
+
+
+_SCOPES = ("national", "local", "production")
+
+
+def _check_entry(ds_id: str, fields: dict[str, Any]) -> list[str]:
+    """Problems with the types and values of one catalogue entry."""
+    problems = []
+    for key in ("urls", "insee", "departements"):
+        if not all(isinstance(v, str) and v for v in fields.get(key, ())):
+            problems.append(f"{ds_id}: {key} must be a list of strings")
+    if not isinstance(fields.get("decompress", False), bool):
+        problems.append(f"{ds_id}: decompress must be true or false")
+    scope = fields.get("scope", "national")
+    if scope not in _SCOPES:
+        problems.append(f"{ds_id}: scope {scope!r} is not one of {', '.join(_SCOPES)}")
+    if scope == "local" and not (fields.get("insee") or fields.get("departements")):
+        problems.append(f"{ds_id}: a local dataset needs insee or departements")
+    if fields.get("convert") and not fields.get("urls"):
+        problems.append(f"{ds_id}: convert is set but there is no URL to convert from")
+    if Path(fields["mirror_path"]).is_absolute() or ".." in Path(fields["mirror_path"]).parts:
+        problems.append(f"{ds_id}: mirror_path must be relative, inside the mirror")
+    return problems
 
 
 def get_dataset(dataset_id: str, settings: Settings | None = None) -> Dataset:

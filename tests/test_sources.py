@@ -201,6 +201,19 @@ def test_bad_catalogue_is_reported(tmp_path: Path) -> None:
     cat.write_text("[datasets.x\n", encoding="utf-8")
     with pytest.raises(DataSourceError, match="not valid TOML"):
         sources.load_catalogue(_settings(tmp_path, catalogue_file=cat))
+    base = 'title = "X"\nproducer = "P"\nlicence = "L"\nvintage = "V"\nformat = "csv"\n'
+    cat.write_text(
+        f'[datasets.a]\n{base}mirror_path = "../x.csv"\nscope = "regional"\n'
+        f'[datasets.b]\n{base}mirror_path = "b.csv"\nscope = "local"\ndecompress = "yes"\n'
+        f'[datasets.c]\n{base}mirror_path = "c.csv"\nconvert = "anct_acv_js"\nurls = [1]\n',
+        encoding="utf-8")
+    with pytest.raises(DataSourceError) as err:
+        sources.load_catalogue(_settings(tmp_path, catalogue_file=cat))
+    for problem in ("a: scope 'regional' is not one of national, local, production",
+                    "a: mirror_path must be relative", "b: decompress must be true or false",
+                    "b: a local dataset needs insee or departements",
+                    "c: urls must be a list of strings"):
+        assert problem in str(err.value)
 
 
 # --- directory mirror -------------------------------------------------------------------------
