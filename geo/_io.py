@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json_atomic"]
+__all__ = ["atomic_path", "read_parquet_metadata", "write_json_atomic", "write_parquet"]
 
 
 @contextlib.contextmanager
@@ -54,3 +54,37 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n",
                        encoding="utf-8")
     return Path(path)
+
+
+def write_parquet(
+    df: Any, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write a (Geo)DataFrame to Parquet atomically, with ``metadata`` stored as JSON under
+    the ``pvdgeo`` key of the file's key-value metadata (vintages, sources, CRS...).
+
+    GeoDataFrames are written as GeoParquet (``geopandas.read_parquet`` reads them back);
+    read the metadata with :func:`read_parquet_metadata`.
+    """
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False)
+    buffer.seek(0)
+    table = pq.read_table(buffer)
+    if metadata:
+        existing = dict(table.schema.metadata or {})
+        existing[b"pvdgeo"] = json.dumps(metadata, ensure_ascii=False, default=str).encode()
+        table = table.replace_schema_metadata(existing)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(path)
+
+
+def read_parquet_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``pvdgeo`` metadata written by :func:`write_parquet` (``{}`` if none)."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(b"pvdgeo")
+    return json.loads(raw) if raw else {}
