@@ -8,6 +8,7 @@
 #   make demo                    the whole pipeline for the demo town (Pont-de-Veyle 01306)
 #   make town INSEE=46127        the whole pipeline for one town, into data/out/<INSEE>/
 #   make data                    fetch every national dataset into data/raw/
+#   make facility-counts         facility counts per commune for all France (data/interim/)
 #   make bench                   benchmarks, figures in bench/results/
 #   make serve                   serve the viewer on http://127.0.0.1:$(PORT)/
 #   make clean                   remove outputs (data/out, data/interim); raw data is kept
@@ -35,11 +36,11 @@ PORT   ?= 8765
 VENV_STAMP := $(VENV)/.installed
 WEB_STAMP  := node_modules/.installed
 
-.PHONY: install install-web test lint demo town data bench serve clean distclean help
+.PHONY: install install-web test lint demo town data bench serve clean distclean help facility-counts
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- environment ----------------------------------------------------------------
 
@@ -85,6 +86,16 @@ REFERENCE := $(INTERIM)/communes.parquet
 $(REFERENCE): $(RAW_GROUP_reference) geo/communes.py $(DATA)/departements.csv | $(VENV_STAMP)
 	$(PVDGEO) commune --build-reference
 
+# Facility counts per category and per 10,000 inhabitants for every commune (BPE 2013
+# counts, or the geolocated BPE when downloaded; Muséofile, CNC, festivals, Géorisques).
+FACILITY_COUNTS := $(INTERIM)/facility_counts_communes.parquet
+$(FACILITY_COUNTS): $(REFERENCE) $(RAW_bpe_2013_counts) $(RAW_museofile) $(RAW_cinemas) \
+		$(RAW_festivals) $(RAW_eoliennes) $(RAW_communes_polygons) \
+		geo/facilities.py geo/_categories.py $(DATA)/categories.toml | $(VENV_STAMP)
+	$(PVDGEO) facilities --counts --out $@
+
+facility-counts: $(FACILITY_COUNTS)
+
 # --- one town --------------------------------------------------------------------------
 # Each town is an independent unit: inputs, outputs and logs under data/out/<INSEE>/, so
 # towns can run in parallel (scripts/run_towns.sh).
@@ -95,6 +106,17 @@ $(TOWN_CARD): $(REFERENCE) $(RAW_communes_polygons) geo/communes.py | $(VENV_STA
 	$(PVDGEO) commune $(INSEE) --json $@ 2>&1 | tee $(LOGS)/commune.log
 
 TOWN_OUTPUTS := $(TOWN_CARD)
+
+# Facilities of the town and its catchment communes (geo.facilities): the town's OSM
+# extract when one is catalogued (RAW_TOWN_osm_<insee>), the national culture and energy
+# registers; the geolocated BPE too when it has been downloaded (`pvdgeo fetch bpe_xy`).
+FACILITY_CODE := geo/facilities.py geo/_categories.py $(DATA)/categories.toml
+FACILITY_RAW  := $(RAW_museofile) $(RAW_cinemas) $(RAW_festivals) $(RAW_eoliennes)
+FACILITIES := $(OUT)/facilities.parquet
+$(FACILITIES): $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) $(FACILITY_RAW) $(FACILITY_CODE) | $(VENV_STAMP)
+	@mkdir -p $(LOGS)
+	$(PVDGEO) facilities $(INSEE) --out $@ 2>&1 | tee $(LOGS)/facilities.log
+TOWN_OUTPUTS += $(FACILITIES)
 
 town: $(TOWN_OUTPUTS)
 	@echo "Town $(INSEE): outputs in $(OUT)/"

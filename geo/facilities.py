@@ -104,10 +104,6 @@ _DTYPES = {
     "power_mw": "float64",
 }
 
-# Municipal arrondissements (Paris, Lyon, Marseille) -> their commune.
-_ARRONDISSEMENTS = (("751", "75056"), ("6938", "69123"), ("132", "13055"))
-
-
 # --- reports ---------------------------------------------------------------------------
 
 
@@ -215,7 +211,8 @@ def _points_from_xy(
 
 
 def _current_code(code: object, code_map: Mapping[str, str] | None) -> str | None:
-    """Current COG code of a commune code (old, merged or an arrondissement)."""
+    """Current COG code of a commune code (old, merged or an arrondissement, through
+    :func:`geo.communes.current_code_map`); unknown codes are kept as they are."""
     if code is None or (isinstance(code, float) and code != code) or code is pd.NA:
         return None
     text = str(code).strip()
@@ -223,9 +220,6 @@ def _current_code(code: object, code_map: Mapping[str, str] | None) -> str | Non
         return None
     if text.isdigit() and len(text) < 5:
         text = text.zfill(5)
-    for prefix, commune in _ARRONDISSEMENTS:
-        if text.startswith(prefix) and text != commune and len(text) == 5:
-            return commune
     if code_map:
         return code_map.get(text, text)
     return text
@@ -395,6 +389,9 @@ def read_osm_pois(
     report = SourceReport("osm", str(path))
     with _osm_readable(path) as readable:
         records = _scan_osm(readable, cats, report)
+    stamp = _osm_timestamp(path)
+    if stamp:
+        report.notes.append(f"OSM data as of {stamp}")
     cols: dict[str, list[Any]] = {k: [] for k in ("source", "source_id", "category",
                                                    "subcategory", "name", "brand", "power_mw",
                                                    "geometry")}
@@ -529,6 +526,20 @@ def _scan_osm(path: Path, cats: Categories, report: SourceReport) -> list[dict]:
         report.notes.append(f"{partial} way(s) reference nodes missing from the extract (cut "
                             "by its clip): placed from the nodes present")
     return records
+
+
+def _osm_timestamp(path: Path) -> str | None:
+    """Replication timestamp of an OSM XML file (Overpass ``osm_base`` or the ``timestamp``
+    attribute of ``<osm>``), if it says."""
+    if ".pbf" in path.suffixes:
+        return None
+    with contextlib.suppress(InputFileError):
+        head = _head_text(path)[:4096]
+        m = re.search(r'osm_base="([^"]+)"', head) or re.search(
+            r'<osm\b[^>]*\btimestamp="([^"]+)"', head)
+        if m:
+            return m.group(1)
+    return None
 
 
 def _way_point(coords: list[tuple[float, float]], *, closed: bool) -> Point | None:
@@ -998,8 +1009,8 @@ def _name_tokens(name: object, generic: frozenset[str]) -> frozenset[str]:
 def names_similar(a: object, b: object, *, generic: Iterable[str] = ()) -> bool | None:
     """Whether two facility names designate the same place.
 
-    Names are compared without accents, case, stop words and ``generic`` words (the words
-    of the category's labels: "pharmacie", "cinéma"...): similar when one's words contain
+    Names are compared without accents, case, stop words and ``generic`` words (what the
+    facility is, e.g. "pharmacie", "cinema"): similar when one's words contain
     the other's, or when their sorted words are at least 80 % alike. ``None`` when either
     name is missing or only generic words.
     """
@@ -1012,14 +1023,22 @@ def names_similar(a: object, b: object, *, generic: Iterable[str] = ()) -> bool 
     return SequenceMatcher(None, " ".join(sorted(ta)), " ".join(sorted(tb))).ratio() >= 0.8
 
 
+_GENERIC_EXTRA = {
+    "commerces": {"sarl", "sas", "eurl", "sa", "ets", "magasin", "boutique"},
+    "sante": {"cabinet", "docteur", "dr", "centre", "medical", "medicale"},
+    "culture": {"cine", "espace", "salle"},
+    "education": {"groupe", "scolaire", "public", "publique", "prive", "privee"},
+    "services": {"agence"},
+}
+
+
 def _generic_words(cats: Categories) -> dict[str, frozenset[str]]:
-    words: dict[str, set[str]] = {c: set() for c in CATEGORY_KEYS}
+    """Words that say what a facility is rather than which one: the words of the category's
+    subcategory keys ("pharmacie", "cinema", "ecole") and a few more."""
+    words: dict[str, set[str]] = {c: set(_GENERIC_EXTRA.get(c, ())) for c in CATEGORY_KEYS}
     for sub in cats.subcategories.values():
-        words[sub.category] |= set(normalize_text(sub.label).split())
         words[sub.category] |= set(sub.key.split("_"))
-    extra = {"commerces": {"sarl", "sas", "eurl", "sa", "ets"}, "sante": {"cabinet", "docteur",
-             "dr", "centre"}, "culture": {"salle", "espace", "musee", "cine"}}
-    return {c: frozenset(w | extra.get(c, set())) for c, w in words.items()}
+    return {c: frozenset(w) for c, w in words.items()}
 
 
 def deduplicate(
@@ -1388,10 +1407,10 @@ def commune_counts(
     # BPE-based columns are unknown (not zero) where the BPE vintage has no commune.
     bpe_subs = {k for k, v in cats.subcategories.items()
                 if (v.bpe_2021 if use_xy else v.bpe_2013) and k not in dedicated}
-    covered_deps = {_dep(c) for c in bpe_long["insee"].unique()}
-    uncovered = ~out.index.map(_dep).isin(covered_deps)
+    covered_deps = {communes.departement_of(c) for c in bpe_long["insee"].unique()}
+    uncovered = ~out.index.map(communes.departement_of).isin(covered_deps)
     if uncovered.any():
-        deps = sorted({_dep(c) for c in out.index[uncovered]})
+        deps = sorted({communes.departement_of(c) for c in out.index[uncovered]})
         log.info("BPE has no commune in département(s) %s: their BPE-based counts are empty",
                  ", ".join(deps))
         bpe_cols = [f"n_{k}" for k in bpe_subs]
@@ -1428,10 +1447,6 @@ def commune_counts(
         "categories_version": cats.version,
     }
     return out
-
-
-def _dep(insee: str) -> str:
-    return insee[:3] if insee.startswith("97") else insee[:2]
 
 
 def write_commune_counts(
