@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,19 @@ __all__ = ["log_to_file", "setup_logging"]
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the *current* ``sys.stderr`` (not the one at creation), so a console
+    handler set up once keeps working when stderr is replaced (tests, notebooks)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(verbosity: int = 0) -> None:
     """Console logging: -1 warnings, 0 info, 1+ debug (``GEO_LOG_LEVEL`` overrides)."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
@@ -20,7 +34,7 @@ def setup_logging(verbosity: int = 0) -> None:
     root = logging.getLogger("geo")
     root.setLevel(level)
     if not any(getattr(h, "_geo_console", False) for h in root.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         handler._geo_console = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -48,8 +48,12 @@ def mirror_settings(shared_data: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture
-def use_settings(mirror_settings: Settings):
-    """Install ``mirror_settings`` as the process-wide settings for one test."""
+def use_settings(mirror_settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    """Install ``mirror_settings`` as the process-wide settings for one test, and in the
+    environment (``GEO_DATA_DIR``, ``GEO_MIRROR``) so that ``geo.cli.main``, which loads
+    its settings from the environment, uses them too when a test calls it in-process."""
+    monkeypatch.setenv("GEO_DATA_DIR", str(mirror_settings.data_dir))
+    monkeypatch.setenv("GEO_MIRROR", str(mirror_settings.mirror))
     set_settings(mirror_settings)
     yield mirror_settings
     reset_settings()
