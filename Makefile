@@ -88,7 +88,7 @@ $(REFERENCE): $(RAW_GROUP_reference) geo/communes.py $(DATA)/departements.csv | 
 
 # Facility counts per category and per 10,000 inhabitants for every commune (BPE 2013
 # counts, or the geolocated BPE when downloaded; Muséofile, CNC, festivals, Géorisques).
-FACILITY_COUNTS := $(INTERIM)/facility_counts_communes.parquet
+FACILITY_COUNTS := $(INTERIM)/facilities_communes.parquet
 $(FACILITY_COUNTS): $(REFERENCE) $(RAW_bpe_2013_counts) $(RAW_museofile) $(RAW_cinemas) \
 		$(RAW_festivals) $(RAW_eoliennes) $(RAW_communes_polygons) \
 		geo/facilities.py geo/_categories.py $(DATA)/categories.toml | $(VENV_STAMP)

@@ -23,8 +23,8 @@ Stages:
   town's metric CRS, deduplicated across sources (written to
   ``data/out/<insee>/facilities.parquet``);
 - :func:`commune_counts`: facility counts per category and subcategory and per 10,000
-  inhabitants for every commune of France from the national sources (written to
-  ``data/interim/facility_counts_communes.parquet``).
+  inhabitants for every commune of France from the national sources;
+  :func:`facilities_by_commune` caches them in ``data/interim/facilities_communes.parquet``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from difflib import SequenceMatcher
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +67,7 @@ __all__ = [
     "commune_counts",
     "deduplicate",
     "empty_facilities",
+    "facilities_by_commune",
     "load_categories",
     "locate_communes",
     "names_similar",
@@ -96,7 +98,7 @@ FACILITY_COLUMNS = [
 SOURCE_PRIORITY = ("eoliennes", "museofile", "cinemas", "festivals", "osm", "bpe")
 
 #: File name of the national counts in ``settings.interim_dir``.
-COUNTS_FILE = "facility_counts_communes.parquet"
+COUNTS_FILE = "facilities_communes.parquet"
 
 _DTYPES = {
     "facility_id": "str", "source": "str", "source_id": "str", "category": "str",
@@ -1335,19 +1337,21 @@ def commune_counts(
 
     Sources: the BPE (the geolocated file when downloaded, else the 2013 per-commune
     counts; ``bpe`` forces one), Muséofile (``musee``), CNC (``cinema``), festivals
-    (``festival``) and Géorisques (``eolienne`` and ``eolienne_mw``). A subcategory that
-    has its own national register is counted from it only. Old commune codes are mapped to
-    the current COG.
+    (``festival``) and Géorisques (``eolienne`` and ``eolienne_power_mw``). A subcategory
+    that has its own national register is counted from it only. Old commune codes are
+    mapped to the current COG. Subcategories no national source measures (cafés, heritage,
+    town halls in the BPE 2013...) are empty, not zero, and left out of category totals
+    (``attrs["meta"]["sources_by_subcategory"]`` says where each count comes from).
 
     Returns
     -------
     DataFrame
         One row per commune of the reference: ``insee``, ``nom``, ``population``,
-        ``n_<category>``, ``n_<category>_per_10k``, ``n_<subcategory>``, ``eolienne_mw``
-        and ``commerces_chain_share`` (share of named shops and restaurants that are
-        chains; only from the geolocated BPE, else empty). BPE-based columns are empty for
-        départements the BPE vintage does not cover. ``attrs["meta"]`` records sources,
-        vintages and reports.
+        ``n_<category>``, ``n_<category>_per_10k``, ``n_<subcategory>``,
+        ``n_<subcategory>_per_10k``, ``eolienne_power_mw`` and ``commerces_chain_share``
+        (share of named shops and restaurants that are chains; only from the geolocated
+        BPE, else empty). BPE-based columns are empty for départements the BPE vintage
+        does not cover. ``attrs["meta"]`` records sources, vintages and reports.
     """
     s = settings or get_settings()
     from geo import communes
@@ -1396,40 +1400,46 @@ def commune_counts(
     wide = wide.reindex(columns=subs, fill_value=0).reindex(ref["insee"], fill_value=0)
     wide.columns = [f"n_{c}" for c in wide.columns]
 
-    out = ref[["insee", "nom", "population"]].set_index("insee")
-    out = out.join(wide.astype("Int64"))
-    for cat in CATEGORY_KEYS:
-        cols = [f"n_{k}" for k in cats.subcategory_keys(cat)]
-        out[f"n_{cat}"] = out[cols].sum(axis=1).astype("Int64")
-    mw = national[(national["subcategory"] == "eolienne") & national["insee"].notna()]
-    out["eolienne_mw"] = mw.groupby("insee")["power_mw"].sum().reindex(out.index).fillna(0.0)
-
-    # BPE-based columns are unknown (not zero) where the BPE vintage has no commune.
+    # Subcategories measured nationally: from their own register, or from the BPE vintage's
+    # nomenclature. The others (cafés, heritage, town halls before BPE 2021...) stay empty.
     bpe_subs = {k for k, v in cats.subcategories.items()
                 if (v.bpe_2021 if use_xy else v.bpe_2013) and k not in dedicated}
+    measured = [k for k in subs if k in dedicated or k in bpe_subs]
+    out = ref[["insee", "nom", "population"]].set_index("insee")
+    out = out.join(wide.astype("Int64"))
+    for k in subs:
+        if k not in measured:
+            out[f"n_{k}"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    for cat in CATEGORY_KEYS:
+        cols = [f"n_{k}" for k in cats.subcategory_keys(cat) if k in measured]
+        out[f"n_{cat}"] = out[cols].sum(axis=1).astype("Int64")
+    mw = national[(national["subcategory"] == "eolienne") & national["insee"].notna()]
+    out["eolienne_power_mw"] = (mw.groupby("insee")["power_mw"].sum().reindex(out.index)
+                                .fillna(0.0).round(3))
+
+    # BPE-based columns are unknown (not zero) where the BPE vintage has no commune.
     covered_deps = {communes.departement_of(c) for c in bpe_long["insee"].unique()}
     uncovered = ~out.index.map(communes.departement_of).isin(covered_deps)
     if uncovered.any():
         deps = sorted({communes.departement_of(c) for c in out.index[uncovered]})
         log.info("BPE has no commune in département(s) %s: their BPE-based counts are empty",
                  ", ".join(deps))
-        bpe_cols = [f"n_{k}" for k in bpe_subs]
-        out.loc[uncovered, bpe_cols] = pd.NA
+        out.loc[uncovered, [f"n_{k}" for k in bpe_subs]] = pd.NA
         for cat in CATEGORY_KEYS:
             if any(cats.category_of(k) == cat for k in bpe_subs):
                 out.loc[uncovered, f"n_{cat}"] = pd.NA
 
     pop = pd.to_numeric(out["population"], errors="coerce").astype("float64")
-    for cat in CATEGORY_KEYS:
-        per = out[f"n_{cat}"].astype("Float64") / pop.where(pop > 0) * 10_000
-        out[f"n_{cat}_per_10k"] = per.astype("Float64").round(3)
+    per_10k = 10_000 / pop.where(pop > 0)
+    for key in (*CATEGORY_KEYS, *subs):
+        out[f"n_{key}_per_10k"] = (out[f"n_{key}"].astype("Float64") * per_10k).round(3)
     out["commerces_chain_share"] = (chain_share.reindex(out.index).astype("Float64")
                                     if chain_share is not None
                                     else pd.array([pd.NA] * len(out), dtype="Float64"))
     cat_cols = [c for k in CATEGORY_KEYS for c in (f"n_{k}", f"n_{k}_per_10k")]
-    sub_cols = [f"n_{k}" for k in subs]
+    sub_cols = [c for k in subs for c in (f"n_{k}", f"n_{k}_per_10k")]
     out = out.reset_index()[["insee", "nom", "population", *cat_cols, *sub_cols,
-                             "eolienne_mw", "commerces_chain_share"]]
+                             "eolienne_power_mw", "commerces_chain_share"]]
     used = {"bpe": str(xy_path if use_xy else sources.dataset_path(bpe_id, s))}
     used.update({k: r.path for k, r in national.attrs["reports"].items()})
     out.attrs["meta"] = {
@@ -1437,9 +1447,10 @@ def commune_counts(
         "cog_year": s.cog_year, "population_year": s.population_year,
         "bpe": bpe_id, "inputs": used, "vintages": _vintages(used, s),
         "sources_by_subcategory": {
-            k: next((src for src, sub in cats.source_subcategory.items() if sub == k), "bpe")
-            for k in subs if k in dedicated or k in bpe_subs
+            k: next((src for src, sub in cats.source_subcategory.items() if sub == k), bpe_id)
+            for k in measured
         },
+        "not_measured": [k for k in subs if k not in measured],
         "reports": {k: r.as_dict() for k, r in reports.items()},
         "checks": {k: {"n_checked": c.n_checked, "n_mismatch": c.n_mismatch,
                        "mismatch_rate": round(c.mismatch_rate, 4), "n_unlocated": c.n_unlocated}
@@ -1453,7 +1464,7 @@ def write_commune_counts(
     counts: pd.DataFrame, path: str | Path | None = None, *, settings: Settings | None = None
 ) -> Path:
     """Write :func:`commune_counts` to Parquet (default
-    ``data/interim/facility_counts_communes.parquet``), atomically, with its metadata."""
+    ``data/interim/facilities_communes.parquet``), atomically, with its metadata."""
     s = settings or get_settings()
     target = Path(path) if path is not None else s.interim_dir / COUNTS_FILE
     meta = dict(counts.attrs.get("meta", {}))
@@ -1462,3 +1473,31 @@ def write_commune_counts(
     write_parquet(frame, target, metadata=meta)
     log.info("wrote facility counts of %d communes to %s", len(frame), target)
     return target
+
+
+def facilities_by_commune(settings: Settings | None = None) -> pd.DataFrame:
+    """:func:`commune_counts`, cached in ``data/interim/facilities_communes.parquet``.
+
+    Rebuilt when the cache is missing or older than its inputs (raw files, the categories
+    file, this module, the commune reference code) or when the geolocated BPE has been
+    downloaded since.
+    """
+    s = settings or get_settings()
+    from geo import communes
+
+    cache = s.interim_dir / COUNTS_FILE
+    ids = ["museofile", "cinemas", "festivals", "eoliennes", "communes_polygons",
+           "communes_cog"]
+    xy = sources.dataset_path("bpe_xy", s)
+    inputs = [sources.ensure(i, s) for i in ids]
+    inputs += [xy] if xy.is_file() else [sources.ensure("bpe_2013_counts", s)]
+    inputs += [Path(__file__), Path(load_categories.__code__.co_filename),
+               Path(s.categories_file), Path(communes.__file__)]
+    if not cache.exists() or cache.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
+        write_commune_counts(commune_counts(settings=s), cache, settings=s)
+    return _read_counts_cached(str(cache), cache.stat().st_mtime).copy()
+
+
+@lru_cache(maxsize=2)
+def _read_counts_cached(path: str, mtime: float) -> pd.DataFrame:
+    return pd.read_parquet(path)

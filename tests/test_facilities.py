@@ -609,7 +609,8 @@ def test_national_counts_match_the_raw_tables(counts, shared_data, mirror_settin
         wind["date_maj"]))]
     wind["insee"] = wind["code_insee"].map(code_map)
     mw = pd.to_numeric(wind["puissance"]).groupby(wind["insee"]).sum()
-    np.testing.assert_allclose(c["eolienne_mw"], mw.reindex(c.index, fill_value=0))
+    np.testing.assert_allclose(c["eolienne_power_mw"], mw.reindex(c.index, fill_value=0),
+                               atol=1e-3)
     assert int(c["n_eolienne"].sum()) == len(wind)
     # Per 10,000 inhabitants.
     pop = c["population"].astype("float64")
@@ -631,5 +632,22 @@ def test_national_counts_file(counts, mirror_settings, tmp_path):
     meta = read_parquet_metadata(path)
     assert meta["cog_year"] == mirror_settings.cog_year
     assert meta["sources_by_subcategory"]["cinema"] == "cinemas"
-    assert meta["sources_by_subcategory"]["pharmacie"] == "bpe"
+    assert meta["sources_by_subcategory"]["pharmacie"] == "bpe_2013_counts"
     assert 0 < meta["checks"]["cinemas"]["mismatch_rate"] < 0.03
+    # What no national source measures is empty, not zero: no café register, no town hall
+    # in the BPE 2013 nomenclature, no heritage list.
+    for key in ("cafe_bar", "mairie", "monument_historique"):
+        assert key in meta["not_measured"]
+        assert back[f"n_{key}"].isna().all()
+    assert back["n_pharmacie_per_10k"].notna().sum() > 30_000
+
+
+def test_facilities_by_commune_is_cached(mirror_settings):
+    first = facilities.facilities_by_commune(mirror_settings)
+    cache = mirror_settings.interim_dir / facilities.COUNTS_FILE
+    stamp = cache.stat().st_mtime_ns
+    again = facilities.facilities_by_commune(mirror_settings)
+    assert cache.stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(first, again)
+    assert {"n_sante_per_10k", "n_cinema", "n_musee", "n_festival", "n_eolienne",
+            "eolienne_power_mw", "commerces_chain_share"} <= set(first.columns)

@@ -92,7 +92,7 @@ def _run_counts(args: argparse.Namespace, settings: Settings) -> int:
           f"BPE: {meta.get('bpe')}")
     totals = {cat: int(counts[f"n_{cat}"].sum()) for cat in facilities.CATEGORY_KEYS}
     print("  " + ", ".join(f"{k} {v:,}" for k, v in totals.items()))
-    print(f"  wind power {counts['eolienne_mw'].sum():,.0f} MW")
+    print(f"  wind power {counts['eolienne_power_mw'].sum():,.0f} MW")
     for name, check in meta.get("checks", {}).items():
         print(f"  {name}: {check['n_mismatch']} of {check['n_checked']} points "
               f"({check['mismatch_rate']:.1%}) in another commune polygon than their code")
