@@ -1118,24 +1118,18 @@ def deduplicate(
         return gdf
     prio = {src: i for i, src in enumerate(SOURCE_PRIORITY)}
     rank = np.array([prio.get(src, len(prio)) for src in first_src])
-    gdf["_root"], gdf["_rank"] = roots, rank
-    gdf = gdf.sort_values(["_root", "_rank"], kind="stable")
-    merged_rows = []
-    for _, group in gdf.groupby("_root", sort=False):
-        row = group.iloc[0].copy()
-        if len(group) > 1:
-            for col in ("name", "brand", "chain", "power_mw", "insee"):
-                if pd.isna(row[col]):
-                    vals = group[col].dropna()
-                    if len(vals):
-                        row[col] = vals.iloc[0]
-            row["source"] = ";".join(group["source"])
-            row["source_id"] = ";".join(group["source_id"])
-        merged_rows.append(row)
-    out = gpd.GeoDataFrame(merged_rows, geometry=gdf.geometry.name, crs=gdf.crs)
-    out = out.drop(columns=["_root", "_rank"]).sort_index().reset_index(drop=True)
-    for col, dtype in _DTYPES.items():
-        out[col] = out[col].astype(dtype)
+    work = gdf.assign(_root=roots, _rank=rank, _order=np.arange(n))
+    work = work.sort_values(["_root", "_rank"], kind="stable")
+    grouped = work[work["_root"].duplicated(keep=False)].groupby("_root", sort=False)
+    out = work[~work["_root"].duplicated()].set_index("_root")
+    merged = grouped.size().index
+    out.loc[merged, "source"] = grouped["source"].agg(";".join)
+    out.loc[merged, "source_id"] = grouped["source_id"].agg(";".join)
+    for col in ("name", "brand", "chain", "power_mw", "insee"):
+        # the first non-empty value, in source priority order
+        out.loc[merged, col] = out.loc[merged, col].fillna(grouped[col].first())
+    out = out.sort_values("_order").reset_index(drop=True)
+    out = gpd.GeoDataFrame(out[FACILITY_COLUMNS], geometry="geometry", crs=gdf.crs)
     log.info("deduplicate: %d rows -> %d facilities (%d merged across sources, %.0f m)",
              n, len(out), n - len(out), d)
     return out[FACILITY_COLUMNS]

@@ -21,7 +21,6 @@ from geo._categories import load_categories, normalize_text
 from geo._io import read_parquet_metadata
 from geo.cli import main
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
-from geo.settings import reset_settings
 
 PDV_OSM = "osm/ain-pont-de-veyle/pont-de-veyle_01306_overpass2022.osm.gz"
 REDON_RAW = "osm/bretagne-redon/redon_35236_centre_overpass2019.osm.xz"
@@ -541,14 +540,10 @@ def test_locate_communes_needs_a_crs(polygons_wgs84):
 # --- towns and national counts --------------------------------------------------------------
 
 
-def test_town_facilities_cli(mirror_settings, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("GEO_DATA_DIR", str(mirror_settings.data_dir))
-    monkeypatch.setenv("GEO_MIRROR", str(mirror_settings.mirror))
+def test_town_facilities_cli(use_settings, tmp_path, capsys):
+    mirror_settings = use_settings
     out = tmp_path / "01306.parquet"
-    try:
-        assert main(["facilities", "01306", "--out", str(out)]) == 0
-    finally:
-        reset_settings()
+    assert main(["facilities", "01306", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "sante" in printed and "osm" in printed and "total" in printed
     got = gpd.read_parquet(out)
