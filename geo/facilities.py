@@ -222,6 +222,8 @@ def _current_code(code: object, code_map: Mapping[str, str] | None) -> str | Non
         return None
     if text.isdigit() and len(text) < 5:
         text = text.zfill(5)
+    if text.strip("0") == "":
+        return None  # "00000": a placeholder for an unknown commune
     if code_map:
         return code_map.get(text, text)
     return text
@@ -678,13 +680,14 @@ def _single_kind_frame(
     if missing:
         report.notes.append(f"{missing} row(s) without coordinates: kept for commune counts, "
                             "no point")
-    no_code = int(df[code_col].isna().sum())
+    insee = _current_codes(df[code_col], code_map)
+    no_code = int(insee.isna().sum())
     if no_code:
-        report.notes.append(f"{no_code} row(s) without an INSEE code")
+        report.notes.append(f"{no_code} row(s) without an INSEE code (empty or 00000)")
     gdf = _frame({
         "source": [source] * len(df), "source_id": df[id_col].astype("str"),
         "category": [cats.category_of(sub)] * len(df), "subcategory": [sub] * len(df),
-        "name": df[name_col], "insee": _current_codes(df[code_col], code_map),
+        "name": df[name_col], "insee": insee,
         "power_mw": power if power is not None else None, "geometry": geom,
     }, crs=crs)
     return _finish(gdf, report)
@@ -1170,12 +1173,16 @@ def national_facilities(
             check = check_communes(p.to_crs("EPSG:4326"), polygons)
             checks[check.source] = check
             log.info("%s", check.summary())
-    museums = parts[0]
-    museums["insee"] = locate_communes(museums.to_crs("EPSG:4326"), polygons,
-                                       max_distance_m=1000.0)
-    n_out = int(museums["insee"].isna().sum())
-    if n_out:
-        reports["museofile"].notes.append(f"{n_out} museum(s) outside every commune polygon")
+    # Muséofile has no INSEE code; other rows may lack one ("00000"): point in polygon.
+    for p in parts:
+        todo = p["insee"].isna() & ~(p.geometry.isna() | p.geometry.is_empty)
+        if todo.any():
+            p.loc[todo, "insee"] = locate_communes(p[todo].to_crs("EPSG:4326"), polygons,
+                                                   max_distance_m=1000.0)
+            rep = _report(p)
+            n_out = int(p.loc[todo, "insee"].isna().sum())
+            rep.notes.append(f"{int(todo.sum()) - n_out} row(s) without an INSEE code located "
+                             f"in their commune polygon; {n_out} outside every polygon")
     gdf = pd.concat(parts, ignore_index=True)
     gdf = gpd.GeoDataFrame(gdf, geometry="geometry", crs=out_crs)
     gdf.attrs["reports"] = reports
@@ -1256,8 +1263,9 @@ def town_facilities(
         part = read()
         reports[name] = _report(part)
         used[name] = _report(part).path
-        if name == "museofile":
-            part["insee"] = locate_communes(part, polys, max_distance_m=100.0)
+        todo = part["insee"].isna()  # Muséofile, and codes missing from the file
+        if todo.any():
+            part.loc[todo, "insee"] = locate_communes(part[todo], polys, max_distance_m=100.0)
         part = part[part["insee"].isin(codes)]
         no_point = part.geometry.isna() | part.geometry.is_empty
         if no_point.any():

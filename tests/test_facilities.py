@@ -318,11 +318,9 @@ def test_museofile_lands_in_the_commune_it_names(national, polygons_wgs84, share
     # Names a commune is known by: its own and those of its communes déléguées.
     cog = pd.read_csv(shared_data / "admin/communes_cog2026_decoupage_administratif.csv.gz",
                       dtype=str)
-    names: dict[str, set[str]] = {}
-    for _, row in cog.iterrows():
-        code = row["code"] if row["type"] == "commune-actuelle" else row["chefLieu"]
-        if isinstance(code, str):
-            names.setdefault(code, set()).add(communes.normalize_name(row["nom"]))
+    owner = cog["code"].where(cog["type"] == "commune-actuelle", cog["chefLieu"])
+    known = pd.DataFrame({"code": owner, "nom": cog["nom"].map(communes.normalize_name)})
+    names = known.dropna().groupby("code")["nom"].agg(set).to_dict()
     ville = raw["Ville"].map(communes.normalize_name).to_numpy()
     ok = [isinstance(code, str) and any(v.startswith(n) or n.startswith(v)
                                         for n in names.get(code, ()))
