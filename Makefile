@@ -10,6 +10,7 @@
 #   make data                    fetch every national dataset into data/raw/
 #   make facility-counts         facility counts per commune for all France (data/interim/)
 #   make bench                   benchmarks, figures in bench/results/
+#   make viewer                  (re)build the map viewer of every built town
 #   make serve                   serve the viewer on http://127.0.0.1:$(PORT)/
 #   make clean                   remove outputs (data/out, data/interim); raw data is kept
 #
@@ -36,7 +37,7 @@ PORT   ?= 8765
 VENV_STAMP := $(VENV)/.installed
 WEB_STAMP  := node_modules/.installed
 
-.PHONY: install install-web test lint demo town data bench serve clean distclean help facility-counts
+.PHONY: install install-web test lint demo town data bench serve viewer clean distclean help facility-counts
 .DEFAULT_GOAL := help
 
 help:
@@ -118,11 +119,52 @@ $(FACILITIES): $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) $(FACILITY_RAW) $(FACILITY_
 	$(PVDGEO) facilities $(INSEE) --out $@ 2>&1 | tee $(LOGS)/facilities.log
 TOWN_OUTPUTS += $(FACILITIES)
 
+# --- publishing: GeoPackage, PMTiles, viewer ----------------------------------------------
+# The GeoPackage publishes every layer file the town run produces: the .parquet files of
+# TOWN_OUTPUTS, expanded after the whole Makefile is read (secondary expansion), so a
+# stage's rule (wherever it sits) that adds its file to TOWN_OUTPUTS becomes a
+# prerequisite. Missing optional layers (no streets, no land cover) are simply left out.
+
+GPKG        := $(OUT)/$(INSEE).gpkg
+PMTILES     := $(OUT)/$(INSEE).pmtiles
+VIEWER      := $(DATA)/out/viewer
+GPKG_CODE   := $(addprefix geo/export/,gpkg.py layers.py qml.py views.py fields.py metadata.py)
+TILES_CODE  := geo/export/tiles.py geo/export/layers.py
+VIEWER_CODE := geo/export/viewer.py geo/export/views.py geo/export/fields.py
+STYLES      := $(wildcard tiles/styles/*.json)
+VIEWER_SRC  := $(wildcard tiles/viewer/*)
+
+.SECONDEXPANSION:
+
+$(GPKG): $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(GPKG_CODE) $(STYLES) | $(VENV_STAMP)
+	@mkdir -p $(LOGS)
+	$(PVDGEO) publish $(INSEE) --gpkg 2>&1 | tee $(LOGS)/publish.log
+
+$(PMTILES): $(GPKG) $(TILES_CODE) | $(VENV_STAMP)
+	@mkdir -p $(LOGS)
+	$(PVDGEO) publish $(INSEE) --tiles 2>&1 | tee -a $(LOGS)/publish.log
+
+# The viewer lists every built town; it is rebuilt when this town's tiles or portrait change.
+$(VIEWER)/towns.json: $(PMTILES) $(VIEWER_SRC) $(STYLES) $(VIEWER_CODE) $(WEB_STAMP) \
+		$$(filter %/portrait.html,$$(TOWN_OUTPUTS)) | $(VENV_STAMP)
+	$(PVDGEO) viewer
+
+TOWN_OUTPUTS += $(GPKG) $(PMTILES) $(VIEWER)/towns.json
+
 town: $(TOWN_OUTPUTS)
 	@echo "Town $(INSEE): outputs in $(OUT)/"
 
 demo: $(VENV_STAMP)
 	$(MAKE) --no-print-directory town INSEE=01306
+	@echo
+	@echo "Pont-de-Veyle (01306):"
+	@echo "  GeoPackage for QGIS  $(DATA)/out/01306/01306.gpkg  (drag into QGIS: styled layers)"
+	@echo "  PMTiles              $(DATA)/out/01306/01306.pmtiles  (styles in tiles/styles/)"
+	@echo "  Map viewer           $(VIEWER)/index.html"
+	@echo "  Open the viewer:     make serve   then http://127.0.0.1:$(PORT)/viewer/?town=01306"
+
+viewer: $(VENV_STAMP) $(WEB_STAMP)
+	$(PVDGEO) viewer
 
 # --- benchmarks ----------------------------------------------------------------------
 

@@ -48,8 +48,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
         return max(size - length, 0), size - 1
     start = int(m[1])
     end = int(m[2]) if m[2] else size - 1
-    if end < start:
-        return None
+    if m[2] and end < start:
+        return None  # syntactically invalid: ignore the header
     if start >= size:
         return False
     return start, min(end, size - 1)
@@ -176,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"serve: error: {exc}", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
+    if not (Path(args.root) / "viewer" / "index.html").is_file():
+        print(f"serve: no viewer in {args.root}/viewer yet: run `make demo` (or `make "
+              "viewer`) first", file=sys.stderr)
     print(f"Serving {Path(args.root).resolve()} at http://{host}:{port}/ "
           f"(viewer: http://{host}:{port}/viewer/); Ctrl+C to stop", flush=True)
     try:

@@ -201,8 +201,8 @@ def _run_tippecanoe(cmd: list[str], inputs: Sequence[Path]) -> str:
             msg.append("offending input:")
             msg += [f"  {b}" for b in bad]
         raise TileBuildError("\n".join(msg))
-    for ln in proc.stderr.strip().splitlines():
-        log.debug("tippecanoe: %s", ln)
+    for ln in proc.stderr.strip().splitlines():  # with --quiet: warnings only
+        log.warning("tippecanoe: %s", ln)
     return proc.stderr
 
 

@@ -18,7 +18,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 
 TOWN = "01306"
 #: Town hall of Pont-de-Veyle (EPSG:2154, approximately).
-HALL_X, HALL_Y = 848_700.0, 6_572_500.0
+HALL_X, HALL_Y = 845_365.0, 6_575_495.0
 L93 = "EPSG:2154"
 
 _COMMUNES = [  # insee, nom, population, dx, dy (km from the town hall)

@@ -1,0 +1,252 @@
+"""The town GeoPackage: layers, QGIS styles table, provenance metadata, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import xml.etree.ElementTree as ET
+from contextlib import closing
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import pytest
+from shapely.geometry import Point
+from synthetic_town import TOWN, layer_names, write_synthetic_town
+
+from geo import __version__
+from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
+from geo.export import gpkg as gpkg_module
+from geo.export.gpkg import build_gpkg, read_gpkg_provenance, read_layer_styles
+from geo.export.views import load_views
+from geo.settings import Settings
+
+#: Columns of the table QGIS creates to save styles in a GeoPackage.
+QGIS_LAYER_STYLES_COLUMNS = [
+    "id", "f_table_catalog", "f_table_schema", "f_table_name", "f_geometry_column",
+    "styleName", "styleQML", "styleSLD", "useAsDefault", "description", "owner", "ui",
+    "update_time",
+]
+
+
+def _legend(view_id: str, layer: str):
+    view = next(v for v in load_views() if v.id == view_id)
+    return next(e for e in view.legend if e.layer == layer)
+
+
+def test_layers_crs_and_counts(town_gpkg: Path, town_dir: Path) -> None:
+    listed = {str(name): geom for name, geom in pyogrio.list_layers(town_gpkg)}
+    assert set(listed) == {*layer_names(), "layer_styles"}
+    assert listed["layer_styles"] is None  # an attributes table, as QGIS makes it
+    for name in layer_names():
+        info = pyogrio.read_info(town_gpkg, layer=name)
+        assert info["crs"] == "EPSG:2154", name
+    walk = gpd.read_parquet(town_dir / "access_walk_edges.parquet")
+    bike = gpd.read_parquet(town_dir / "access_bike_edges.parquet")
+    edges = pyogrio.read_dataframe(town_gpkg, layer="network_edges")
+    assert len(edges) == len(walk) + len(bike)
+    assert edges["mode"].value_counts().to_dict() == {"walk": len(walk), "bike": len(bike)}
+    facilities = pyogrio.read_dataframe(town_gpkg, layer="facilities")
+    src = gpd.read_parquet(town_dir / "facilities.parquet")
+    assert len(facilities) == len(src)
+    # geometries are reprojected exactly, not moved
+    assert np.allclose(facilities.geometry.x, src.geometry.x)
+    communes = pyogrio.read_dataframe(town_gpkg, layer="communes")
+    assert communes.loc[communes["is_town"].astype(bool), "insee"].tolist() == [TOWN]
+
+
+def test_fields_are_snake_case_with_units(town_gpkg: Path) -> None:
+    for name in layer_names():
+        fields = pyogrio.read_info(town_gpkg, layer=name)["fields"]
+        for f in fields:
+            assert f == f.lower() and " " not in f and f.isascii(), (name, f)
+    edges = pyogrio.read_info(town_gpkg, layer="network_edges")["fields"]
+    assert {"length_m", "walk_s", "bike_s"} <= set(edges)
+
+
+def test_layer_styles_table_follows_the_qgis_schema(town_gpkg: Path) -> None:
+    with closing(sqlite3.connect(town_gpkg)) as con:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(layer_styles)")]
+        geometry_columns = dict(con.execute(
+            "SELECT table_name, column_name FROM gpkg_geometry_columns").fetchall())
+        contents = con.execute("SELECT data_type FROM gpkg_contents WHERE table_name = "
+                               "'layer_styles'").fetchone()
+    assert cols == QGIS_LAYER_STYLES_COLUMNS
+    assert contents == ("attributes",)
+    rows = read_layer_styles(town_gpkg)
+    for layer in layer_names():
+        mine = [r for r in rows if r["f_table_name"] == layer]
+        assert mine, f"no style for {layer}"
+        assert sum(r["useAsDefault"] for r in mine) == 1, layer
+        assert {r["f_geometry_column"] for r in mine} == {geometry_columns[layer]}
+        assert all(r["f_table_catalog"] == "" and r["f_table_schema"] == "" for r in mine)
+    for r in rows:
+        assert len(r["styleName"]) <= 30, r["styleName"]  # TEXT(30) in QGIS' schema
+        root = ET.fromstring(r["styleQML"].split("\n", 1)[1])
+        assert root.tag == "qgis"
+        renderer = root.find("renderer-v2")
+        assert renderer.get("type") in {"graduatedSymbol", "categorizedSymbol", "RuleRenderer",
+                                        "singleSymbol"}
+    defaults = {r["f_table_name"]: r["styleName"] for r in rows if r["useAsDefault"]}
+    assert defaults["h3_r9"] == "Accès santé à pied"
+    assert defaults["communes"] == "APL médecins généralistes"
+
+
+def _qml(town_gpkg: Path, layer: str, name: str) -> ET.Element:
+    row = next(r for r in read_layer_styles(town_gpkg)
+               if r["f_table_name"] == layer and r["styleName"] == name)
+    return ET.fromstring(row["styleQML"].split("\n", 1)[1])
+
+
+def _qgis_range(ranges: list[ET.Element], value: float) -> str | None:
+    """The label QGIS draws a value with: the first range with lower <= v <= upper."""
+    for r in ranges:
+        if float(r.get("lower")) <= value <= float(r.get("upper")):
+            return r.get("label")
+    return None
+
+
+def test_graduated_qml_matches_the_map_legend(town_gpkg: Path) -> None:
+    entry = _legend("apl", "apl-communes")
+    root = _qml(town_gpkg, "communes", entry.qgis_name)
+    renderer = root.find("renderer-v2")
+    assert renderer.get("type") == "graduatedSymbol"
+    assert renderer.get("attr") == entry.field == "apl_mg"
+    ranges = renderer.findall("ranges/range")
+    assert sorted(r.get("label") for r in ranges) == sorted(c.label for c in entry.classes)
+    colours = {s.get("name"): s.find("layer/Option/Option[@name='color']").get("value")
+               for s in renderer.findall("symbols/symbol")}
+    for c in entry.classes:
+        r = next(r for r in ranges if r.get("label") == c.label)
+        rgb = ",".join(str(int(c.color[i:i + 2], 16)) for i in (1, 3, 5))
+        assert colours[r.get("symbol")].startswith(rgb + ",")
+    # MapLibre's step puts a value equal to a break in the upper class: so must QGIS
+    for i, c in enumerate(entry.classes):
+        assert _qgis_range(ranges, c.min) == c.label
+        if i and c.min is not None:
+            assert _qgis_range(ranges, c.min - 1e-6) == entry.classes[i - 1].label
+    # French field aliases with units
+    aliases = {a.get("field"): a.get("name") for a in root.findall("aliases/alias")}
+    assert aliases["apl_mg"] == "APL médecins généralistes (consultations/hab./an)"
+    assert aliases["population"] == "Population (hab.)"
+
+
+def test_filtered_legends_become_rules(town_gpkg: Path) -> None:
+    entry = _legend("commerces", "commerces-points")
+    renderer = _qml(town_gpkg, "facilities", entry.qgis_name).find("renderer-v2")
+    assert renderer.get("type") == "RuleRenderer"
+    rules = renderer.findall("rules/rule")
+    assert [r.get("label") for r in rules] == [c.label for c in entry.classes] + [
+        entry.nodata.label]
+    assert all(r.get("filter").startswith('"category" = \'commerces\' AND') for r in rules)
+
+
+def test_missing_field_gives_an_explicit_no_data_style(town_gpkg: Path) -> None:
+    # the demo town has no land cover: the style says so instead of drawing nothing
+    entry = _legend("occupation_sols", "sols-h3")
+    root = _qml(town_gpkg, "h3_r9", entry.qgis_name)
+    assert root.find("renderer-v2").get("type") == "singleSymbol"
+    assert "clc_dominant" not in pyogrio.read_info(town_gpkg, layer="h3_r9")["fields"]
+
+
+def test_land_cover_and_missing_optional_layers(publish_settings: Settings,
+                                                tmp_path: Path) -> None:
+    folder = write_synthetic_town(tmp_path / TOWN, streets=False, landcover=True, card=False)
+    out = build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
+    assert set(map(str, pyogrio.list_layers(out)[:, 0])) == {*layer_names(streets=False),
+                                                             "layer_styles"}
+    cells = pyogrio.read_dataframe(out, layer="h3_r9")
+    keys = ["artificialise", "agricole", "foret_semi_naturel", "zone_humide", "eau"]
+    shares = cells[[f"clc_{k}_share" for k in keys]].to_numpy()
+    assert cells["clc_dominant"].tolist() == [keys[i] for i in shares.argmax(axis=1)]
+    renderer = _qml(out, "h3_r9", "Occupation des sols").find("renderer-v2")
+    assert renderer.get("type") == "categorizedSymbol"
+    assert renderer.get("attr") == "clc_dominant"
+    assert not [r for r in read_layer_styles(out) if r["f_table_name"] == "isochrones"]
+    # no town card: the name comes from the communes layer
+    assert read_gpkg_provenance(out)["spatialCoverage"]["name"] == "Pont-de-Veyle"
+
+
+def test_provenance_in_the_metadata_tables(town_gpkg: Path, publish_settings: Settings) -> None:
+    with closing(sqlite3.connect(town_gpkg)) as con:
+        ext = con.execute("SELECT table_name FROM gpkg_extensions WHERE extension_name = "
+                          "'gpkg_metadata'").fetchall()
+        refs = con.execute("SELECT reference_scope, table_name, md_file_id, md_parent_id "
+                           "FROM gpkg_metadata_reference").fetchall()
+        docs = dict(con.execute("SELECT id, metadata FROM gpkg_metadata WHERE "
+                                "mime_type = 'application/ld+json'").fetchall())
+    assert {t for (t,) in ext} == {"gpkg_metadata", "gpkg_metadata_reference"}
+    # GDAL adds its own (XML) rows; ours are the JSON-LD documents
+    dataset = next(r for r in refs if r[0] == "geopackage" and r[2] in docs)
+    assert json.loads(docs[dataset[2]])["@type"] == "Dataset"
+    per_table = {r[1]: r for r in refs if r[0] == "table" and r[2] in docs}
+    assert set(per_table) >= set(layer_names())
+    for table, (_, _, md_id, parent) in per_table.items():
+        doc = json.loads(docs[md_id])
+        assert parent == dataset[2]
+        assert doc["pvdgeo:layer"] == table
+        fields = pyogrio.read_info(town_gpkg, layer=table)["fields"]
+        assert [v["name"] for v in doc["variableMeasured"]] == list(fields)
+    prov = read_gpkg_provenance(town_gpkg)
+    meta = prov["pvdgeo:provenance"]
+    assert meta["cog_year"] == publish_settings.cog_year
+    assert meta["osm_date"] == "OSM 2022-03-11"  # vintage of the catalogued extract
+    assert meta["software"]["pvdgeo"] == __version__
+    based_on = {d["identifier"]: d for d in prov["isBasedOn"]}
+    assert set(based_on) == {"communes_cog", "apl_mg", "osm_pont_de_veyle"}
+    assert based_on["osm_pont_de_veyle"]["license"] == "ODbL 1.0"
+    lock = json.loads(publish_settings.lock_file.read_text())
+    assert based_on["apl_mg"]["sha256"] == lock["apl_mg"]["sha256"]
+    assert "OpenStreetMap" in prov["creditText"] and "DREES" in prov["creditText"]
+    # the same facts as GDAL metadata items (ogrinfo, QGIS layer properties)
+    gdal_md = pyogrio.read_info(town_gpkg, layer="communes")["dataset_metadata"]
+    assert gdal_md["COG_YEAR"] == str(publish_settings.cog_year)
+    assert gdal_md["OSM_DATE"] == "OSM 2022-03-11"
+
+
+def test_no_layer_is_a_clear_error(publish_settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match=r"no layer to publish for town 01306.*"
+                                             r"communes\.parquet"):
+        build_gpkg(TOWN, settings=publish_settings, town_dir=tmp_path)
+
+
+def test_layer_without_crs_is_named(publish_settings: Settings, tmp_path: Path) -> None:
+    folder = write_synthetic_town(tmp_path / TOWN, streets=False)
+    gpd.GeoDataFrame({"category": ["sante"]}, geometry=[Point(0, 0)]).to_parquet(
+        folder / "facilities.parquet")
+    with pytest.raises(MissingCrsError, match=r"facilities\.parquet: layer has no CRS"):
+        build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
+
+
+def test_missing_columns_are_named(publish_settings: Settings, tmp_path: Path) -> None:
+    folder = write_synthetic_town(tmp_path / TOWN, streets=False)
+    gpd.GeoDataFrame({"name": ["x"]}, geometry=[Point(0, 0)], crs=2154).to_parquet(
+        folder / "facilities.parquet")
+    with pytest.raises(MissingColumnsError, match=r"layer facilities: missing column\(s\) "
+                                                  r"'category'"):
+        build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
+
+
+def test_interrupted_write_leaves_no_file(publish_settings: Settings, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write_synthetic_town(tmp_path / TOWN, streets=False)
+    final = folder / f"{TOWN}.gpkg"
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full while writing metadata")
+
+    monkeypatch.setattr(gpkg_module, "_write_metadata", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
+    assert not final.exists()
+    assert not [p for p in folder.iterdir() if ".part" in p.name]
+    # a previous good GeoPackage stays as it was
+    monkeypatch.undo()
+    build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
+    before = final.read_bytes()
+    monkeypatch.setattr(gpkg_module, "_write_metadata", boom)
+    with pytest.raises(RuntimeError):
+        build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
+    assert final.read_bytes() == before
+    assert not [p for p in folder.iterdir() if ".part" in p.name]

@@ -1,0 +1,155 @@
+"""The town PMTiles: metadata, a decoded tile, tile sizes, tippecanoe failures, atomicity."""
+
+from __future__ import annotations
+
+import json
+import math
+import stat
+import subprocess
+from pathlib import Path
+
+import pyogrio
+import pytest
+from synthetic_town import TOWN, layer_names
+
+from geo.errors import InputFileError
+from geo.export import tiles as tiles_module
+from geo.export.layers import layer_spec
+from geo.export.tiles import (
+    PMTilesSummary,
+    TileBuildError,
+    check_pmtiles,
+    find_tippecanoe,
+    write_pmtiles,
+)
+from geo.settings import Settings
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return x, y
+
+
+def _decode(archive: Path, z: int, x: int, y: int) -> dict[str, list[dict]]:
+    """Features per layer of one tile, decoded by tippecanoe-decode."""
+    out = subprocess.run([str(find_tippecanoe("tippecanoe-decode")), str(archive), str(z),
+                          str(x), str(y)], capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout)
+    return {layer["properties"]["layer"]: layer["features"] for layer in doc["features"]}
+
+
+def test_header_and_metadata(town_pmtiles: PMTilesSummary, town_gpkg: Path,
+                             publish_settings: Settings) -> None:
+    s = publish_settings
+    geometry_layers = [str(n) for n, g in pyogrio.list_layers(town_gpkg) if g is not None]
+    assert sorted(town_pmtiles.layers) == sorted(geometry_layers) == sorted(layer_names())
+    assert (town_pmtiles.min_zoom, town_pmtiles.max_zoom) == (s.tiles_min_zoom, s.tiles_max_zoom)
+    assert town_pmtiles.max_tile_bytes <= s.max_tile_bytes
+    meta = town_pmtiles.metadata
+    assert "OpenStreetMap" in meta["attribution"] and "DREES" in meta["attribution"]
+    info = meta["pvdgeo"]
+    assert info["insee"] == TOWN and info["nom"] == "Pont-de-Veyle"
+    assert info["osm_date"] == "OSM 2022-03-11" and info["cog_year"] == s.cog_year
+    zooms = {vl["id"]: vl["minzoom"] for vl in meta["vector_layers"]}
+    for name in layer_names():
+        assert zooms[name] == max(layer_spec(name).minzoom, s.tiles_min_zoom)
+    # the town's own bounds lie inside the archive's bounds
+    w, so, e, n = town_pmtiles.bounds
+    tw, ts, te, tn = info["town_bounds"]
+    assert w <= tw < te <= e and so <= ts < tn <= n
+
+
+def test_decoded_tile_holds_layers_and_attributes(town_pmtiles: PMTilesSummary,
+                                                  town_gpkg: Path) -> None:
+    communes = pyogrio.read_dataframe(town_gpkg, layer="communes").to_crs(4326)
+    town = communes[communes["is_town"].astype(bool)].geometry.iloc[0].centroid
+    z = 14
+    x, y = _tile_of(town.x, town.y, z)
+    layers = _decode(town_pmtiles.path, z, x, y)
+    assert set(layers) == set(layer_names())
+    cells = {f["properties"]["h3"]: f["properties"] for f in layers["h3_r9"]}
+    source = pyogrio.read_dataframe(town_gpkg, layer="h3_r9").set_index("h3")
+    assert cells
+    for h3, props in cells.items():
+        expected = source.loc[h3, "walk_sante_minutes_median"]
+        if math.isnan(expected):
+            assert "walk_sante_minutes_median" not in props  # no null in vector tiles
+        else:
+            assert props["walk_sante_minutes_median"] == pytest.approx(expected, abs=1e-4)
+        assert isinstance(props["population"], int)
+    chains = [f["properties"].get("chain") for f in layers["facilities"]]
+    assert True in chains and False in chains  # booleans stay booleans
+    assert all(f["properties"]["category"] for f in layers["facilities"])
+    town_props = next(f["properties"] for f in layers["communes"]
+                      if f["properties"]["insee"] == TOWN)
+    assert town_props["is_town"] is True and town_props["nom"] == "Pont-de-Veyle"
+    assert {f["properties"]["mode"] for f in layers["network_edges"]} == {"walk", "bike"}
+
+
+def test_layers_start_at_their_zoom(town_pmtiles: PMTilesSummary, town_gpkg: Path) -> None:
+    communes = pyogrio.read_dataframe(town_gpkg, layer="communes").to_crs(4326)
+    c = communes.geometry.union_all().centroid
+    z = 9
+    layers = _decode(town_pmtiles.path, z, *_tile_of(c.x, c.y, z))
+    assert "communes" in layers and "h3_r8" in layers
+    assert "network_edges" not in layers and "h3_r9" not in layers  # from z12 and z10
+
+
+def test_tiles_stay_under_the_size_limit(town_gpkg: Path, publish_settings: Settings,
+                                         tmp_path: Path, town_pmtiles: PMTilesSummary) -> None:
+    limit = 20_000
+    assert town_pmtiles.max_tile_bytes > limit  # the limit below really bites
+    s = publish_settings.replace(max_tile_bytes=limit)
+    summary = write_pmtiles(town_gpkg, tmp_path / "small.pmtiles", settings=s)
+    assert summary.max_tile_bytes <= limit
+    assert check_pmtiles(summary.path, max_tile_bytes=limit).tiles == summary.tiles
+
+
+def test_check_names_what_is_wrong(town_pmtiles: PMTilesSummary, tmp_path: Path) -> None:
+    with pytest.raises(TileBuildError, match=r"layers .* differ from .*'roads'"):
+        check_pmtiles(town_pmtiles.path, layers=[*town_pmtiles.layers, "roads"])
+    with pytest.raises(TileBuildError, match=r"max zoom 15 != 16"):
+        check_pmtiles(town_pmtiles.path, max_zoom=16)
+    with pytest.raises(TileBuildError, match=r"do not contain the layers' bounds"):
+        check_pmtiles(town_pmtiles.path, bounds=(0.0, 40.0, 10.0, 50.0))
+    junk = tmp_path / "junk.pmtiles"
+    junk.write_bytes(b"not a pmtiles archive" * 10)
+    with pytest.raises(TileBuildError, match="not a readable PMTiles archive"):
+        check_pmtiles(junk)
+
+
+def test_tippecanoe_errors_show_the_input(tmp_path: Path) -> None:
+    bad = tmp_path / "facilities.geojsons"
+    bad.write_text('{"type":"Feature","properties":{},"geometry":{"type":"Polygon",'
+                   '"coordinates":"broken"}}\n')
+    cmd = [str(find_tippecanoe()), "-q", "-o", str(tmp_path / "x.pmtiles"),
+           "--named-layer=" + json.dumps({"file": str(bad), "layer": "facilities"})]
+    with pytest.raises(TileBuildError) as err:
+        tiles_module._run_tippecanoe(cmd, [bad])
+    msg = str(err.value)
+    assert "tippecanoe failed (exit status" in msg
+    assert "feature without coordinates array" in msg  # tippecanoe's own message
+    assert 'facilities.geojsons:1: {"type":"Feature"' in msg  # and the offending input
+
+
+def test_killed_tippecanoe_leaves_no_file(town_gpkg: Path, publish_settings: Settings,
+                                          tmp_path: Path) -> None:
+    fake = tmp_path / "tippecanoe"
+    fake.write_text('#!/bin/sh\n'
+                    'for a in "$@"; do case "$prev" in -o) out="$a";; esac; prev="$a"; done\n'
+                    'printf "partial" > "$out"\n'
+                    'kill -9 $$\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    final = tmp_path / "out" / "01306.pmtiles"
+    with pytest.raises(TileBuildError, match="killed by signal 9"):
+        write_pmtiles(town_gpkg, final, settings=publish_settings, tippecanoe=fake)
+    assert not final.exists()
+    assert not final.parent.exists() or not list(final.parent.iterdir())
+
+
+def test_missing_gpkg_is_a_clear_error(publish_settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match=r"none\.gpkg: GeoPackage not found"):
+        write_pmtiles(tmp_path / "none.gpkg", tmp_path / "none.pmtiles",
+                      settings=publish_settings)

@@ -1,0 +1,95 @@
+"""The viewer in headless Chromium: every view renders features, no console error.
+
+The Node script tests/browser/viewer_check.mjs (playwright-core) drives Debian's
+chromium against the viewer served by geo.export.serve, and saves one screenshot per
+view in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from synthetic_town import TOWN
+
+from geo.export.serve import serve_in_thread
+from geo.export.viewer import build_viewer
+from geo.export.views import load_views
+from geo.settings import PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCRIPT = PROJECT_ROOT / "tests" / "browser" / "viewer_check.mjs"
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser_run(node: str, built_viewer: Path, publish_settings: Settings) -> Iterator[dict]:
+    if not Path(CHROMIUM).is_file():
+        msg = f"headless Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    server, url = serve_in_thread(publish_settings.out_dir)
+    try:
+        proc = subprocess.run([node, str(SCRIPT), url, TOWN, str(ARTIFACTS)],
+                              capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "CHROMIUM": CHROMIUM})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr
+    yield json.loads(proc.stdout)
+
+
+def _view(run: dict[str, Any], view_id: str) -> dict[str, Any]:
+    return next(v for v in run["views"] if v["id"] == view_id)
+
+
+def test_no_console_error(browser_run: dict) -> None:
+    assert browser_run["errors"] == []
+    assert browser_run["state"] == "ready"
+
+
+def test_every_view_renders_features(browser_run: dict) -> None:
+    views = load_views()
+    assert [v["id"] for v in browser_run["views"]] == [v.id for v in views]
+    for view, shown in zip(views, browser_run["views"], strict=True):
+        assert set(shown["counts"]) == {e.layer for e in view.legend}
+        assert sum(shown["counts"].values()) > 0, (view.id, shown["counts"])
+        assert f"view={view.id}" in shown["url"]
+        shot = Path(shown["screenshot"])
+        assert shot.is_file() and shot.stat().st_size > 20_000, shot
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the layers each view is about, for the demo town
+    assert _view(browser_run, "acces_sante_pied")["counts"]["sante-walk-h3"] > 0
+    assert _view(browser_run, "apl")["counts"]["apl-communes"] > 0
+    assert _view(browser_run, "isochrones")["counts"]["isochrones-pied"] > 0
+
+
+def test_popups_legends_and_links_in_french(browser_run: dict) -> None:
+    popup = _view(browser_run, "acces_sante_pied")["popup"]
+    assert popup.startswith("Hexagone H3 (résolution 9)")
+    assert "Temps médian à pied : santé" in popup and " min" in popup
+    apl = _view(browser_run, "apl")["popup"]
+    assert "APL médecins généralistes\t3,2 consultations/hab./an" in apl  # French number
+    legend = "\n".join(_view(browser_run, "occupation_sols")["legend"])
+    assert "territoires artificialisés" in legend
+    assert "Pour cette ville : donnée non disponible." in legend  # no land cover in the Ain
+    assert browser_run["towns"] == [TOWN]
+    links = {a["text"].split(" (")[0]: a["href"] for a in browser_run["links"]}
+    assert links["GeoPackage pour QGIS"] == f"../{TOWN}/{TOWN}.gpkg"
+
+
+def test_viewer_needs_the_npm_packages(publish_settings: Settings, tmp_path: Path) -> None:
+    from geo.errors import InputFileError
+
+    with pytest.raises(InputFileError, match=r"missing maplibre-gl/dist/maplibre-gl\.mjs.*"
+                                             r"make install-web"):
+        build_viewer(publish_settings, node_modules=tmp_path)
