@@ -4,20 +4,19 @@ Field names follow ARCHITECTURE.md (units in names: ``_minutes``, ``_share``,
 ``_per_10k``, ``_mw``...). :func:`field_label` turns a name into the label and unit shown
 to users: QGIS field aliases in the GeoPackage styles and the viewer's popups (the viewer
 build writes the labels of every published field to ``fields.json``). Category and
-subcategory keys get their French labels from ``data/categories.toml`` when it defines
-them (any table with a ``label`` key), else from the built-in names below.
+subcategory keys get their French labels from ``data/categories.toml``
+(:func:`geo._categories.load_categories`), else from the built-in names below.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
+from geo._categories import load_categories
+from geo.errors import InputFileError
 from geo.settings import Settings, get_settings
 
 __all__ = [
@@ -62,6 +61,8 @@ _BUILTIN_LABELS = {
     "musee": "musée",
     "bibliotheque": "bibliothèque ou médiathèque",
     "eolienne": "éolienne",
+    "centrale_solaire": "centrale solaire",
+    "hydroelectricite": "centrale hydroélectrique",
     "vivant": "culture vivante",
     "patrimoine": "patrimoine",
 }
@@ -113,6 +114,8 @@ _FIXED: dict[str, tuple[str, str]] = {
     "walk_minutes": ("Temps à pied", "min"),
     "bike_minutes": ("Temps à vélo", "min"),
     "clc_dominant": ("Occupation des sols dominante", ""),
+    "commerces_chain_share": ("Part des commerces appartenant à une chaîne", "%"),
+    "eolienne_power_mw": ("Puissance éolienne installée", "MW"),
     "clc_nodata_share": ("Part sans donnée d'occupation des sols", "%"),
     "clc_artificialise_change_2012_2018": (
         "Évolution de la part artificialisée 2012-2018", "points de %"),
@@ -135,53 +138,39 @@ class FieldLabel:
         return f"{self.label} ({self.unit})" if self.unit else self.label
 
 
-def _labels_in(doc: Mapping[str, Any], out: dict[str, str], groups: dict[str, str],
-               group: str | None = None) -> None:
-    for key, value in doc.items():
-        if not isinstance(value, Mapping):
-            continue
-        label = value.get("label") or value.get("libelle")
-        if isinstance(label, str):
-            out.setdefault(str(key), label)
-        own_group = value.get("group") or value.get("groupe")
-        if isinstance(own_group, str):
-            groups.setdefault(str(key), own_group)
-        elif group is not None and isinstance(label, str):
-            groups.setdefault(str(key), group)
-        _labels_in(value, out, groups, group=str(key) if isinstance(label, str) else group)
-
-
-def _read_categories(path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    if not path.is_file():
-        return {}, {}
+def _read_categories(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """(labels, groups) from the categories file; empty when it is missing or broken
+    (the built-in labels then apply)."""
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        log.warning("could not read category labels from %s (%s)", path, exc)
+        cats = load_categories(settings)
+    except InputFileError as exc:
+        log.warning("category labels: %s; using built-in labels", exc)
         return {}, {}
-    labels: dict[str, str] = {}
-    groups: dict[str, str] = {}
-    _labels_in(doc, labels, groups)
-    return labels, groups
+    labels = dict(cats.category_labels)
+    for groups in cats.groups.values():
+        labels.update(groups)
+    labels.update({k: sub.label for k, sub in cats.subcategories.items()})
+    return labels, {k: sub.group for k, sub in cats.subcategories.items()}
 
 
 def category_labels(settings: Settings | None = None) -> dict[str, str]:
-    """French labels of category, subcategory and group keys (catalogue first, then the
-    built-in names)."""
-    s = settings or get_settings()
-    labels, _ = _read_categories(Path(s.categories_file))
-    return {**_BUILTIN_LABELS, **labels}
+    """French labels of category, group and subcategory keys (``data/categories.toml``
+    first, then the built-in names)."""
+    return {**_BUILTIN_LABELS, **_read_categories(settings or get_settings())[0]}
 
 
 def category_groups(settings: Settings | None = None) -> dict[str, str]:
-    """Group key of each subcategory (e.g. culture ``cinema`` -> ``vivant``), as defined
-    in ``data/categories.toml`` (a ``group`` key, or nesting under a labelled table)."""
-    s = settings or get_settings()
-    return _read_categories(Path(s.categories_file))[1]
+    """Group key of each subcategory (e.g. culture ``cinema`` -> ``vivant``), from
+    ``data/categories.toml``."""
+    return _read_categories(settings or get_settings())[1]
 
 
 def _target(key: str, labels: Mapping[str, str]) -> str:
-    return labels.get(key, key.replace("_", " "))
+    """Label of a key for use inside a sentence (``Santé`` -> ``santé``)."""
+    label = labels.get(key, key.replace("_", " "))
+    if len(label) > 1 and label[1].islower():
+        label = label[0].lower() + label[1:]
+    return label
 
 
 _ACCESS = re.compile(

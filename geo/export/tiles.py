@@ -389,7 +389,9 @@ def write_pmtiles(gpkg: str | Path, path: str | Path, *, settings: Settings | No
         }
         with atomic_path(path) as tmp:
             _rewrite_metadata(raw, tmp, extra, zooms)
-            summary = check_pmtiles(tmp, layers=list(layers), min_zoom=s.tiles_min_zoom,
+            # without a low-zoom layer (e.g. no communes) the archive starts higher
+            min_zoom = min(max(min(zooms.values()), s.tiles_min_zoom), s.tiles_max_zoom)
+            summary = check_pmtiles(tmp, layers=list(layers), min_zoom=min_zoom,
                                     max_zoom=s.tiles_max_zoom,
                                     bounds=(float(w), float(so), float(e), float(n)),
                                     max_tile_bytes=s.max_tile_bytes)

@@ -66,8 +66,8 @@ _VALUE_LABELS = {
         "zone_humide": "zones humides", "eau": "surfaces en eau",
     },
     "source": {"osm": "OpenStreetMap", "bpe": "INSEE BPE", "museofile": "Muséofile",
-               "cnc": "CNC", "festivals": "ministère de la Culture",
-               "georisques": "Géorisques"},
+               "cinemas": "CNC", "festivals": "ministère de la Culture",
+               "eoliennes": "Géorisques"},
 }
 
 

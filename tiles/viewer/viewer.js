@@ -73,8 +73,10 @@ function fieldInfo(name) {
 }
 
 function valueLabel(field, value, view) {
-  const known = state.values[field]?.[String(value)];
-  if (known) return known;
+  const known = state.values[field];
+  if (known && typeof value === "string" && value.includes(";"))  // several sources
+    return value.split(";").map((v) => known[v] ?? v).join(", ");
+  if (known?.[String(value)]) return known[String(value)];
   for (const entry of legendOf(view)) {
     if (entry.field !== field || entry.kind !== "categorized") continue;
     const cls = entry.classes.find((c) => c.value === value);
