@@ -115,6 +115,7 @@ class SourceReport:
 
     source: str
     path: str
+    #: rows of the file (OSM: objects carrying a facility tag key)
     rows_read: int = 0
     kept: int = 0
     #: unknown code or ``key=value`` tag -> number of rows (or equipments for BPE counts)
@@ -130,7 +131,11 @@ class SourceReport:
 
     def summary(self) -> str:
         """One line: kept/read, exclusions, unknown codes (most frequent first)."""
-        parts = [f"{self.source}: kept {self.kept:,} of {self.rows_read:,} rows"]
+        if self.source == "osm":
+            parts = [f"osm: {self.kept:,} facility rows from {self.rows_read:,} objects with "
+                     "facility tags"]
+        else:
+            parts = [f"{self.source}: kept {self.kept:,} of {self.rows_read:,} rows"]
         if self.excluded:
             parts.append(
                 "excluded " + ", ".join(f"{n:,} {why}" for why, n in self.excluded.most_common())
