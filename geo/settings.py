@@ -95,6 +95,13 @@ class Settings:
     snap_max_m: float = 300.0
     #: Cells or places farther than this from any graph node get no access time (m).
     nearest_node_max_m: float = 2000.0
+    #: Subcategories that are access targets besides the six categories.
+    access_subcategories: tuple[str, ...] = (
+        "medecin_generaliste", "pharmacie", "boulangerie", "ecole",
+    )
+    #: Isochrones: reach off the street (m) and grid resolution (m).
+    isochrone_buffer_m: float = 50.0
+    isochrone_cell_m: float = 5.0
 
     # --- aggregation -----------------------------------------------------------
     h3_resolutions: tuple[int, ...] = (8, 9)
@@ -209,6 +216,9 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return int(value)
         if kind.startswith("float"):
             return float(value)
+        if kind.startswith("tuple[str"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(v).strip() for v in items if str(v).strip())
         if kind.startswith("tuple[int"):
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(int(str(v).strip()) for v in items if str(v).strip())
@@ -232,6 +242,7 @@ def _coerce_all(values: Mapping[str, Any], origin: str) -> dict[str, Any]:
 def _validate(s: Settings) -> None:
     problems = []
     for name in ("walk_speed_kmh", "bike_speed_kmh", "snap_max_m", "dedup_distance_m",
+                 "isochrone_buffer_m", "isochrone_cell_m",
                  "apl_threshold", "http_timeout_s", "nearest_node_max_m"):
         if not getattr(s, name) > 0:
             problems.append(f"{name} must be > 0 (got {getattr(s, name)!r})")

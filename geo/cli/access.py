@@ -1,0 +1,63 @@
+"""``pvdgeo access``: walking and cycling times to facilities, and isochrones, for a town."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from geo.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "access",
+        help="street graphs, minutes to the nearest facilities and isochrones for a town",
+        description="Build the walking and/or cycling street graph of a town and its "
+        "catchment, compute for every node the minutes to the nearest facility of each "
+        "category and key subcategory and the number reachable within 5/10/15/20 "
+        "minutes, and isochrones from the town hall. Writes access_<mode>_nodes.parquet, "
+        "access_<mode>_edges.parquet and isochrones.parquet into data/out/<INSEE>/ (or "
+        "--out). Streets come from the town's catalogued OSM extract or road lines "
+        "unless --osm/--roads is given.",
+    )
+    p.add_argument("insee", nargs="?", metavar="INSEE", help="town INSEE code (or name)")
+    p.add_argument("--mode", action="append", choices=["walk", "bike"],
+                   help="travel mode (repeatable; default both)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--osm", metavar="FILE", help="OSM XML (.osm, .osm.gz, .osm.bz2) or PBF")
+    src.add_argument("--roads", metavar="FILE",
+                     help="road lines without node ids (GeoJSON, GeoPackage, shapefile, or "
+                     "a tar of GeoJSON)")
+    src.add_argument("--overpass", action="store_true",
+                     help="download the streets from the Overpass API when the catalogue "
+                     "has no street source for the town")
+    p.add_argument("--dem", metavar="FILE", help="elevation raster for slope-aware times")
+    p.add_argument("--facilities", metavar="FILE",
+                   help="facilities GeoParquet (default <out>/facilities.parquet)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default data/out/<INSEE>)")
+    p.add_argument("--make-rules", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from geo import access, network
+
+    if args.make_rules:
+        sys.stdout.write(network.street_make_rules(settings))
+        return 0
+    if not args.insee:
+        print("pvdgeo access: error: INSEE is required", file=sys.stderr)
+        return 2
+    paths = access.run_town(
+        args.insee,
+        tuple(dict.fromkeys(args.mode or ["walk", "bike"])),
+        streets=args.osm or args.roads,
+        dem=args.dem,
+        facilities=args.facilities,
+        out_dir=args.out,
+        overpass=args.overpass,
+        settings=settings,
+    )
+    for path in paths.values():
+        print(path)
+    return 0
