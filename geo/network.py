@@ -380,7 +380,7 @@ def _transformer(src: str, dst: str) -> Transformer:
 def _area_wgs84(area: BaseGeometry | None, crs: str) -> BaseGeometry | None:
     if area is None:
         return None
-    return shapely.ops.transform(_transformer(crs, "EPSG:4326").transform, area)
+    return shapely.transform(area, _transformer(crs, "EPSG:4326").transform, interleaved=False)
 
 
 def _townhall_frame(rows: Sequence[tuple[str, float, float]], crs: str) -> gpd.GeoDataFrame:
@@ -458,6 +458,8 @@ def read_osm(
         dropped_ways=scan.dropped_ways, incomplete_ways=scan.incomplete_ways,
         townhalls=townhalls,
     ).clip(area)
+    if streets.n_segments == 0:
+        raise EmptyGraphError(f"no street of OSM file {path} inside the requested area")
     log.info("%s: %d street ways, %d segments, %d vertices%s", path.name, len(streets.ways),
              streets.n_segments, len(streets.node_id),
              f", {len(townhalls)} town hall(s)" if len(townhalls) else "")
@@ -599,12 +601,15 @@ def read_overpass(
         rows = []
     streets = streets_from_osmnx(graph, crs=crs, source="Overpass")
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
-    return Streets(
+    streets = Streets(
         node_id=streets.node_id, xy=streets.xy, seg_a=streets.seg_a, seg_b=streets.seg_b,
         seg_way=streets.seg_way, ways=streets.ways, crs=crs,
         source=f"Overpass ({ox.settings.overpass_url})", vintage=f"OSM {stamp} (Overpass)",
         townhalls=_townhall_frame(rows, crs),
     ).clip(area)
+    if streets.n_segments == 0:
+        raise EmptyGraphError("Overpass returned no street inside the requested area")
+    return streets
 
 
 # --- road lines without node ids ------------------------------------------------------
@@ -880,6 +885,8 @@ GRAVITY = 9.81
 BIKE_CLIMB_POWER_W = 120.0
 #: Speed limit downhill (km/h): riders brake in towns.
 BIKE_MAX_KMH = 30.0
+#: Below this riding speed (km/h) a cyclist gets off and pushes the bicycle.
+BIKE_MIN_RIDE_KMH = 5.0
 
 
 @functools.lru_cache(maxsize=8)
@@ -910,13 +917,15 @@ def bike_speed_kmh(
     :data:`BIKE_CRR`, :data:`BIKE_CDA_M2`). On the flat and downhill ``P`` is the power
     that gives ``flat_kmh`` on flat ground, and speed is capped at :data:`BIKE_MAX_KMH`;
     uphill the rider holds :data:`BIKE_CLIMB_POWER_W` but rides no faster than on the
-    flat, and walks the bike (Tobler speed from ``walk_kmh``) when that is faster. Slopes
-    are clipped to ±50 %.
+    flat, and where that power gives less than :data:`BIKE_MIN_RIDE_KMH` the cyclist
+    pushes the bicycle at walking speed (Tobler, from ``walk_kmh``). Slopes are clipped
+    to ±50 %.
     """
     table_s, table_v = _bike_speed_table(float(flat_kmh))
     s = np.clip(np.asarray(slope, dtype=float), -0.5, 0.5)
     ride = np.interp(s, table_s, table_v)
-    return np.maximum(ride, tobler_speed_kmh(s, walk_kmh))
+    walk = tobler_speed_kmh(s, walk_kmh)
+    return np.where(ride >= BIKE_MIN_RIDE_KMH, np.maximum(ride, walk), walk)
 
 
 def segment_times(
@@ -1040,7 +1049,10 @@ class Dem:
         from scipy.ndimage import map_coordinates
 
         x, y = _transformer(self.graph_crs, self.crs).transform(xy[:, 0], xy[:, 1])
-        col, row = ~self.transform * (np.asarray(x), np.asarray(y))
+        inv = ~self.transform
+        x, y = np.asarray(x), np.asarray(y)
+        col = inv.a * x + inv.b * y + inv.c
+        row = inv.d * x + inv.e * y + inv.f
         # pixel centres are at +0.5
         coords = np.vstack([np.asarray(row) - 0.5, np.asarray(col) - 0.5])
         return map_coordinates(self.values, coords, order=1, mode="constant", cval=np.nan)

@@ -57,3 +57,24 @@ def use_settings(mirror_settings: Settings, monkeypatch: pytest.MonkeyPatch):
     set_settings(mirror_settings)
     yield mirror_settings
     reset_settings()
+
+
+# --- street networks (geo.network, geo.access) --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pdv_streets(mirror_settings: Settings):
+    """Streets of Pont-de-Veyle (01306) from the mirror's raw Overpass XML, Lambert-93."""
+    from geo import network, sources
+
+    return network.read_osm(sources.ensure("osm_pont_de_veyle", mirror_settings),
+                            crs="EPSG:2154")
+
+
+@pytest.fixture(scope="session")
+def sgl_streets(mirror_settings: Settings):
+    """Streets of Saint-Germain-en-Laye (78551): the largest routable OSM graph here."""
+    from geo import network, sources
+
+    return network.read_osm(sources.ensure("osm_saint_germain", mirror_settings),
+                            crs="EPSG:2154")
