@@ -119,6 +119,42 @@ $(FACILITIES): $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) $(FACILITY_RAW) $(FACILITY_
 	$(PVDGEO) facilities $(INSEE) --out $@ 2>&1 | tee $(LOGS)/facilities.log
 TOWN_OUTPUTS += $(FACILITIES)
 
+# Walking and cycling access (geo.network, geo.access): street graphs of the town and its
+# catchment, minutes to the nearest facility of each category and key subcategory, counts
+# within 5/10/15/20 min, isochrones from the town hall. Runs when the catalogue has a
+# street source for the town (an OSM extract, or road lines of the town or of its whole
+# département: data/raw/streets.mk names it); otherwise logs why and skips, so every town
+# completes. ACCESS_OUTPUTS is empty for towns without streets: later stages can list it
+# as prerequisites.
+$(RAW)/streets.mk: $(DATA)/sources.toml geo/network.py geo/sources.py | $(VENV_STAMP)
+	@mkdir -p $(@D)
+	$(PVDGEO) -q access --make-rules > $@.tmp && mv $@.tmp $@
+
+ifeq ($(filter install install-web help clean distclean lint,$(MAKECMDGOALS)),)
+-include $(RAW)/streets.mk
+endif
+
+DEP      := $(if $(filter 97%,$(INSEE)),$(shell printf %.3s $(INSEE)),$(shell printf %.2s $(INSEE)))
+STREETS  := $(or $(STREETS_$(INSEE)),$(STREETS_DEP_$(DEP)))
+ACCESS_CODE := geo/network.py geo/access.py geo/cli/access.py
+ifneq ($(STREETS),)
+ACCESS_OUTPUTS := $(foreach m,walk bike,$(OUT)/access_$(m)_nodes.parquet \
+                  $(OUT)/access_$(m)_edges.parquet) $(OUT)/isochrones.parquet
+$(ACCESS_OUTPUTS) &: $(STREETS) $(FACILITIES) $(TOWN_CARD) $(RAW_TOWN_dem_$(INSEE)) \
+                     $(ACCESS_CODE) | $(VENV_STAMP)
+	@mkdir -p $(LOGS)
+	$(PVDGEO) access $(INSEE) --out $(OUT) 2>&1 | tee $(LOGS)/access.log
+TOWN_OUTPUTS += $(ACCESS_OUTPUTS)
+else
+ACCESS_OUTPUTS :=
+$(LOGS)/access.log: $(RAW)/streets.mk
+	@mkdir -p $(LOGS)
+	@echo "access: no street source for $(INSEE) in the catalogue (OSM extract or road" \
+	  "lines); access times and isochrones skipped. Add one to data/sources.toml, or run" \
+	  "pvdgeo access $(INSEE) --osm FILE | --roads FILE | --overpass" | tee $@
+TOWN_OUTPUTS += $(LOGS)/access.log
+endif
+
 # --- publishing: GeoPackage, PMTiles, viewer ----------------------------------------------
 # The GeoPackage publishes every layer file the town run produces: the .parquet files of
 # TOWN_OUTPUTS, expanded after the whole Makefile is read (secondary expansion), so a

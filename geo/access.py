@@ -43,6 +43,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import MultiPolygon, Point
 from shapely.geometry.base import BaseGeometry
 
+from geo._categories import CATEGORY_KEYS
 from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
 from geo.network import StreetGraph
 from geo.settings import Settings, get_settings
@@ -68,10 +69,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Facility categories (ARCHITECTURE.md); each is an access target.
-CATEGORIES: tuple[str, ...] = (
-    "sante", "commerces", "culture", "education", "services", "energie",
-)
+#: Facility categories (``data/categories.toml``); each is an access target.
+CATEGORIES: tuple[str, ...] = CATEGORY_KEYS
 
 PointsLike = gpd.GeoDataFrame | gpd.GeoSeries | Sequence[BaseGeometry] | np.ndarray
 
