@@ -111,8 +111,17 @@ _FIXED: dict[str, tuple[str, str]] = {
     "length_m": ("Longueur", "m"),
     "walk_s": ("Temps à pied", "s"),
     "bike_s": ("Temps à vélo", "s"),
-    "walk_minutes": ("Temps à pied", "min"),
-    "bike_minutes": ("Temps à vélo", "min"),
+    "walk_reverse_s": ("Temps à pied en sens inverse", "s"),
+    "bike_reverse_s": ("Temps à vélo en sens inverse", "s"),
+    "u": ("Nœud de départ", ""),
+    "v": ("Nœud d'arrivée", ""),
+    "node_id": ("Nœud du réseau", ""),
+    "way_id": ("Identifiant de la voie (OSM)", ""),
+    "highway": ("Type de voie (OSM)", ""),
+    "oneway": ("Sens unique", ""),
+    "area_m2": ("Surface", "m²"),
+    "street_km": ("Rues atteintes", "km"),
+    "origin": ("Point de départ", ""),
     "clc_dominant": ("Occupation des sols dominante", ""),
     "commerces_chain_share": ("Part des commerces appartenant à une chaîne", "%"),
     "eolienne_power_mw": ("Puissance éolienne installée", "MW"),
@@ -198,6 +207,10 @@ def field_label(name: str, labels: Mapping[str, str] | None = None) -> FieldLabe
         if m["stat"]:
             return FieldLabel(f"Temps {_STAT[m['stat']]} {mode} : {target}", "min")
         return FieldLabel(f"Équipements ({target}) à moins de {m['within']} min {mode}")
+    if (m := re.match(r"^(.+)_minutes$", name)) and m[1] in labels:
+        # street edges and nodes: minutes to the nearest facility, by the row's mode
+        return FieldLabel(f"Temps jusqu'à l'équipement le plus proche : {_target(m[1], labels)}",
+                          "min")
     if m := re.match(r"^e2sfca_mg_(walk|bike)_per_10k$", name):
         return FieldLabel(
             f"Accessibilité aux médecins généralistes {_MODES[m[1]]} (E2SFCA)",

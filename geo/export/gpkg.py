@@ -142,7 +142,8 @@ def _dataset_document(town: TownLayers, prov: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _layer_document(name: str, gdf: Any, labels: dict[str, Any]) -> dict[str, Any]:
+def _layer_document(name: str, gdf: Any, labels: dict[str, Any],
+                    inputs: list[dict[str, Any]]) -> dict[str, Any]:
     spec = layer_spec(name)
     fields = [c for c in gdf.columns if c != gdf.geometry.name]
     return {
@@ -158,7 +159,7 @@ def _layer_document(name: str, gdf: Any, labels: dict[str, Any]) -> dict[str, An
         ],
         "pvdgeo:layer": name,
         "pvdgeo:features": len(gdf),
-        "pvdgeo:inputs": list(spec.files),
+        "pvdgeo:inputs": inputs,
     }
 
 
@@ -242,6 +243,9 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
                 gdf, tmp, layer=name, driver="GPKG",
                 layer_options={"IDENTIFIER": spec.title, "DESCRIPTION": spec.description},
                 dataset_metadata=gdal_md if i == 0 else None,
+                # GeoPackage 1.2: read by every QGIS 3 (GDAL >= 3.8 writes 1.4 by default,
+                # which QGIS 3.22 LTR on GDAL 3.6 only "partially supports")
+                dataset_options={"VERSION": "1.2"} if i == 0 else None,
                 layer_metadata={"TITLE": spec.title, "DESCRIPTION": spec.description},
             )
             log.debug("%s: wrote layer %s (%d features)", town.insee, name, len(gdf))
@@ -250,7 +254,8 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
                 "SELECT table_name, column_name FROM gpkg_geometry_columns").fetchall())
             _write_styles(con, styles, geometry_columns)
             _write_metadata(con, _dataset_document(town, provenance),
-                            {n: _layer_document(n, g, labels) for n, g in layers.items()})
+                            {n: _layer_document(n, g, labels, town.inputs.get(n, []))
+                             for n, g in layers.items()})
     log.info("%s: wrote %s (%d layers: %s; %d QGIS styles)", town.insee, path, len(layers),
              ", ".join(layers), len(styles))
     return path

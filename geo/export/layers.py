@@ -18,7 +18,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo._io import read_parquet_metadata
 from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
 from geo.export.fields import category_groups, category_labels
 from geo.settings import Settings, get_settings
@@ -99,6 +100,9 @@ class TownLayers:
     crs: str
     layers: dict[str, gpd.GeoDataFrame]
     card: dict[str, Any]
+    #: Per layer, its input files and the provenance the stage stored in them
+    #: (``{"file": name, "metadata": {...}}``, :func:`geo._io.read_parquet_metadata`).
+    inputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def read_town_card(town_dir: Path) -> dict[str, Any]:
@@ -152,6 +156,7 @@ def read_town_layers(insee: str, *, settings: Settings | None = None,
     folder = Path(town_dir) if town_dir is not None else s.town_dir(insee)
     card = read_town_card(folder)
     raw: dict[str, list[gpd.GeoDataFrame]] = {}
+    inputs: dict[str, list[dict[str, Any]]] = {}
     for spec in LAYERS:
         for name in spec.files:
             path = folder / name
@@ -160,6 +165,8 @@ def read_town_layers(insee: str, *, settings: Settings | None = None,
                 if spec.name == "network_edges" and "mode" not in gdf.columns:
                     gdf = gdf.assign(mode=name.split("_")[1])  # access_<mode>_edges
                 raw.setdefault(spec.name, []).append(gdf)
+                inputs.setdefault(spec.name, []).append(
+                    {"file": name, "metadata": read_parquet_metadata(path)})
         if spec.name not in raw:
             log.info("%s: no %s (%s not found); layer left out", insee, spec.name,
                      " / ".join(spec.files))
@@ -170,7 +177,7 @@ def read_town_layers(insee: str, *, settings: Settings | None = None,
     crs = town_crs(insee, card, s)
     layers = prepare_layers(raw, insee=insee, crs=crs, settings=s)
     nom = str(card.get("nom") or _town_name(layers.get("communes"), insee) or insee)
-    return TownLayers(insee=insee, nom=nom, crs=crs, layers=layers, card=card)
+    return TownLayers(insee=insee, nom=nom, crs=crs, layers=layers, card=card, inputs=inputs)
 
 
 def _town_name(communes: gpd.GeoDataFrame | None, insee: str) -> str | None:

@@ -93,10 +93,18 @@ def _options(parent: ET.Element, props: Mapping[str, str]) -> None:
 
 def _symbol(parent: ET.Element, name: str, geometry: str, colour: str, opacity: float,
             *, dashed: bool = False) -> None:
-    sym_type = {"fill": "fill", "line": "line", "circle": "marker"}[geometry]
+    sym_type = {"fill": "fill", "outline": "fill", "line": "line", "circle": "marker"}[geometry]
     sym = ET.SubElement(parent, "symbol", type=sym_type, name=name, alpha="1",
                         clip_to_extent="1", force_rhr="0")
-    if geometry == "fill":
+    if geometry == "outline":  # polygons drawn as their outlines (a line style on the map)
+        layer = ET.SubElement(sym, "layer", attrib={"class": "SimpleFill"}, enabled="1",
+                              pass_="0", locked="0")
+        _options(layer, {"color": "0,0,0,0", "style": "no",
+                         "outline_color": _rgba(colour, opacity),
+                         "outline_style": "dash" if dashed else "solid",
+                         "outline_width": "0.6", "outline_width_unit": "MM",
+                         "joinstyle": "round"})
+    elif geometry == "fill":
         layer = ET.SubElement(sym, "layer", attrib={"class": "SimpleFill"}, enabled="1",
                               pass_="0", locked="0")
         _options(layer, {"color": _rgba(colour, opacity), "style": "solid",
@@ -145,15 +153,41 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
+def _order_by(renderer: ET.Element, entry: LegendEntry) -> None:
+    """Draw order of the map's ``*-sort-key``: features with a larger key on top, i.e.
+    drawn last (QGIS draws in ``order by`` order)."""
+    if entry.sort is None:
+        return
+    field, descending = entry.sort
+    renderer.set("enableorderby", "1")
+    order = ET.SubElement(renderer, "orderby")
+    # MapLibre's sort key -F puts small F on top: QGIS draws large F first (descending)
+    ET.SubElement(order, "orderByClause", asc="0" if descending else "1",
+                  nullsFirst="1").text = _quote(field)
+
+
 def _renderer(root: ET.Element, entry: LegendEntry, geometry: str,
               has_field: bool) -> None:
-    dashed = geometry == "line" and entry.dashed
+    _renderer_body(root, entry, geometry, has_field)
+    renderer = root.find("renderer-v2")
+    if renderer is not None and has_field:
+        _order_by(renderer, entry)
+
+
+def _renderer_body(root: ET.Element, entry: LegendEntry, geometry: str,
+                   has_field: bool) -> None:
+    dashed = geometry in {"line", "outline"} and entry.dashed
     fld = _quote(entry.field or "")
     common = {"symbollevels": "0", "forceraster": "0", "enableorderby": "0",
               "referencescale": "-1"}
     if entry.kind != "single" and not has_field:
-        r = ET.SubElement(root, "renderer-v2", type="singleSymbol", **common)
-        _symbol(ET.SubElement(r, "symbols"), "0", geometry, _NODATA.color, entry.opacity)
+        # one rule without filter (every feature), so the legend says why it is grey
+        nodata = entry.nodata or _NODATA
+        r = ET.SubElement(root, "renderer-v2", type="RuleRenderer", **common)
+        rules = ET.SubElement(r, "rules", key=f"{{{uuid.uuid4()}}}")
+        ET.SubElement(rules, "rule", key=f"{{{uuid.uuid4()}}}", symbol="0",
+                      label=f"{nodata.label} ({entry.field} absent)")
+        _symbol(ET.SubElement(r, "symbols"), "0", geometry, nodata.color, entry.opacity)
         return
     if entry.kind == "single" and entry.filter is None:
         r = ET.SubElement(root, "renderer-v2", type="singleSymbol", **common)
@@ -176,13 +210,13 @@ def _renderer(root: ET.Element, entry: LegendEntry, geometry: str,
                     if c.max is not None:
                         cond += f" AND {fld} < {_fmt(c.max)}"
                 rules.append((f"{base} AND {cond}", c.label, c))
-            nodata = entry.nodata or _NODATA
-            if entry.kind == "categorized":
-                values = ", ".join(_literal(c.value) for c in entry.classes)
-                other = f"NOT coalesce({fld} IN ({values}), false)"
-            else:
-                other = f"{fld} IS NULL"
-            rules.append((f"{base} AND {other}", nodata.label, nodata))
+            if entry.nodata is not None:
+                if entry.kind == "categorized":
+                    values = ", ".join(_literal(c.value) for c in entry.classes)
+                    other = f"NOT coalesce({fld} IN ({values}), false)"
+                else:
+                    other = f"{fld} IS NULL"
+                rules.append((f"{base} AND {other}", entry.nodata.label, entry.nodata))
         r = ET.SubElement(root, "renderer-v2", type="RuleRenderer", **common)
         rules_el = ET.SubElement(r, "rules", key=f"{{{uuid.uuid4()}}}")
         symbols = ET.SubElement(r, "symbols")
@@ -210,9 +244,9 @@ def _renderer(root: ET.Element, entry: LegendEntry, geometry: str,
                       **common)
     cats = ET.SubElement(r, "categories")
     symbols = ET.SubElement(r, "symbols")
-    classes = [*entry.classes, entry.nodata or _NODATA]
+    classes = [*entry.classes, *([entry.nodata] if entry.nodata else [])]
     for i, c in enumerate(classes):
-        is_other = i == len(classes) - 1
+        is_other = entry.nodata is not None and i == len(classes) - 1
         ET.SubElement(cats, "category", value="" if is_other else _cat_value(c.value),
                       symbol=str(i), label=c.label, render="true")
         _symbol(symbols, str(i), geometry, c.color, entry.opacity, dashed=dashed)
@@ -243,6 +277,8 @@ def legend_qml(entry: LegendEntry, *, fields: Sequence[str], geometry_type: str,
         French labels per field (default :func:`~geo.export.fields.field_label`).
     """
     geometry = _geometry_kind(geometry_type)
+    if geometry == "fill" and entry.geometry == "line":
+        geometry = "outline"
     root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="Symbology|Fields")
     has_field = entry.field is None or entry.field in fields
     if entry.filter is not None and entry.filter[0] not in fields:
@@ -252,8 +288,8 @@ def legend_qml(entry: LegendEntry, *, fields: Sequence[str], geometry_type: str,
     for i, name in enumerate(fields):
         lab = (labels or {}).get(name) or field_label(name)
         ET.SubElement(aliases, "alias", field=name, index=str(i), name=lab.text)
-    ET.SubElement(root, "layerGeometryType").text = {"circle": "0", "line": "1",
-                                                     "fill": "2"}[geometry]
+    ET.SubElement(root, "layerGeometryType").text = {"circle": "0", "line": "1", "fill": "2",
+                                                     "outline": "2"}[geometry]
     ET.indent(root)
     # ElementTree cannot name an attribute "pass"; written as pass_ above.
     return _DOCTYPE + ET.tostring(root, encoding="unicode").replace(' pass_="', ' pass="')
@@ -275,7 +311,7 @@ def _default_entries(layer: str, fields: Sequence[str],
                    LegendClass(color="#0072B2", label="réseau cyclable", value="bike"))
         return [LegendEntry(view_id="", layer="", source_layer=layer, title="Réseau de rues",
                             kind="categorized", geometry="line", field="mode",
-                            classes=classes, nodata=_NODATA, qgis_name="Réseau de rues",
+                            classes=classes, qgis_name="Réseau de rues",
                             qgis_default=True)]
     return [LegendEntry(view_id="", layer="", source_layer=layer, title=layer,
                         kind="single", geometry="fill", color="#8c8c8c", opacity=0.6,

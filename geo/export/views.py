@@ -74,6 +74,9 @@ class LegendEntry:
     label: str = ""
     opacity: float = 1.0
     dashed: bool = False
+    #: Drawing order of features: ``(field, descending)`` from a ``*-sort-key`` of the
+    #: form ``["get", f]`` or ``["-", 0, ["get", f]]`` (features with a larger key on top).
+    sort: tuple[str, bool] | None = None
     qgis_name: str = ""
     qgis_layers: tuple[str, ...] = ()
     qgis_default: bool = False
@@ -104,11 +107,25 @@ def _legend_class(raw: dict[str, Any]) -> LegendClass:
 
 
 def _opacity(layer: dict[str, Any]) -> float:
+    """The layer's opacity (the first stop of a zoom ``interpolate``)."""
     paint = layer.get("paint", {})
     for key in ("fill-opacity", "line-opacity", "circle-opacity"):
-        if isinstance(paint.get(key), int | float):
-            return float(paint[key])
+        value = paint.get(key)
+        if isinstance(value, list) and value[:1] == ["interpolate"] and len(value) > 4:
+            value = value[4]
+        if isinstance(value, int | float):
+            return float(value)
     return 1.0
+
+
+def _sort(layer: dict[str, Any]) -> tuple[str, bool] | None:
+    key = layer.get("layout", {}).get(f"{layer.get('type')}-sort-key")
+    if isinstance(key, list) and key[:1] == ["get"] and len(key) == 2:
+        return str(key[1]), False
+    if (isinstance(key, list) and key[:2] == ["-", 0] and len(key) == 3
+            and isinstance(key[2], list) and key[2][:1] == ["get"]):
+        return str(key[2][1]), True
+    return None
 
 
 def _parse(path: Path) -> View:
@@ -145,6 +162,7 @@ def _parse(path: Path) -> View:
             filter=(filt[0], filt[1]) if filt else None,
             unit=raw.get("unit", ""), color=raw.get("color"), label=raw.get("label", ""),
             opacity=_opacity(layer), dashed="line-dasharray" in layer.get("paint", {}),
+            sort=_sort(layer),
             qgis_name=raw.get("qgis_name") or view["title"],
             qgis_layers=tuple(raw.get("qgis_layers") or [raw["source_layer"]]),
             qgis_default=bool(raw.get("qgis_default", False)),

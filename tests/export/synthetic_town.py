@@ -16,6 +16,8 @@ import h3
 import numpy as np
 from shapely.geometry import LineString, Point, Polygon, box
 
+from geo._io import write_parquet
+
 TOWN = "01306"
 #: Town hall of Pont-de-Veyle (EPSG:2154, approximately).
 HALL_X, HALL_Y = 845_365.0, 6_575_495.0
@@ -118,21 +120,33 @@ def _isochrones() -> gpd.GeoDataFrame:
     for mode, kmh in (("walk", 4.5), ("bike", 15.0)):
         for minutes in (5, 10, 15, 20):
             radius = kmh * 1000 / 60 * minutes * 0.7
-            rows.append({"mode": mode, "minutes": minutes,
-                         "geometry": hall.buffer(radius, 32)})
+            geom = hall.buffer(radius, 32)
+            rows.append({"mode": mode, "minutes": minutes, "area_m2": geom.area,
+                         "street_km": geom.area / 1e5, "origin": "OSM amenity=townhall",
+                         "geometry": geom})
     return gpd.GeoDataFrame(rows, crs=L93)
 
 
 def _edges(mode: str, step: float) -> gpd.GeoDataFrame:
+    """Street links as the access stage writes them (``geo.access.run_town``)."""
     kmh = {"walk": 4.5, "bike": 15.0}[mode]
     rows = []
     coords = np.arange(-2000, 2001, step)
+    hall = Point(HALL_X, HALL_Y)
     for c in coords:
         for a, b in itertools.pairwise(coords):
             for line in (LineString([(HALL_X + a, HALL_Y + c), (HALL_X + b, HALL_Y + c)]),
                          LineString([(HALL_X + c, HALL_Y + a), (HALL_X + c, HALL_Y + b)])):
-                rows.append({"length_m": line.length, f"{mode}_s": line.length / (kmh / 3.6),
-                             "geometry": line})
+                secs = line.length / (kmh / 3.6)
+                to_health = line.interpolate(0.5, normalized=True).distance(hall) * 1.3 / (
+                    kmh * 1000 / 60)
+                rows.append({
+                    "u": len(rows), "v": len(rows) + 1, "way_id": 100 + len(rows) // 4,
+                    "highway": "residential", "name": None, "length_m": line.length,
+                    f"{mode}_s": secs, f"{mode}_reverse_s": secs, "oneway": False,
+                    "sante_minutes": to_health, "commerces_minutes": to_health * 0.9,
+                    "medecin_generaliste_minutes": to_health * 1.1, "geometry": line,
+                })
     return gpd.GeoDataFrame(rows, crs=L93)
 
 
@@ -146,9 +160,11 @@ def write_synthetic_town(town_dir: Path, *, streets: bool = True, landcover: boo
     _cells(9, communes, landcover).to_parquet(town_dir / "h3_r9.parquet")
     _facilities().to_parquet(town_dir / "facilities.parquet")
     if streets:
-        _isochrones().to_parquet(town_dir / "isochrones.parquet")
-        _edges("walk", 100).to_parquet(town_dir / "access_walk_edges.parquet")
-        _edges("bike", 200).to_parquet(town_dir / "access_bike_edges.parquet")
+        write_parquet(_isochrones(), town_dir / "isochrones.parquet",
+                      metadata={"insee": TOWN, "origin": "OSM amenity=townhall (Mairie)"})
+        for mode, step in (("walk", 100), ("bike", 200)):
+            write_parquet(_edges(mode, step), town_dir / f"access_{mode}_edges.parquet",
+                          metadata={"insee": TOWN, "mode": mode, "vintage": "OSM 2022-03-11"})
     if card:
         (town_dir / "town.json").write_text(json.dumps({
             "insee": TOWN, "nom": "Pont-de-Veyle", "population": 1660,

@@ -74,6 +74,10 @@ def test_layer_styles_table_follows_the_qgis_schema(town_gpkg: Path) -> None:
                                "'layer_styles'").fetchone()
     assert cols == QGIS_LAYER_STYLES_COLUMNS
     assert contents == ("attributes",)
+    with closing(sqlite3.connect(town_gpkg)) as con:
+        # GeoPackage 1.2: what every QGIS 3 reads fully (GDAL 3.6 warns on 1.4)
+        assert con.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # "GPKG"
+        assert con.execute("PRAGMA user_version").fetchone()[0] == 10200
     rows = read_layer_styles(town_gpkg)
     for layer in layer_names():
         mine = [r for r in rows if r["f_table_name"] == layer]
@@ -142,11 +146,29 @@ def test_filtered_legends_become_rules(town_gpkg: Path) -> None:
     assert all(r.get("filter").startswith('"category" = \'commerces\' AND') for r in rules)
 
 
+def test_map_draw_order_and_outlines_carry_over(town_gpkg: Path) -> None:
+    walk = _qml(town_gpkg, "isochrones", "Isochrones à pied").find("renderer-v2")
+    # MapLibre draws the 5-minute area on top (sort key -minutes): QGIS draws the largest
+    # minutes first
+    assert walk.get("enableorderby") == "1"
+    clause = walk.find("orderby/orderByClause")
+    assert (clause.text, clause.get("asc")) == ('"minutes"', "0")
+    # a line style of polygons on the map: outline-only fills in QGIS
+    bike = _qml(town_gpkg, "isochrones", "Isochrones à vélo")
+    fill = bike.find("renderer-v2/symbols/symbol/layer")
+    assert fill.get("class") == "SimpleFill"
+    options = {o.get("name"): o.get("value") for o in fill.findall("Option/Option")}
+    assert options["style"] == "no" and options["outline_style"] == "dash"
+
+
 def test_missing_field_gives_an_explicit_no_data_style(town_gpkg: Path) -> None:
     # the demo town has no land cover: the style says so instead of drawing nothing
     entry = _legend("occupation_sols", "sols-h3")
     root = _qml(town_gpkg, "h3_r9", entry.qgis_name)
-    assert root.find("renderer-v2").get("type") == "singleSymbol"
+    assert root.find("renderer-v2").get("type") == "RuleRenderer"
+    [rule] = root.findall("renderer-v2/rules/rule")
+    assert rule.get("filter") is None  # every feature
+    assert rule.get("label") == "donnée non disponible (clc_dominant absent)"
     assert "clc_dominant" not in pyogrio.read_info(town_gpkg, layer="h3_r9")["fields"]
 
 

@@ -112,16 +112,27 @@ function renderLegend(view) {
   const root = $("legend");
   root.replaceChildren();
   const styleLayers = new Map((state.styles.get(view.id)?.layers ?? []).map((l) => [l.id, l]));
+  let previous = null;
   for (const entry of legendOf(view)) {
     const layer = styleLayers.get(entry.layer);
     const geometry = layer?.type ?? "fill";
     const dashed = Boolean(layer?.paint?.["line-dasharray"]);
+    const title = entry.unit ? `${entry.title} (${entry.unit})` : entry.title;
+    const sameClasses = previous && entry.kind !== "single" &&
+      JSON.stringify([entry.classes, entry.nodata]) === JSON.stringify([previous.classes, previous.nodata]);
+    previous = entry;
+    if (sameClasses) {  // e.g. streets coloured like the cells above: say so, once
+      root.append(el("div", { class: "legend-block", "data-layer": entry.layer },
+        el("h3", { text: title }), el("p", { class: "muted", text: "Mêmes classes et couleurs que ci-dessus." }),
+        el("p", { class: "legend-note", hidden: true })));
+      continue;
+    }
     const items = el("ul");
     const classes = entry.kind === "single" ? [{ color: entry.color, label: entry.label }] : entry.classes;
     for (const c of classes) items.append(el("li", {}, swatch(geometry, c.color, dashed), el("span", { text: c.label })));
     if (entry.nodata) items.append(el("li", {}, swatch(geometry, entry.nodata.color, dashed), el("span", { text: entry.nodata.label })));
     root.append(el("div", { class: "legend-block", "data-layer": entry.layer },
-      el("h3", { text: entry.unit ? `${entry.title} (${entry.unit})` : entry.title }), items,
+      el("h3", { text: title }), items,
       el("p", { class: "legend-note", hidden: true })));
   }
 }
@@ -177,7 +188,7 @@ function updateUrl() {
 
 function renderTownInfo(town) {
   const parts = [];
-  if (town.osm_date) parts.push(`OSM : ${town.osm_date}`);
+  if (town.osm_date) parts.push(town.osm_date);
   if (town.cog_year) parts.push(`COG ${town.cog_year}`);
   if (town.build_date) parts.push(`construit le ${new Date(town.build_date).toLocaleDateString("fr-FR")}`);
   $("town-info").textContent = parts.join(" · ");
