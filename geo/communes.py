@@ -61,6 +61,7 @@ __all__ = [
     "resolve_insee",
     "search_communes",
     "town_card",
+    "typology_groups",
     "typology_stats",
     "validate_insee",
 ]
@@ -696,6 +697,19 @@ def town_card(insee: str, *, settings: Settings | None = None) -> dict[str, Any]
     return card
 
 
+def typology_groups(ref: pd.DataFrame) -> dict[str, pd.Series]:
+    """Boolean masks over ``ref`` of the national statistics groups, in report order.
+
+    ``petite ville``, ``ville moyenne``, ``grande ville`` (current typology, legal
+    population 2023), ``PVD``, ``ACV`` (current programme membership) and ``France``.
+    """
+    groups = {t: (ref["typologie"] == t).fillna(False).astype(bool) for t in TYPOLOGIES}
+    groups["PVD"] = ref["pvd"].astype(bool)
+    groups["ACV"] = ref["acv"].astype(bool)
+    groups["France"] = pd.Series(True, index=ref.index)
+    return groups
+
+
 def typology_stats(
     year: int = 2023, *, settings: Settings | None = None
 ) -> pd.DataFrame:
@@ -705,7 +719,8 @@ def typology_stats(
     communes; populations of earlier years are summed over the same communes (merged
     communes re-keyed). Columns: ``groupe``, ``communes``, ``population``,
     ``part_population_nationale`` (share of the national population, 0..1),
-    ``population_2016`` and ``croissance_depuis_2016`` (relative growth, 0.05 = +5 %).
+    ``population_2016`` and ``croissance_depuis_2016`` (relative growth, 0.05 = +5 %),
+    both over the communes that have a population in 2016 and in ``year``.
     """
     if year not in POPULATION_YEARS:
         raise InputFileError(
@@ -715,15 +730,14 @@ def typology_stats(
     ref = load_reference(settings)
     col = f"pop_{year}"
     total = ref[col].sum()
-    groups = {t: ref["typologie"] == t for t in TYPOLOGIES}
-    groups["PVD"] = ref["pvd"]
-    groups["ACV"] = ref["acv"]
-    groups["France"] = pd.Series(True, index=ref.index)
     rows = []
-    for name, mask in groups.items():
+    for name, mask in typology_groups(ref).items():
         part = ref[mask]
         pop = part[col].sum()
-        pop16 = part.loc[part[col].notna(), "pop_2016"].sum()
+        # growth on the communes with both populations (no 2016 figure for Mayotte and
+        # most collectivités d'outre-mer: counting them in one year only inflates growth)
+        both = part[col].notna() & part["pop_2016"].notna()
+        pop16 = part.loc[both, "pop_2016"].sum()
         rows.append({
             "groupe": name,
             "annee": year,
@@ -731,6 +745,7 @@ def typology_stats(
             "population": int(pop),
             "part_population_nationale": float(pop / total),
             "population_2016": int(pop16),
-            "croissance_depuis_2016": float(pop / pop16 - 1) if pop16 else np.nan,
+            "croissance_depuis_2016": float(part.loc[both, col].sum() / pop16 - 1)
+            if pop16 else np.nan,
         })
     return pd.DataFrame(rows)

@@ -111,6 +111,12 @@ class Settings:
     dedup_distance_m: float = 50.0
     #: Peers: population band as a ratio around the town's population (0.5 -> x0.5..x2).
     peer_population_ratio: float = 0.5
+    #: Peers: attributes a peer shares with the town (``geo.portrait.PEER_CRITERIA``:
+    #: programme, centralite, densite, typologie, ruralite, montagne, aav_categorie,
+    #: region, departement), besides the population band.
+    peer_criteria: tuple[str, ...] = ("programme", "centralite")
+    #: Peers: fewer than this many under the rule widens it (documented order).
+    peer_min_count: int = 5
 
     # --- publishing ------------------------------------------------------------
     max_tile_bytes: int = 500_000
@@ -262,6 +268,8 @@ def _validate(s: Settings) -> None:
         problems.append(
             f"peer_population_ratio must be in (0, 1) (got {s.peer_population_ratio!r})"
         )
+    if s.peer_min_count < 1:
+        problems.append(f"peer_min_count must be >= 1 (got {s.peer_min_count!r})")
     if s.http_retries < 0:
         problems.append(f"http_retries must be >= 0 (got {s.http_retries!r})")
     if not 0 <= s.tiles_min_zoom <= s.tiles_max_zoom <= 22:

@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--year", type=int, default=2023,
                    help=f"legal population year ({', '.join(map(str, communes.POPULATION_YEARS))})")
+    t.add_argument("--out", metavar="DIR",
+                   help="also write the national tables (population per year, growth per "
+                   "period, APL, facilities per 10,000 inhabitants) as CSV, SVG charts and "
+                   "index.html into DIR")
     t.set_defaults(func=run_typology_stats)
 
     w = sub.add_parser(
@@ -104,6 +108,19 @@ def run_typology_stats(args: argparse.Namespace, settings: Settings) -> int:
     for r in table.itertuples():
         print(f"{r.groupe:<14}{r.communes:>10,}{r.population:>14,}"
               f"{r.part_population_nationale:>8.1%}{r.croissance_depuis_2016:>+13.2%}")
+    if args.out:
+        from geo import portrait  # national statistics by typology (issue 7)
+
+        tables = portrait.typology_tables(settings)
+        mg = tables["apl"][tables["apl"]["indicateur"] == "apl_mg"]
+        print(f"\nAPL médecins généralistes (DREES 2021), seuil {settings.apl_threshold:g}")
+        print(f"{'groupe':<14}{'médiane':>9}{'communes < seuil':>18}{'population < seuil':>20}")
+        for r in mg.itertuples():
+            print(f"{r.groupe:<14}{r.mediane:>9.2f}{r.part_communes_sous_seuil:>18.1%}"
+                  f"{r.part_population_sous_seuil:>20.1%}")
+        for path in portrait.write_typology_stats(Path(args.out), tables=tables,
+                                                  settings=settings):
+            print(f"wrote {path}")
     return 0
 
 

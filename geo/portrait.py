@@ -1,0 +1,1116 @@
+"""Town portrait: similar towns (peers), indicators compared with them and with France,
+and national statistics by typology (the Data Territoria tables).
+
+Peers
+-----
+A town's peers are the other current communes that share the attributes listed in a
+:class:`PeerRule` with it, and whose legal population lies within a band around its own:
+
+- ``criteria`` (default ``settings.peer_criteria`` = programme, centralite), each one of
+  :data:`PEER_CRITERIA`: ``programme`` (PVD, ACV or neither), ``centralite`` (ANCT/INRAE
+  level), ``densite`` (INSEE 7-level grid), ``typologie``, ``ruralite``, ``montagne``
+  (massif or none), ``aav_categorie``, ``region``, ``departement``;
+- ``population_ratio`` r (default ``settings.peer_population_ratio`` = 0.5): population
+  between r x P and P / r (x0.5..x2) for a town of population P.
+
+A criterion the town itself has no value for is not applied (and the report says so).
+When fewer than ``settings.peer_min_count`` (5) communes follow the rule, the rule is
+widened step by step, in this documented order, until enough peers are found:
+
+1. the geographic criteria (``region``, ``departement``) are dropped;
+2. the population band is widened from r to r² (x0.5..x2 becomes x0.25..x4);
+3. the other criteria are dropped one at a time, the last listed first (so
+   ``programme``, listed first by default, is kept longest);
+4. the population band is dropped.
+
+Every rule tried is kept with its count (:attr:`PeerSelection.steps`) and the report
+states it.
+
+Portrait
+--------
+Every indicator of :data:`INDICATORS` with the town's value, the median over its peers,
+the town's percentile among its peers and the median over all communes ("France").
+Values come from the national commune tables (``data/interim/``, see ARCHITECTURE.md)
+first, then from the town runs (``data/out/<insee>/communes.parquet``: access times,
+land cover, chain share), so the town and its peers are compared on the same sources.
+Indicators that exist only where a town run was made (access times) are compared with
+the peers and communes that have one; the counts are always given. A missing value stays
+missing ("n.d." with the reason), never zero.
+
+The percentile is the mid-rank percentile of the town among its peers with a value
+(``scipy.stats.percentileofscore(kind="mean")``): the share of peers below the town plus
+half the share equal to it, in 0..100; 50 means the town sits at the peers' median.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from geo import __version__, communes, indicators, sources
+from geo import _report as report
+from geo import _svg as svg
+from geo._io import atomic_path
+from geo.errors import InputFileError, MissingColumnsError, SettingsError
+from geo.settings import Settings, get_settings
+
+__all__ = [
+    "INDICATORS",
+    "PEER_CRITERIA",
+    "Indicator",
+    "PeerRule",
+    "PeerSelection",
+    "Portrait",
+    "build_portrait",
+    "find_peers",
+    "indicator_table",
+    "percentile_rank",
+    "render_portrait_html",
+    "render_typology_html",
+    "typology_tables",
+    "write_portrait",
+    "write_typology_stats",
+]
+
+log = logging.getLogger(__name__)
+
+# --- indicators ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One portrait indicator: field name, French label and unit, theme, display."""
+
+    key: str
+    label: str
+    unit: str
+    theme: str
+    digits: int = 1
+    #: Stored as a share 0..1 (or a change of share), shown in per cent.
+    percent: bool = False
+    signed: bool = False
+    #: ``national`` (a value for every commune) or ``local`` (from the town runs).
+    scope: str = "national"
+
+    def format(self, value: object) -> str:
+        """The value formatted for the report (French, unit added)."""
+        if svg.is_missing(value):
+            return "n.d."
+        text = svg.format_fr(value, self.digits, percent=self.percent, signed=self.signed)
+        if self.percent and self.unit.startswith("point"):
+            text = text.replace("\u202f%", "\u202fpt")
+        elif not self.percent and self.unit in {"min", "MW", "%"}:
+            text += f"\u202f{self.unit}"
+        return text
+
+
+THEME_POPULATION = "Population"
+THEME_APL = "Accès aux soins : accessibilité potentielle localisée (DREES, 2021)"
+THEME_FACILITIES = "Équipements pour 10 000 habitants"
+THEME_CULTURE = "Culture et énergie"
+THEME_LANDCOVER = "Occupation des sols (CORINE Land Cover)"
+THEME_ACCESS = "Temps d'accès médians (réseau de rues)"
+
+_FACILITY_CATEGORIES = {
+    "sante": "Santé",
+    "commerces": "Commerces",
+    "culture": "Culture",
+    "education": "Éducation",
+    "services": "Services",
+}
+_CLC_LEVEL1 = {
+    "artificialise": "territoires artificialisés",
+    "agricole": "territoires agricoles",
+    "foret_semi_naturel": "forêts et milieux semi-naturels",
+    "zone_humide": "zones humides",
+    "eau": "surfaces en eau",
+}
+_ACCESS_TARGETS = {
+    "medecin_generaliste": "au médecin généraliste",
+    "pharmacie": "à la pharmacie",
+    "boulangerie": "à la boulangerie",
+    "ecole": "à l'école",
+}
+_MODES = {"walk": "à pied", "bike": "à vélo"}
+
+INDICATORS: tuple[Indicator, ...] = (
+    Indicator("population", "Population légale 2023", "habitants", THEME_POPULATION, 0),
+    Indicator("pop_croissance_2016_2023_pct", "Évolution de la population 2016-2023", "%",
+              THEME_POPULATION, 1, signed=True),
+    *(Indicator(p.field, f"APL aux {p.label}", p.unit, THEME_APL,
+                2 if p.field == "apl_mg" else 1)
+      for p in indicators.APL_PROFESSIONS),
+    *(Indicator(f"n_{k}_per_10k", label, "pour 10 000 habitants", THEME_FACILITIES)
+      for k, label in _FACILITY_CATEGORIES.items()),
+    Indicator("commerces_chain_share", "Part des commerces appartenant à une chaîne",
+              "part", THEME_FACILITIES, 0, percent=True, scope="local"),
+    Indicator("n_cinema", "Cinémas", "nombre", THEME_CULTURE, 0),
+    Indicator("n_musee", "Musées de France", "nombre", THEME_CULTURE, 0),
+    Indicator("n_festival", "Festivals", "nombre", THEME_CULTURE, 0),
+    Indicator("n_eolienne", "Éoliennes en service", "nombre", THEME_CULTURE, 0),
+    Indicator("eolienne_power_mw", "Puissance éolienne installée", "MW", THEME_CULTURE, 1),
+    *(Indicator(f"clc_{k}_share", f"Part des {label}", "part", THEME_LANDCOVER, 1,
+                percent=True, scope="local")
+      for k, label in _CLC_LEVEL1.items()),
+    Indicator("clc_artificialise_change_2012_2018",
+              "Évolution de la part artificialisée 2012-2018", "points de %",
+              THEME_LANDCOVER, 2, percent=True, signed=True, scope="local"),
+    *(Indicator(f"{mode}_{target}_minutes_median",
+                f"Temps {mode_label} {target_label} le plus proche", "min", THEME_ACCESS, 1,
+                scope="local")
+      for mode, mode_label in _MODES.items() for target, target_label in _ACCESS_TARGETS.items()),
+)
+_BY_KEY = {i.key: i for i in INDICATORS}
+
+# --- peers -----------------------------------------------------------------------------
+
+#: Criteria a peer rule can use: reference column and French description.
+PEER_CRITERIA: dict[str, tuple[str, str]] = {
+    "programme": ("programme", "même programme (PVD, ACV ou aucun)"),
+    "centralite": ("centralite", "même niveau de centralité"),
+    "densite": ("densite", "même niveau de densité"),
+    "typologie": ("typologie", "même typologie (petite, moyenne ou grande ville)"),
+    "ruralite": ("ruralite", "même typologie des ruralités"),
+    "montagne": ("montagne", "même massif de montagne (ou hors montagne)"),
+    "aav_categorie": ("aav_categorie_libelle", "même catégorie d'aire d'attraction"),
+    "region": ("region_nom", "même région"),
+    "departement": ("departement_nom", "même département"),
+}
+_GEOGRAPHIC = ("region", "departement")
+
+
+def _programme(ref: pd.DataFrame) -> pd.Series:
+    pvd, acv = ref["pvd"].astype(bool), ref["acv"].astype(bool)
+    out = pd.Series("aucun", index=ref.index, dtype=object)
+    out[pvd] = "PVD"
+    out[acv] = "ACV"
+    out[pvd & acv] = "PVD et ACV"
+    return out
+
+
+def _with_programme(ref: pd.DataFrame) -> pd.DataFrame:
+    if "programme" in ref.columns:
+        return ref
+    out = ref.copy()
+    out["programme"] = _programme(ref)
+    # "hors montagne" is a level too: two non-mountain towns match
+    out["montagne"] = out["montagne"].astype(object).where(out["montagne"].notna(),
+                                                           "hors montagne")
+    return out
+
+
+@dataclass(frozen=True)
+class PeerRule:
+    """What a peer shares with the town: ``criteria`` and a population band.
+
+    ``population_ratio`` r keeps communes of population r x P .. P / r (None: any size).
+    """
+
+    criteria: tuple[str, ...] = ("programme", "centralite")
+    population_ratio: float | None = 0.5
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.criteria if c not in PEER_CRITERIA]
+        if unknown:
+            raise SettingsError(
+                f"unknown peer criterion {', '.join(map(repr, unknown))}: expected some of "
+                + ", ".join(PEER_CRITERIA)
+            )
+        if len(set(self.criteria)) != len(self.criteria):
+            raise SettingsError(f"peer criteria listed twice: {self.criteria!r}")
+        r = self.population_ratio
+        if r is not None and not 0 < r < 1:
+            raise SettingsError(f"peer population ratio must be in (0, 1), got {r!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> PeerRule:
+        """The rule of ``settings.peer_criteria`` and ``settings.peer_population_ratio``."""
+        s = settings or get_settings()
+        return cls(tuple(s.peer_criteria), s.peer_population_ratio)
+
+    def population_band(self, population: float) -> tuple[float, float] | None:
+        """Inclusive population bounds for a town of ``population`` (None: no band)."""
+        if self.population_ratio is None:
+            return None
+        return population * self.population_ratio, population / self.population_ratio
+
+    def mask(self, ref: pd.DataFrame, town: Mapping[str, Any]) -> pd.Series:
+        """Communes of ``ref`` that follow the rule for ``town`` (the town included)."""
+        ref = _with_programme(ref)
+        ok = pd.Series(True, index=ref.index)
+        for crit in self.criteria:
+            col = PEER_CRITERIA[crit][0]
+            ok &= (ref[col] == town[col]).fillna(False).astype(bool)
+        band = self.population_band(float(town["population"]))
+        if band is not None:
+            pop = ref["population"].astype(float)
+            ok &= ((pop >= band[0]) & (pop <= band[1])).fillna(False).astype(bool)
+        return ok
+
+    def describe(self, town: Mapping[str, Any] | None = None) -> str:
+        """The rule in French, with the town's values when given."""
+        parts = []
+        for crit in self.criteria:
+            col, text = PEER_CRITERIA[crit]
+            if town is not None:
+                text = f"{text} : {town[col]}"
+            parts.append(text)
+        if self.population_ratio is not None:
+            r = self.population_ratio
+            text = (f"population entre ×{svg.format_fr(r, 2).rstrip('0').rstrip(',')} et "
+                    f"×{svg.format_fr(1 / r, 2).rstrip('0').rstrip(',')}")
+            if town is not None:
+                lo, hi = self.population_band(float(town["population"]))  # type: ignore[misc]
+                text += (f" de celle de la commune ({svg.format_fr(math.ceil(lo))} à "
+                         f"{svg.format_fr(math.floor(hi))} habitants)")
+            parts.append(text)
+        return "; ".join(parts) if parts else "toutes les communes"
+
+    def widenings(self) -> list[PeerRule]:
+        """This rule followed by its wider versions, in the documented order."""
+        steps = [self]
+        current = self
+        if any(c in _GEOGRAPHIC for c in current.criteria):
+            current = replace(current, criteria=tuple(c for c in current.criteria
+                                                      if c not in _GEOGRAPHIC))
+            steps.append(current)
+        if current.population_ratio is not None:
+            current = replace(current, population_ratio=current.population_ratio ** 2)
+            steps.append(current)
+        while current.criteria:
+            current = replace(current, criteria=current.criteria[:-1])
+            steps.append(current)
+        if current.population_ratio is not None:
+            current = replace(current, population_ratio=None)
+            steps.append(current)
+        return steps
+
+
+@dataclass(frozen=True)
+class PeerSelection:
+    """The peers of a town and how they were chosen."""
+
+    insee: str
+    #: The rule asked for (criteria the town has no value for removed).
+    rule: PeerRule
+    #: The rule that gave the peers (``rule`` itself unless widened).
+    applied: PeerRule
+    #: Every rule tried, with the number of peers it gives.
+    steps: tuple[tuple[PeerRule, int], ...]
+    #: Peers: insee, nom, departement, region_nom, population, programme, centralite,
+    #: densite; nearest population first.
+    peers: pd.DataFrame
+    min_count: int
+    #: Criteria not applied because the town has no value for them.
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def widened(self) -> bool:
+        """True when the rule asked for gave fewer than ``min_count`` peers."""
+        return self.applied != self.rule
+
+    def describe(self, town: Mapping[str, Any]) -> str:
+        """One French paragraph: the rule, widening if any, and the count."""
+        text = f"Règle : {self.rule.describe(town)}."
+        if self.ignored:
+            text += (" Critère(s) non appliqué(s), faute de valeur pour la commune : "
+                     + ", ".join(self.ignored) + ".")
+        if self.widened:
+            n_first = self.steps[0][1]
+            text += (f" Cette règle ne donne que {n_first} commune(s) comparable(s) "
+                     f"(minimum {self.min_count}) : elle a été élargie à « "
+                     f"{self.applied.describe(town)} ».")
+        text += f" {len(self.peers)} commune(s) comparable(s)."
+        return text
+
+
+def find_peers(
+    insee: str,
+    rule: PeerRule | None = None,
+    *,
+    min_count: int | None = None,
+    settings: Settings | None = None,
+) -> PeerSelection:
+    """The peers of a town under ``rule`` (default from settings), widened if needed.
+
+    See the module doc for the rule and the widening order. The town is never its own
+    peer. Raises :class:`UnknownCommuneError` for an unknown town.
+    """
+    s = settings or get_settings()
+    rule = rule or PeerRule.from_settings(s)
+    min_count = s.peer_min_count if min_count is None else int(min_count)
+    if min_count < 1:
+        raise SettingsError(f"min_count must be >= 1, got {min_count!r}")
+    code = communes.resolve_insee(insee, s)
+    ref = _with_programme(communes.load_reference(s))
+    town = ref.loc[ref["insee"] == code].iloc[0]
+    ignored = tuple(c for c in rule.criteria if pd.isna(town[PEER_CRITERIA[c][0]]))
+    if pd.isna(town["population"]):
+        ignored += ("population",)
+    effective = PeerRule(
+        tuple(c for c in rule.criteria if c not in ignored),
+        None if "population" in ignored else rule.population_ratio,
+    )
+    not_town = ref["insee"] != code
+    steps: list[tuple[PeerRule, int]] = []
+    chosen = effective
+    mask = pd.Series(False, index=ref.index)
+    for step in effective.widenings():
+        mask = step.mask(ref, town) & not_town
+        steps.append((step, int(mask.sum())))
+        chosen = step
+        if mask.sum() >= min_count:
+            break
+    if chosen != effective:
+        log.warning("%s: %d peer(s) under the rule (%s); widened to: %s", code,
+                    steps[0][1], effective.describe(), chosen.describe())
+    peers = ref.loc[mask, ["insee", "nom", "departement", "region_nom", "population",
+                           "programme", "centralite", "densite"]].copy()
+    distance = np.abs(np.log(peers["population"].astype(float).clip(lower=1)
+                             / max(float(town["population"] or 1), 1)))
+    peers = peers.assign(_d=distance).sort_values(["_d", "insee"]).drop(columns="_d")
+    return PeerSelection(code, effective, chosen, tuple(steps),
+                         peers.reset_index(drop=True), min_count, ignored)
+
+
+# --- percentiles and indicator data -----------------------------------------------------
+
+
+def percentile_rank(value: float | None, others: Iterable[float | None]) -> float | None:
+    """Mid-rank percentile (0..100) of ``value`` among ``others`` (missing values left out).
+
+    The share of ``others`` below ``value`` plus half the share equal to it, times 100
+    (``scipy.stats.percentileofscore(kind="mean")``). None when ``value`` is missing or no
+    other value is present.
+    """
+    own = svg.to_float(value)
+    vals = np.array([v for v in map(svg.to_float, others) if v is not None], dtype=float)
+    if own is None or vals.size == 0:
+        return None
+    return float(stats.percentileofscore(vals, own, kind="mean"))
+
+
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError)
+        raise InputFileError(f"cannot read {what} {path}: {exc}") from None
+    if "insee" not in df.columns:
+        raise MissingColumnsError(f"{what} {path}", ["insee"], list(df.columns))
+    df = df.drop(columns=[c for c in df.columns if c == "geometry"])
+    df["insee"] = df["insee"].astype(str)
+    return df
+
+
+def _local_row(town_dir: Path, insee: str) -> pd.Series | None:
+    """The town's own row of a town run (communes.parquet), with the chain share of its
+    shops from facilities.parquet when the commune layer lacks it."""
+    row: pd.Series | None = None
+    layer = town_dir / "communes.parquet"
+    if layer.exists():
+        table = _read_table(layer, "commune layer")
+        hit = table[table["insee"] == insee]
+        if len(hit):
+            row = hit.iloc[0]
+    facilities = town_dir / "facilities.parquet"
+    if facilities.exists() and (row is None or pd.isna(row.get("commerces_chain_share"))):
+        try:
+            fac = pd.read_parquet(facilities, columns=["insee", "category", "chain"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputFileError(
+                f"cannot read facilities {facilities} (expected columns insee, category, "
+                f"chain): {exc}"
+            ) from None
+        shops = fac[(fac["insee"].astype(str) == insee) & (fac["category"] == "commerces")]
+        known = shops["chain"].dropna().astype(bool)
+        if len(known):
+            row = pd.Series({"insee": insee}) if row is None else row.copy()
+            row["commerces_chain_share"] = float(known.mean())
+    return row
+
+
+def local_rows(settings: Settings | None = None, *, skip: Sequence[str] = ()) -> pd.DataFrame:
+    """The town's own row of every town run under ``settings.out_dir`` (see _local_row).
+
+    A run whose files cannot be read is reported and left out.
+    """
+    s = settings or get_settings()
+    rows = []
+    if s.out_dir.is_dir():
+        for town_dir in sorted(p for p in s.out_dir.iterdir() if p.is_dir()):
+            if town_dir.name in skip:
+                continue
+            try:
+                row = _local_row(town_dir, town_dir.name)
+            except InputFileError as exc:
+                log.warning("town run %s left out of the comparison: %s", town_dir.name, exc)
+                continue
+            if row is not None:
+                rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["insee"]).set_index("insee")
+    return pd.DataFrame(rows).drop_duplicates("insee").set_index("insee")
+
+
+def indicator_table(settings: Settings | None = None) -> pd.DataFrame:
+    """Every indicator of :data:`INDICATORS` per current commune (index ``insee``).
+
+    National tables first (reference, APL, ``data/interim/facilities_communes.parquet``,
+    ``data/interim/landcover_communes.parquet``), then the town runs' own rows fill what
+    the national tables lack. Columns of an absent source are all missing.
+    """
+    s = settings or get_settings()
+    ref = communes.load_reference(s).set_index("insee")
+    table = pd.DataFrame(index=ref.index)
+    table["population"] = ref["population"].astype(float)
+    pop16, pop23 = ref["pop_2016"].astype(float), ref["pop_2023"].astype(float)
+    table["pop_croissance_2016_2023_pct"] = (pop23 / pop16.where(pop16 > 0) - 1) * 100
+    apl = indicators.apl_by_commune(s).set_index("insee")
+    table = table.join(apl[[p.field for p in indicators.APL_PROFESSIONS]])
+    for name in ("facilities_communes", "landcover_communes"):
+        path = s.interim_dir / f"{name}.parquet"
+        if path.exists():
+            extra = _read_table(path, "national table").set_index("insee")
+            wanted = [c for c in extra.columns if c in _BY_KEY and c not in table.columns]
+            table = table.join(extra[wanted])
+        else:
+            log.info("national table %s absent: its indicators are missing", path)
+    local = local_rows(s)
+    for ind in INDICATORS:
+        if ind.key not in table.columns:
+            table[ind.key] = np.nan
+        if ind.key in local.columns:
+            vals = pd.to_numeric(local[ind.key], errors="coerce").reindex(table.index)
+            table[ind.key] = table[ind.key].astype(float).fillna(vals)
+    return table[[i.key for i in INDICATORS]].astype(float)
+
+
+# --- the portrait --------------------------------------------------------------------------
+
+
+@dataclass
+class Portrait:
+    """A town's portrait: card, peers, indicator table and population history."""
+
+    insee: str
+    card: dict[str, Any]
+    peers: PeerSelection
+    #: One row per indicator: theme, indicateur, libelle, unite, valeur, mediane_pairs,
+    #: n_pairs, percentile_pairs, mediane_france, n_france, note.
+    table: pd.DataFrame
+    #: Peer values per indicator key (for the distribution charts).
+    peer_values: dict[str, np.ndarray]
+    #: annee, commune, pairs_mediane (index 2016 = 100), france (index), population.
+    history: pd.DataFrame
+    missing: list[str] = field(default_factory=list)
+    built: str = ""
+    vintages: dict[str, str] = field(default_factory=dict)
+
+
+def _missing_reasons(code: str, values: pd.Series, s: Settings) -> dict[str, str]:
+    """Why each missing indicator of the town is missing (French)."""
+    kinds = {d.kind for d in sources.datasets_for_town(code, settings=s)}
+    has_network = any(k.startswith(("osm", "roads")) for k in kinds)
+    has_landcover = any(k.startswith("landcover") for k in kinds)
+    run = (s.town_dir(code) / "communes.parquet").exists()
+    fac_table = (s.interim_dir / "facilities_communes.parquet").exists()
+    reasons = {}
+    for ind in INDICATORS:
+        if not svg.is_missing(values.get(ind.key)):
+            continue
+        if ind.theme == THEME_APL:
+            why = "pas de valeur APL publiée par la DREES pour cette commune"
+        elif ind.theme == THEME_POPULATION:
+            why = "population légale absente pour une des années"
+        elif ind.key == "commerces_chain_share":
+            why = ("pas de commerces OpenStreetMap recensés dans la commune" if run or
+                   (s.town_dir(code) / "facilities.parquet").exists() else
+                   "équipements OpenStreetMap de la commune non construits "
+                   f"(make town INSEE={code})")
+        elif ind.theme in (THEME_FACILITIES, THEME_CULTURE):
+            why = ("comptages nationaux d'équipements non construits "
+                   "(data/interim/facilities_communes.parquet)" if not fac_table else
+                   "commune absente des comptages nationaux d'équipements")
+        elif ind.theme == THEME_LANDCOVER:
+            if "change" in ind.key:
+                why = ("aucune occupation des sols disponible pour cette commune"
+                       if not has_landcover else
+                       "un seul millésime CORINE disponible pour cette commune (pas d'évolution)")
+            else:
+                why = ("aucune occupation des sols disponible pour cette commune"
+                       if not has_landcover else
+                       f"occupation des sols non calculée (make town INSEE={code})")
+        elif ind.theme == THEME_ACCESS:
+            why = ("aucun réseau de rues disponible pour cette commune" if not has_network
+                   else f"temps d'accès non calculés (make town INSEE={code})" if not run
+                   else "cible absente du réseau ou temps non calculé pour ce mode")
+        else:
+            why = "donnée absente"
+        reasons[ind.key] = why
+    return reasons
+
+
+def build_portrait(
+    insee: str,
+    *,
+    rule: PeerRule | None = None,
+    settings: Settings | None = None,
+) -> Portrait:
+    """The portrait of one town (code or name): peers, indicators and comparisons."""
+    s = settings or get_settings()
+    selection = find_peers(insee, rule, settings=s)
+    code = selection.insee
+    card = communes.get_commune(code, s).to_dict()
+    card["programme"] = _programme(pd.DataFrame([card])).iloc[0]
+    table = indicator_table(s)
+    values = table.loc[code]
+    peer_table = table.reindex(selection.peers["insee"])
+    reasons = _missing_reasons(code, values, s)
+    rows, peer_values = [], {}
+    for ind in INDICATORS:
+        v = values[ind.key]
+        pv = peer_table[ind.key].dropna().to_numpy()
+        nat = table[ind.key].dropna()
+        peer_values[ind.key] = pv
+        rows.append({
+            "theme": ind.theme,
+            "indicateur": ind.key,
+            "libelle": ind.label,
+            "unite": ind.unit,
+            "valeur": v,
+            "mediane_pairs": float(np.median(pv)) if pv.size else np.nan,
+            "n_pairs": int(pv.size),
+            "percentile_pairs": percentile_rank(v, pv),
+            "mediane_france": float(nat.median()) if len(nat) else np.nan,
+            "n_france": len(nat),
+            "note": reasons.get(ind.key, ""),
+        })
+    out = pd.DataFrame(rows)
+    out["percentile_pairs"] = out["percentile_pairs"].astype(float)
+
+    ref = communes.load_reference(s).set_index("insee")
+    years = list(communes.POPULATION_YEARS)
+    pops = ref[[f"pop_{y}" for y in years]].astype(float)
+    index = pops.div(pops["pop_2016"].where(pops["pop_2016"] > 0), axis=0) * 100
+    peer_index = index.reindex(selection.peers["insee"])
+    history = pd.DataFrame({
+        "annee": years,
+        "population": pops.loc[code].to_numpy(),
+        "commune": index.loc[code].to_numpy(),
+        "pairs_mediane": peer_index.median().to_numpy(),
+        "france": (pops.sum() / pops["pop_2016"].sum() * 100).to_numpy(),
+    })
+    missing = [f"{_BY_KEY[k].label} : {why}" for k, why in reasons.items()]
+    return Portrait(
+        insee=code, card=card, peers=selection, table=out, peer_values=peer_values,
+        history=history, missing=missing,
+        built=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        vintages=_vintages(s),
+    )
+
+
+def _vintages(s: Settings) -> dict[str, str]:
+    out = {}
+    for ds_id, label in (("communes_cog", "Communes"), ("populations", "Populations légales"),
+                         ("apl_mg", "APL"), ("pvd", "Petites villes de demain"),
+                         ("acv", "Action Cœur de Ville"), ("centralite", "Centralités"),
+                         ("densite", "Densité")):
+        try:
+            ds = sources.get_dataset(ds_id, s)
+        except Exception:  # a trimmed catalogue: leave the line out
+            continue
+        out[label] = f"{ds.producer}, {ds.vintage}"
+    return out
+
+
+# --- writing the portrait -----------------------------------------------------------------
+
+def render_portrait_html(p: Portrait) -> str:
+    """The portrait as one self-contained French HTML page (inline CSS and SVG)."""
+    c = p.card
+    t = p.table.set_index("indicateur")
+    growth = t.at["pop_croissance_2016_2023_pct", "valeur"]
+    programme = {"aucun": "ni PVD ni ACV"}.get(c["programme"], c["programme"])
+    facts = [
+        ("Population 2023", report.fmt_count(c["population"]) + " hab."),
+        ("Évolution 2016-2023", svg.format_fr(growth, 1, signed=True) + "\u202f%"
+         if not svg.is_missing(growth) else "n.d."),
+        ("Typologie", c.get("typologie") or "n.d."),
+        ("Programme", programme),
+        ("Centralité", c.get("centralite") or "n.d."),
+        ("Densité", c.get("densite") or "n.d."),
+    ]
+    cards = "".join(f'<div class="card"><span>{escape(k)}</span><b>{escape(str(v))}</b></div>'
+                    for k, v in facts)
+    parts = [
+        f"<header><h1>{escape(c['nom'])}</h1>"
+        f"<p class=\"sub\">Commune {escape(p.insee)} · {escape(str(c['departement_nom']))} "
+        f"({escape(str(c['departement']))}) · {escape(str(c['region_nom']))} · "
+        f"{escape(str(c.get('epci_nom') or ''))}</p></header>",
+        f'<section class="cards">{cards}</section>',
+    ]
+    # peers
+    sel = p.peers
+    peer_note = escape(sel.describe(c))
+    klass = "warn" if sel.widened or sel.ignored else ""
+    parts.append(f'<section id="pairs"><h2>Communes comparables (pairs)</h2>'
+                 f'<p class="{klass}">{peer_note}</p>')
+    if sel.widened:
+        tried = "".join(f"<li>{escape(r.describe(c))} : {n} commune(s)</li>"
+                        for r, n in sel.steps)
+        parts.append(f"<p>Règles essayées, dans l'ordre d'élargissement documenté :</p>"
+                     f"<ol>{tried}</ol>")
+    peer_rows = [
+        (escape(r.nom), escape(r.insee), escape(f"{r.departement}"), report.fmt_count(r.population),
+         escape(str(r.programme)), escape(str(r.centralite)), escape(str(r.densite)))
+        for r in sel.peers.itertuples()
+    ]
+    peer_table = report.table(["Commune", "Code", "Dép.", "Population", "Programme",
+                              "Centralité", "Densité"], peer_rows, num_cols=[3])
+    if len(peer_rows) > 25:
+        peer_table = (f"<details><summary>Voir les {len(peer_rows)} pairs (population la "
+                      f"plus proche en premier)</summary>{peer_table}</details>")
+    parts.append(peer_table + "</section>")
+
+    # profile chart: percentiles among peers
+    with_pct = p.table.dropna(subset=["percentile_pairs"])
+    if len(with_pct):
+        chart = svg.bar_chart(
+            list(with_pct["libelle"]), list(with_pct["percentile_pairs"]),
+            title="Rang de la commune parmi ses pairs (percentile, 50 = médiane des pairs)",
+            fmt=lambda v: svg.format_fr(v, 0), domain=(0, 100), reference=50,
+            reference_label="médiane des pairs",
+        )
+        parts.append(f'<section id="profil"><h2>Profil</h2><figure>{chart}</figure>'
+                     "<p class=\"note\">Percentile : part des pairs ayant une valeur inférieure "
+                     "à celle de la commune (plus la moitié des ex æquo). Un rang élevé ne "
+                     "signifie pas toujours une situation favorable (ex. temps d'accès).</p>"
+                     "</section>")
+    # population history
+    h = p.history
+    line = svg.line_chart(
+        list(h["annee"]),
+        {c["nom"]: list(h["commune"]), "Médiane des pairs": list(h["pairs_mediane"]),
+         "France": list(h["france"])},
+        title="Population légale, indice base 100 en 2016", fmt=lambda v: svg.format_fr(v, 0),
+    )
+    pop_rows = [(str(int(r.annee)), report.fmt_count(r.population), svg.format_fr(r.commune, 1),
+                 svg.format_fr(r.pairs_mediane, 1), svg.format_fr(r.france, 1))
+                for r in h.itertuples()]
+    parts.append(
+        f'<section id="population"><h2>Population</h2><figure>{line}</figure>'
+        + report.table(["Année", "Population", "Indice commune", "Indice médian des pairs",
+                       "Indice France"], pop_rows, num_cols=[1, 2, 3, 4])
+        + "</section>"
+    )
+    # indicators by theme
+    legend = ('<p class="legend">Distribution : <i style="background:#999"></i>pairs '
+              f'<i style="background:{svg.PALETTE[1]}"></i>médiane des pairs '
+              '<i style="background:#000"></i>médiane France (pointillés) '
+              f'<i style="background:{svg.PALETTE[0]};border-radius:50%"></i>commune</p>')
+    parts.append('<section id="indicateurs"><h2>Indicateurs</h2>' + legend)
+    for theme, group in p.table.groupby("theme", sort=False):
+        rows = []
+        for r in group.itertuples():
+            ind = _BY_KEY[r.indicateur]
+            strip = svg.strip_chart(p.peer_values[r.indicateur], town=r.valeur,
+                                    peer_median=r.mediane_pairs,
+                                    national_median=r.mediane_france,
+                                    title=ind.label, fmt=ind.format)
+            value = ind.format(r.valeur)
+            if r.note:
+                value = f'n.d.<br><span class="note">{escape(r.note)}</span>'
+            pct = "n.d." if svg.is_missing(r.percentile_pairs) else \
+                svg.format_fr(r.percentile_pairs, 0)
+            rows.append((
+                f"{escape(ind.label)}<br><span class=\"note\">{escape(ind.unit)}</span>",
+                value,
+                f"{ind.format(r.mediane_pairs)}<br><span class=\"note\">n = {r.n_pairs}</span>",
+                pct,
+                f"{ind.format(r.mediane_france)}<br><span class=\"note\">n = "
+                f"{report.fmt_count(r.n_france)}</span>",
+                strip,
+            ))
+        parts.append(f"<h3>{escape(str(theme))}</h3>" + report.table(
+            ["Indicateur", "Commune", "Médiane des pairs", "Percentile parmi les pairs",
+             "Médiane des communes", "Distribution"], rows, num_cols=[1, 2, 3, 4],
+            widths=[27, 15, 12, 10, 12, 24], css_class="fixed"))
+    parts.append("</section>")
+    if p.missing:
+        items = "".join(f"<li>{escape(m)}</li>" for m in p.missing)
+        parts.append(f'<section id="manquants"><h2>Données manquantes</h2><p>Ces indicateurs '
+                     f"sont absents pour la commune (jamais remplacés par zéro) :</p>"
+                     f"<ul>{items}</ul></section>")
+    vint = "".join(f"<li>{escape(k)} : {escape(v)}</li>" for k, v in p.vintages.items())
+    parts.append(
+        '<section id="methode"><h2>Méthode et sources</h2>'
+        "<p>Pairs : communes partageant avec la commune les critères de la règle et dont la "
+        "population légale 2023 est dans la fourchette indiquée. Si la règle donne moins de "
+        f"{sel.min_count} communes, elle est élargie dans cet ordre : critères géographiques "
+        "(région, département) retirés ; fourchette de population élargie (×0,5–×2 devient "
+        "×0,25–×4) ; autres critères retirés un à un, du dernier au premier ; fourchette de "
+        "population retirée.</p>"
+        "<p>Médiane des communes : sur toutes les communes ayant une valeur (n indiqué). Les "
+        "indicateurs calculés sur le réseau de rues ou l'occupation des sols n'existent que "
+        "pour les communes traitées ; leurs médianes portent sur ces seules communes.</p>"
+        f"<ul>{vint}</ul></section>"
+        f"<footer>Généré par pvdgeo {escape(__version__)} le {escape(p.built)} · "
+        f"COG {escape(str(c.get('cog_year', '')))}</footer>"
+    )
+    title = f"Portrait de {c['nom']} ({p.insee})"
+    return report.page(title, "\n".join(parts))
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.6g")
+    return path
+
+
+def write_portrait(p: Portrait, out_dir: Path | None = None, *,
+                   settings: Settings | None = None) -> list[Path]:
+    """Write ``portrait.html``, ``portrait.csv`` and ``portrait_pairs.csv``.
+
+    Default folder: ``data/out/<insee>/``. Returns the paths written.
+    """
+    s = settings or get_settings()
+    folder = Path(out_dir) if out_dir is not None else s.town_dir(p.insee)
+    html = folder / "portrait.html"
+    with atomic_path(html) as tmp:
+        tmp.write_text(render_portrait_html(p), encoding="utf-8")
+    table = p.table.copy()
+    table.insert(0, "insee", p.insee)
+    paths = [html, _write_csv(table, folder / "portrait.csv")]
+    peers = p.peers.peers.copy()
+    peers.insert(0, "insee_commune", p.insee)
+    peers["regle"] = p.peers.applied.describe()
+    paths.append(_write_csv(peers, folder / "portrait_pairs.csv"))
+    return paths
+
+
+# --- national statistics by typology ----------------------------------------------------------
+
+#: Periods of the population growth table (first and last legal population year).
+PERIODS: tuple[tuple[int, int], ...] = ((2016, 2019), (2019, 2020), (2020, 2022),
+                                        (2022, 2023), (2016, 2023))
+
+
+def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]:
+    """The national statistics by typology (Data Territoria tables).
+
+    Groups: petite ville, ville moyenne, grande ville (legal population 2023), PVD and
+    ACV towns, France (:func:`geo.communes.typology_groups`; current communes, fixed
+    over the years). Tables:
+
+    ``population``   per group and year: communes, population, share of the national
+                     population (0..1), growth since 2016;
+    ``croissance``   per group and period: populations at both ends (communes with both),
+                     growth and average annual growth (0.01 = +1 %/year);
+    ``apl``          per group and profession: communes with a value, median over
+                     communes, mean weighted by the 2023 population and, for general
+                     practitioners, the shares of communes and of population (2023) with
+                     ``apl_mg < settings.apl_threshold``;
+    ``equipements``  per group and facility category, when the national counts exist:
+                     facilities, population, facilities per 10,000 inhabitants (total /
+                     population) and the median over communes;
+    ``synthese``     one row per group with the headline figures.
+    """
+    s = settings or get_settings()
+    ref = communes.load_reference(s).set_index("insee")
+    groups = {k: v.to_numpy() for k, v in communes.typology_groups(ref.reset_index()).items()}
+    population = pd.concat(
+        [communes.typology_stats(y, settings=s) for y in communes.POPULATION_YEARS],
+        ignore_index=True,
+    )[["groupe", "annee", "communes", "population", "part_population_nationale",
+       "croissance_depuis_2016"]]
+
+    rows = []
+    for name, mask in groups.items():
+        part = ref[mask]
+        for a, b in PERIODS:
+            both = part[f"pop_{a}"].notna() & part[f"pop_{b}"].notna()
+            pa = float(part.loc[both, f"pop_{a}"].sum())
+            pb = float(part.loc[both, f"pop_{b}"].sum())
+            g = pb / pa - 1 if pa else np.nan
+            rows.append({"groupe": name, "periode": f"{a}-{b}", "debut": a, "fin": b,
+                         "communes": int(both.sum()), "population_debut": int(pa),
+                         "population_fin": int(pb), "croissance": g,
+                         "croissance_annuelle": (1 + g) ** (1 / (b - a)) - 1})
+    croissance = pd.DataFrame(rows)
+
+    apl = indicators.apl_by_commune(s).set_index("insee").reindex(ref.index)
+    pop23 = ref["pop_2023"].astype(float)
+    rows = []
+    for name, mask in groups.items():
+        for prof in indicators.APL_PROFESSIONS:
+            vals = apl.loc[mask, prof.field]
+            ok = vals.notna()
+            w = pop23[mask][ok]
+            row = {"groupe": name, "indicateur": prof.field, "profession": prof.label,
+                   "unite": prof.unit, "communes": int(mask.sum()),
+                   "communes_avec_apl": int(ok.sum()),
+                   "mediane": float(vals[ok].median()) if ok.any() else np.nan,
+                   "moyenne_ponderee_population": float(np.average(vals[ok], weights=w))
+                   if ok.any() and w.sum() > 0 else np.nan,
+                   "seuil": np.nan, "part_communes_sous_seuil": np.nan,
+                   "part_population_sous_seuil": np.nan}
+            if prof.field == "apl_mg":
+                below = vals[ok] < s.apl_threshold
+                row["seuil"] = s.apl_threshold
+                row["part_communes_sous_seuil"] = float(below.mean()) if ok.any() else np.nan
+                row["part_population_sous_seuil"] = (float(w[below].sum() / w.sum())
+                                                     if w.sum() > 0 else np.nan)
+            rows.append(row)
+    apl_table = pd.DataFrame(rows)
+
+    tables = {"population": population, "croissance": croissance, "apl": apl_table}
+    fac_path = s.interim_dir / "facilities_communes.parquet"
+    if fac_path.exists():
+        fac = _read_table(fac_path, "national facility counts").set_index("insee")
+        fac = fac.reindex(ref.index)
+        rows = []
+        for name, mask in groups.items():
+            for cat, label in _FACILITY_CATEGORIES.items():
+                col = f"n_{cat}"
+                if col not in fac.columns:
+                    continue
+                n = pd.to_numeric(fac.loc[mask, col], errors="coerce")
+                pop = pop23[mask]
+                ok = n.notna() & pop.notna() & (pop > 0)
+                per10k = n[ok] / pop[ok] * 10_000
+                rows.append({"groupe": name, "categorie": cat, "libelle": label,
+                             "equipements": float(n[ok].sum()),
+                             "population": float(pop[ok].sum()),
+                             "pour_10k": float(n[ok].sum() / pop[ok].sum() * 10_000)
+                             if ok.any() else np.nan,
+                             "mediane_communes_pour_10k": float(per10k.median())
+                             if ok.any() else np.nan})
+        tables["equipements"] = pd.DataFrame(rows)
+    else:
+        log.warning("national facility counts %s absent: no facility statistics by typology",
+                    fac_path)
+
+    synth = population[population["annee"] == 2023].set_index("groupe")[
+        ["communes", "population", "part_population_nationale"]].copy()
+    g = croissance[croissance["periode"] == "2016-2023"].set_index("groupe")
+    synth["croissance_2016_2023"] = g["croissance"]
+    synth["croissance_annuelle_2016_2023"] = g["croissance_annuelle"]
+    mg = apl_table[apl_table["indicateur"] == "apl_mg"].set_index("groupe")
+    synth["apl_mg_mediane"] = mg["mediane"]
+    synth["apl_mg_part_communes_sous_seuil"] = mg["part_communes_sous_seuil"]
+    synth["apl_mg_part_population_sous_seuil"] = mg["part_population_sous_seuil"]
+    if "equipements" in tables:
+        wide = tables["equipements"].pivot(index="groupe", columns="categorie",
+                                           values="pour_10k")
+        for cat in wide.columns:
+            synth[f"n_{cat}_per_10k"] = wide[cat]
+    tables["synthese"] = synth.reset_index()
+    return tables
+
+
+_TABLE_FILES = {
+    "synthese": "typologie_synthese.csv",
+    "population": "typologie_population.csv",
+    "croissance": "typologie_croissance.csv",
+    "apl": "typologie_apl.csv",
+    "equipements": "typologie_equipements.csv",
+}
+
+
+def _typology_charts(tables: Mapping[str, pd.DataFrame], threshold: float) -> dict[str, str]:
+    pct = lambda v: svg.format_fr(v, 0 if abs(v) >= 10 else 1, percent=True)  # noqa: E731
+    charts = {}
+    pop = tables["population"]
+    groups = [g for g in pop["groupe"].unique() if g != "France"]
+    charts["part_population"] = svg.grouped_bar_chart(
+        groups,
+        {str(y): [float(pop[(pop.groupe == g) & (pop.annee == y)]
+                        ["part_population_nationale"].iloc[0]) for g in groups]
+         for y in communes.POPULATION_YEARS},
+        title="Part de la population nationale par groupe et par année", fmt=pct,
+    )
+    cr = tables["croissance"]
+    all_groups = list(cr["groupe"].unique())
+    charts["croissance"] = svg.grouped_bar_chart(
+        all_groups,
+        {f"{a}-{b}": [float(cr[(cr.groupe == g) & (cr.periode == f"{a}-{b}")]
+                            ["croissance_annuelle"].iloc[0]) for g in all_groups]
+         for a, b in PERIODS},
+        title="Croissance annuelle moyenne de la population par période",
+        fmt=lambda v: svg.format_fr(v, 2, percent=True),
+    )
+    mg = tables["apl"][tables["apl"]["indicateur"] == "apl_mg"]
+    charts["apl_mg_mediane"] = svg.bar_chart(
+        list(mg["groupe"]), list(mg["mediane"]),
+        title="APL aux médecins généralistes : médiane des communes (consultations/hab./an)",
+        fmt=lambda v: svg.format_fr(v, 2), reference=threshold,
+        reference_label=f"seuil {svg.format_fr(threshold, 1)}",
+        highlight=[bool(v < threshold) for v in mg["mediane"]],
+    )
+    charts["apl_mg_sous_seuil"] = svg.grouped_bar_chart(
+        list(mg["groupe"]),
+        {"communes": list(mg["part_communes_sous_seuil"]),
+         "population": list(mg["part_population_sous_seuil"])},
+        title=f"Part des communes et de la population avec une APL généralistes "
+              f"< {svg.format_fr(threshold, 1)}", fmt=pct,
+    )
+    if "equipements" in tables:
+        eq = tables["equipements"]
+        cats = list(dict.fromkeys(eq["libelle"]))
+        charts["equipements"] = svg.grouped_bar_chart(
+            cats,
+            {g: [float(eq[(eq.groupe == g) & (eq.libelle == c)]["pour_10k"].iloc[0])
+                 for c in cats] for g in eq["groupe"].unique()},
+            title="Équipements pour 10 000 habitants par catégorie",
+            fmt=lambda v: svg.format_fr(v, 0),
+        )
+    return charts
+
+
+_COLUMN_LABELS = {
+    "groupe": "Groupe", "annee": "Année", "communes": "Communes", "population": "Population",
+    "part_population_nationale": "Part de la population nationale",
+    "croissance_depuis_2016": "Évolution depuis 2016", "periode": "Période",
+    "population_debut": "Population début", "population_fin": "Population fin",
+    "croissance": "Évolution", "croissance_annuelle": "Évolution annuelle moyenne",
+    "profession": "Profession", "unite": "Unité", "communes_avec_apl": "Communes avec APL",
+    "mediane": "Médiane", "moyenne_ponderee_population": "Moyenne pondérée (population)",
+    "part_communes_sous_seuil": "Part des communes sous le seuil",
+    "part_population_sous_seuil": "Part de la population sous le seuil",
+    "libelle": "Catégorie", "equipements": "Équipements", "pour_10k": "Pour 10 000 hab.",
+    "mediane_communes_pour_10k": "Médiane des communes pour 10 000 hab.",
+    "croissance_2016_2023": "Évolution 2016-2023",
+    "croissance_annuelle_2016_2023": "Évolution annuelle 2016-2023",
+    "apl_mg_mediane": "APL généralistes, médiane",
+    "apl_mg_part_communes_sous_seuil": "APL généralistes < seuil, part des communes",
+    "apl_mg_part_population_sous_seuil": "APL généralistes < seuil, part de la population",
+}
+_SHARE_COLUMNS = {"part_population_nationale", "croissance_depuis_2016", "croissance",
+                  "croissance_annuelle", "part_communes_sous_seuil",
+                  "part_population_sous_seuil", "croissance_2016_2023",
+                  "croissance_annuelle_2016_2023", "apl_mg_part_communes_sous_seuil",
+                  "apl_mg_part_population_sous_seuil"}
+_HIDDEN_COLUMNS = {"debut", "fin", "indicateur", "categorie", "seuil"}
+
+
+def _df_html(df: pd.DataFrame) -> str:
+    cols = [c for c in df.columns if c not in _HIDDEN_COLUMNS]
+    header = [_COLUMN_LABELS.get(c, c.replace("_", " ")) for c in cols]
+    rows, nums = [], set()
+    for r in df[cols].itertuples(index=False):
+        cells = []
+        for i, (col, v) in enumerate(zip(cols, r, strict=True)):
+            if isinstance(v, str):
+                cells.append(escape(v))
+                continue
+            nums.add(i)
+            if col in _SHARE_COLUMNS:
+                cells.append(svg.format_fr(v, 2 if "annuelle" in col else 1, percent=True))
+            elif col in {"communes", "population", "population_debut", "population_fin",
+                         "communes_avec_apl", "equipements", "annee"}:
+                cells.append(str(int(v)) if col == "annee" else report.fmt_count(v))
+            else:
+                cells.append(svg.format_fr(v, 2))
+        rows.append(cells)
+    return report.table(header, rows, num_cols=sorted(nums))
+
+
+def render_typology_html(tables: Mapping[str, pd.DataFrame], *, threshold: float,
+                         cog_year: int) -> str:
+    """The national statistics as one self-contained French HTML page (the CSV files hold
+    the same figures in long format)."""
+    charts = _typology_charts(tables, threshold)
+    pct1 = lambda v: svg.format_fr(v, 1, percent=True)  # noqa: E731
+    pct2 = lambda v: svg.format_fr(v, 2, percent=True)  # noqa: E731
+    apl = tables["apl"].assign(
+        colonne=lambda d: d["profession"] + " (" + d["unite"] + ")")
+    mg = apl[apl["indicateur"] == "apl_mg"]
+    mg_rows = [[escape(r.groupe), svg.format_fr(r.mediane, 2),
+                pct1(r.part_communes_sous_seuil), pct1(r.part_population_sous_seuil),
+                report.fmt_count(r.communes_avec_apl)] for r in mg.itertuples()]
+    parts = [
+        "<header><h1>Statistiques nationales par typologie</h1>"
+        f"<p class=\"sub\">Petites villes (&lt; 10 000 hab.), villes moyennes (10 000 à "
+        f"100 000), grandes villes (&gt; 100 000), communes Petites villes de demain et "
+        f"Action Cœur de Ville. Communes COG {cog_year}, groupes fixés sur la population "
+        f"légale 2023.</p></header>",
+        "<h2>Synthèse</h2>", _df_html(tables["synthese"]),
+        "<h2>Population</h2>", f"<figure>{charts['part_population']}</figure>",
+        "<h3>Population légale</h3>",
+        report.pivot(tables["population"], "annee", "population", report.fmt_count),
+        "<h3>Part de la population nationale</h3>",
+        report.pivot(tables["population"], "annee", "part_population_nationale", pct1),
+        "<h2>Évolution de la population par période</h2>",
+        f"<figure>{charts['croissance']}</figure>",
+        "<h3>Évolution annuelle moyenne</h3>",
+        report.pivot(tables["croissance"], "periode", "croissance_annuelle", pct2),
+        "<h3>Évolution sur la période</h3>",
+        report.pivot(tables["croissance"], "periode", "croissance", pct1),
+        "<h2>Accès aux soins (APL, DREES 2021)</h2>",
+        f"<figure>{charts['apl_mg_mediane']}</figure>",
+        f"<figure>{charts['apl_mg_sous_seuil']}</figure>",
+        "<h3>Médecins généralistes</h3>",
+        report.table(["Groupe", "APL médiane", f"Communes sous {svg.format_fr(threshold, 1)}",
+                     f"Population sous {svg.format_fr(threshold, 1)}", "Communes avec APL"],
+                    mg_rows, num_cols=[1, 2, 3, 4]),
+        "<h3>APL médiane des communes, par profession</h3>",
+        report.pivot(apl, "colonne", "mediane", lambda v: svg.format_fr(v, 2)),
+        f"<p class=\"note\">Seuil de sous-dotation en médecins généralistes : "
+        f"{svg.format_fr(threshold, 1)} consultations par habitant et par an (généralistes de "
+        f"65 ans et moins). Part de la population : population légale 2023 des communes sous "
+        f"le seuil, rapportée à celle des communes du groupe ayant une APL.</p>",
+    ]
+    if "equipements" in tables:
+        parts += ["<h2>Équipements pour 10 000 habitants</h2>",
+                  f"<figure>{charts['equipements']}</figure>",
+                  report.pivot(tables["equipements"], "libelle", "pour_10k",
+                              lambda v: svg.format_fr(v, 1)),
+                  "<p class=\"note\">Total des équipements du groupe rapporté à sa "
+                  "population légale 2023.</p>"]
+    else:
+        parts.append("<h2>Équipements</h2><p class=\"warn\">Comptages nationaux d'équipements "
+                     "non construits (data/interim/facilities_communes.parquet absent).</p>")
+    parts.append(f"<footer>Généré par pvdgeo {escape(__version__)} le "
+                 f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</footer>")
+    return report.page("Statistiques nationales par typologie", "\n".join(parts))
+
+
+def write_typology_stats(
+    out_dir: Path,
+    *,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    settings: Settings | None = None,
+) -> list[Path]:
+    """Write the national statistics by typology into ``out_dir``: one CSV per table
+    (``typologie_<table>.csv``), SVG charts (``typologie_<chart>.svg``) and ``index.html``.
+
+    ``tables`` defaults to :func:`typology_tables`. Returns the paths written.
+    """
+    s = settings or get_settings()
+    out = Path(out_dir)
+    tables = typology_tables(s) if tables is None else tables
+    paths = [_write_csv(df, out / _TABLE_FILES[name]) for name, df in tables.items()]
+    for name, chart in _typology_charts(tables, s.apl_threshold).items():
+        path = out / f"typologie_{name}.svg"
+        with atomic_path(path) as tmp:
+            tmp.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + chart + "\n",
+                           encoding="utf-8")
+        paths.append(path)
+    index = out / "index.html"
+    with atomic_path(index) as tmp:
+        tmp.write_text(render_typology_html(tables, threshold=s.apl_threshold,
+                                            cog_year=s.cog_year), encoding="utf-8")
+    paths.append(index)
+    log.info("wrote %d files to %s", len(paths), out)
+    return paths

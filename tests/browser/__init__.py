@@ -1,0 +1,1 @@
+"""Headless Chromium checks shared by the browser tests (playwright-core + Debian chromium)."""
