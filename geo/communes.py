@@ -248,7 +248,7 @@ def aggregate_to_current(
     out = pd.DataFrame(index=pd.Index(sorted(work["insee"].unique()), name="insee"))
     out["n_source_codes"] = grouped.size()
     for col in sum_cols:
-        out[col] = grouped[col].apply(lambda x: pd.to_numeric(x).sum(min_count=1))
+        out[col] = pd.to_numeric(work[col]).groupby(work["insee"]).sum(min_count=1)
     for col, wcol in weighted.items():
         val = pd.to_numeric(work[col], errors="coerce")
         wgt = pd.to_numeric(work[wcol], errors="coerce")

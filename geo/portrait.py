@@ -48,7 +48,7 @@ import csv
 import datetime as dt
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
@@ -440,20 +440,23 @@ def _local_row(town_dir: Path, insee: str) -> pd.Series | None:
     return row
 
 
-def local_rows(settings: Settings | None = None, *, skip: Sequence[str] = ()) -> pd.DataFrame:
+def local_rows(
+    settings: Settings | None = None, *, strict: Collection[str] = ()
+) -> pd.DataFrame:
     """The town's own row of every town run under ``settings.out_dir`` (see _local_row).
 
-    A run whose files cannot be read is reported and left out.
+    A run whose files cannot be read is reported and left out, except for the towns in
+    ``strict``, for which :class:`InputFileError` is raised.
     """
     s = settings or get_settings()
     rows = []
     if s.out_dir.is_dir():
         for town_dir in sorted(p for p in s.out_dir.iterdir() if p.is_dir()):
-            if town_dir.name in skip:
-                continue
             try:
                 row = _local_row(town_dir, town_dir.name)
             except InputFileError as exc:
+                if town_dir.name in strict:
+                    raise
                 log.warning("town run %s left out of the comparison: %s", town_dir.name, exc)
                 continue
             if row is not None:
@@ -463,12 +466,15 @@ def local_rows(settings: Settings | None = None, *, skip: Sequence[str] = ()) ->
     return pd.DataFrame(rows).drop_duplicates("insee").set_index("insee")
 
 
-def indicator_table(settings: Settings | None = None) -> pd.DataFrame:
+def indicator_table(
+    settings: Settings | None = None, *, strict: Collection[str] = ()
+) -> pd.DataFrame:
     """Every indicator of :data:`INDICATORS` per current commune (index ``insee``).
 
     National tables first (reference, APL, ``data/interim/facilities_communes.parquet``,
     ``data/interim/landcover_communes.parquet``), then the town runs' own rows fill what
-    the national tables lack. Columns of an absent source are all missing.
+    the national tables lack. Columns of an absent source are all missing. Unreadable
+    town runs are left out with a warning, or raise for the towns in ``strict``.
     """
     s = settings or get_settings()
     ref = communes.load_reference(s).set_index("insee")
@@ -486,7 +492,7 @@ def indicator_table(settings: Settings | None = None) -> pd.DataFrame:
             table = table.join(extra[wanted])
         else:
             log.info("national table %s absent: its indicators are missing", path)
-    local = local_rows(s)
+    local = local_rows(s, strict=strict)
     for ind in INDICATORS:
         if ind.key not in table.columns:
             table[ind.key] = np.nan
@@ -573,7 +579,7 @@ def build_portrait(
     code = selection.insee
     card = communes.get_commune(code, s).to_dict()
     card["programme"] = _programme(pd.DataFrame([card])).iloc[0]
-    table = indicator_table(s)
+    table = indicator_table(s, strict=(code,))
     values = table.loc[code]
     peer_table = table.reindex(selection.peers["insee"])
     reasons = _missing_reasons(code, values, s)

@@ -1,0 +1,458 @@
+"""Peers, portrait and national statistics by typology (geo.portrait) on real data."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+from browser.harness import ARTIFACTS, check_page, console_errors
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from geo import _svg as svg
+from geo import communes, indicators, portrait
+from geo.cli import main
+from geo.errors import InputFileError, SettingsError, UnknownCommuneError
+
+# --- fixtures --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ref(mirror_settings):
+    return communes.load_reference(mirror_settings)
+
+
+@pytest.fixture(scope="module")
+def apl(mirror_settings):
+    return indicators.apl_by_commune(mirror_settings)
+
+
+@pytest.fixture
+def local_settings(mirror_settings, ref, apl, tmp_path):
+    """Settings on a fresh data folder that shares the session's raw files and national
+    caches (symlinks) but has its own ``out/`` and ``interim/`` for synthetic runs."""
+    data = tmp_path / "data"
+    (data / "interim").mkdir(parents=True)
+    (data / "raw").symlink_to(mirror_settings.raw_dir, target_is_directory=True)
+    for name in ("communes.parquet", "apl_communes.parquet"):
+        (data / "interim" / name).symlink_to(mirror_settings.interim_dir / name)
+    return mirror_settings.replace(data_dir=data)
+
+
+def _raw_csv(shared_data, rel):
+    return pd.read_csv(shared_data / rel, dtype=str, keep_default_na=False, na_values=[""])
+
+
+# --- percentiles --------------------------------------------------------------------------
+
+
+def test_percentile_rank_constructed_example():
+    peers = [10.0, 20.0, 30.0, 40.0]
+    assert portrait.percentile_rank(30.0, peers) == 62.5  # 2 below + half of 1 tie, of 4
+    assert portrait.percentile_rank(25.0, peers) == 50.0
+    assert portrait.percentile_rank(5.0, peers) == 0.0
+    assert portrait.percentile_rank(50.0, peers) == 100.0
+    assert portrait.percentile_rank(20.0, [20.0, 20.0, 20.0, 20.0]) == 50.0
+    # missing values among the peers are left out, never counted as zero
+    assert portrait.percentile_rank(30.0, [10.0, None, float("nan"), 40.0, pd.NA]) == 50.0
+    assert portrait.percentile_rank(None, peers) is None
+    assert portrait.percentile_rank(float("nan"), peers) is None
+    assert portrait.percentile_rank(3.0, []) is None
+    assert portrait.percentile_rank(3.0, [None, float("nan")]) is None
+
+
+# --- peer rules -----------------------------------------------------------------------------
+
+
+def test_peer_rule_validation_and_widening_order():
+    with pytest.raises(SettingsError, match=r"unknown peer criterion .taille.*programme"):
+        portrait.PeerRule(("programme", "taille"))
+    with pytest.raises(SettingsError, match="listed twice"):
+        portrait.PeerRule(("programme", "programme"))
+    with pytest.raises(SettingsError, match=r"ratio must be in \(0, 1\)"):
+        portrait.PeerRule(("programme",), 2.0)
+    rule = portrait.PeerRule(("programme", "centralite", "region"), 0.5)
+    steps = [(r.criteria, r.population_ratio) for r in rule.widenings()]
+    assert steps == [
+        (("programme", "centralite", "region"), 0.5),
+        (("programme", "centralite"), 0.5),     # 1. geography dropped
+        (("programme", "centralite"), 0.25),    # 2. population band widened
+        (("programme",), 0.25),                 # 3. criteria dropped, last first
+        ((), 0.25),
+        ((), None),                             # 4. population band dropped
+    ]
+    assert portrait.PeerRule((), None).widenings() == [portrait.PeerRule((), None)]
+
+
+def test_settings_configure_the_rule(mirror_settings):
+    s = mirror_settings.replace(peer_criteria="programme,densite,region",
+                                peer_population_ratio=0.8, peer_min_count=3)
+    rule = portrait.PeerRule.from_settings(s)
+    assert rule == portrait.PeerRule(("programme", "densite", "region"), 0.8)
+    with pytest.raises(SettingsError, match="peer_min_count"):
+        mirror_settings.replace(peer_min_count=0)
+
+
+_COLUMNS = {
+    "centralite": "centralite", "densite": "densite", "typologie": "typologie",
+    "ruralite": "ruralite", "montagne": "montagne", "aav_categorie": "aav_categorie_libelle",
+    "region": "region_nom", "departement": "departement_nom",
+}
+
+
+def _follows(ref: pd.DataFrame, town: pd.Series, rule: portrait.PeerRule) -> pd.Series:
+    """Independent implementation of a rule for the property test."""
+    prog = np.where(ref["acv"], np.where(ref["pvd"], "PVD et ACV", "ACV"),
+                    np.where(ref["pvd"], "PVD", "aucun"))
+    town_prog = prog[ref.index.get_loc(town.name)]
+    ok = pd.Series(True, index=ref.index)
+    for crit in rule.criteria:
+        if crit == "programme":
+            ok &= prog == town_prog
+        elif crit == "montagne":  # not in a massif is a level of its own
+            ok &= ref["montagne"].fillna("-").to_numpy() == (
+                "-" if pd.isna(town["montagne"]) else town["montagne"])
+        else:
+            col = _COLUMNS[crit]
+            ok &= ref[col].notna() & (ref[col].astype(object) == town[col])
+    if rule.population_ratio is not None:
+        p, r = float(town["population"]), rule.population_ratio
+        pop = ref["population"].astype(float)
+        ok &= (pop >= p * r) & (pop <= p / r)
+    return ok & (ref.index != town.name)
+
+
+@pytest.fixture(scope="module")
+def codes(ref):
+    return ref["insee"].tolist(), ref.loc[ref["pvd"] | ref["acv"], "insee"].tolist()
+
+
+@hsettings(max_examples=60, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_peers_follow_the_rule(data, ref, codes, mirror_settings):
+    all_codes, programme_codes = codes
+    code = data.draw(st.one_of(st.sampled_from(programme_codes), st.sampled_from(all_codes)))
+    criteria = tuple(data.draw(st.lists(st.sampled_from(list(portrait.PEER_CRITERIA)),
+                                        unique=True, max_size=4)))
+    ratio = data.draw(st.sampled_from([0.3, 0.5, 0.8]))
+    min_count = data.draw(st.integers(1, 40))
+    rule = portrait.PeerRule(criteria, ratio)
+    sel = portrait.find_peers(code, rule, min_count=min_count, settings=mirror_settings)
+
+    indexed = ref.set_index("insee", drop=False)
+    town = indexed.loc[code]
+    peers = sel.peers["insee"]
+    assert code not in set(peers) and peers.is_unique
+    # criteria the town has no value for are not applied, and said so
+    lacking = {c for c in criteria if c != "programme" and c != "montagne"
+               and pd.isna(town[_COLUMNS[c]])}
+    assert set(sel.ignored) == lacking
+    assert sel.rule.criteria == tuple(c for c in criteria if c not in lacking)
+    # every rule tried: its count is the number of communes following it
+    for step, n in sel.steps:
+        assert n == int(_follows(indexed, town, step).sum())
+    assert [s for s, _ in sel.steps] == sel.rule.widenings()[:len(sel.steps)]
+    assert sel.applied == sel.steps[-1][0]
+    assert all(n < min_count for _, n in sel.steps[:-1])
+    assert sel.steps[-1][1] >= min_count or sel.applied == portrait.PeerRule((), None)
+    assert sel.widened == (len(sel.steps) > 1)
+    # the peers are exactly the communes following the applied rule
+    expected = set(indexed.index[_follows(indexed, town, sel.applied)])
+    assert set(peers) == expected
+
+
+def test_demo_town_peers(mirror_settings, ref):
+    sel = portrait.find_peers("01306", settings=mirror_settings)
+    assert not sel.widened and sel.rule == portrait.PeerRule(("programme", "centralite"), 0.5)
+    assert len(sel.peers) >= mirror_settings.peer_min_count
+    assert (sel.peers["programme"] == "PVD").all()
+    assert (sel.peers["centralite"] == "Centre intermédiaire d'équipements et de services").all()
+    assert sel.peers["population"].between(1594 * 0.5, 1594 * 2).all()
+    # nearest population first
+    gaps = np.abs(np.log(sel.peers["population"].astype(float) / 1594))
+    assert gaps.is_monotonic_increasing
+    text = sel.describe(ref.set_index("insee").loc["01306"].to_dict() | {"programme": "PVD"})
+    assert "797 à 3 188 habitants" in text.replace("\u202f", " ")
+
+
+def test_no_peer_widens_and_says_so(mirror_settings, ref):
+    # Paris: no other commune has 1.05 to 4.2 million inhabitants
+    sel = portrait.find_peers("75056", settings=mirror_settings)
+    assert sel.steps[0][1] == 0 and sel.widened
+    assert len(sel.peers) >= mirror_settings.peer_min_count
+    card = ref.set_index("insee").loc["75056"].to_dict() | {"programme": "aucun"}
+    text = sel.describe(card)
+    assert "ne donne que 0 commune" in text and "élargie" in text
+    # a town without a centralité level: the criterion is not applied, and said so
+    no_level = ref[ref["centralite"].isna() & ref["population"].notna()].iloc[0]
+    sel = portrait.find_peers(no_level["insee"], settings=mirror_settings)
+    assert sel.ignored == ("centralite",) and sel.rule.criteria == ("programme",)
+    assert "non appliqué" in sel.describe(no_level.to_dict() | {"programme": "aucun"})
+    with pytest.raises(UnknownCommuneError):
+        portrait.find_peers("99999", settings=mirror_settings)
+
+
+# --- the portrait ------------------------------------------------------------------------------
+
+
+def test_portrait_against_independent_computation(mirror_settings, apl):
+    p = portrait.build_portrait("01306", settings=mirror_settings)
+    table = p.table.set_index("indicateur")
+    assert list(table.index) == [i.key for i in portrait.INDICATORS]
+    a = apl.set_index("insee")
+    peers = p.peers.peers["insee"]
+    for prof in indicators.APL_PROFESSIONS:
+        key = prof.field
+        town = a.at["01306", key]
+        vals = a[key].reindex(peers).dropna()
+        assert table.at[key, "valeur"] == pytest.approx(town)
+        assert table.at[key, "mediane_pairs"] == pytest.approx(vals.median())
+        assert table.at[key, "n_pairs"] == len(vals)
+        below, ties = (vals < town).sum(), (vals == town).sum()
+        assert table.at[key, "percentile_pairs"] == pytest.approx(
+            100 * (below + ties / 2) / len(vals))
+        assert table.at[key, "mediane_france"] == pytest.approx(a[key].median())
+    assert table.at["population", "valeur"] == 1594
+    assert table.at["pop_croissance_2016_2023_pct", "valeur"] == pytest.approx(
+        (1594 / 1618 - 1) * 100)
+    # Pont-de-Veyle has no land cover and no town run here: missing, with a reason
+    for key in ("clc_artificialise_share", "walk_pharmacie_minutes_median", "n_cinema"):
+        assert math.isnan(table.at[key, "valeur"]) and table.at[key, "note"]
+        assert math.isnan(table.at[key, "mediane_pairs"]) and table.at[key, "n_pairs"] == 0
+    assert "aucune occupation des sols" in table.at["clc_artificialise_share", "note"]
+    assert any("Temps à pied à la pharmacie" in m for m in p.missing)
+    assert list(p.history["annee"]) == [2016, 2019, 2020, 2022, 2023]
+    assert p.history["commune"].iloc[0] == pytest.approx(100.0)
+
+
+def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
+    s = local_settings
+    sel = portrait.find_peers("01306", settings=s)
+    p1, p2, p3 = sel.peers["insee"].iloc[:3]
+    out = s.out_dir
+
+    def run(code, **values):
+        (out / code).mkdir(parents=True)
+        row = {"insee": code, "nom": "x", **values}
+        other = {"insee": "01001", "nom": "voisine", **dict.fromkeys(values, 99.0)}
+        pd.DataFrame([row, other]).to_parquet(out / code / "communes.parquet")
+
+    run("01306", walk_pharmacie_minutes_median=4.0, clc_artificialise_share=0.3)
+    run(p1, walk_pharmacie_minutes_median=6.0)
+    run(p2, walk_pharmacie_minutes_median=2.0)
+    (out / p3).mkdir()
+    (out / p3 / "communes.parquet").write_bytes(b"not parquet")  # broken run: left out
+    pd.DataFrame({"insee": ["01306"] * 4 + ["01001"], "category": ["commerces"] * 4 + ["sante"],
+                  "chain": [True, False, False, None, True]}).to_parquet(
+        out / "01306" / "facilities.parquet")
+    national = pd.DataFrame({"insee": ref["insee"], "n_cinema": 0.0})
+    national.loc[national["insee"].isin(["01306", p1]), "n_cinema"] = 1.0
+    national.to_parquet(s.interim_dir / "facilities_communes.parquet")
+
+    p = portrait.build_portrait("01306", settings=s)
+    t = p.table.set_index("indicateur")
+    assert t.at["walk_pharmacie_minutes_median", "valeur"] == 4.0
+    assert t.at["walk_pharmacie_minutes_median", "n_pairs"] == 2
+    assert t.at["walk_pharmacie_minutes_median", "mediane_pairs"] == 4.0
+    assert t.at["walk_pharmacie_minutes_median", "percentile_pairs"] == 50.0
+    assert t.at["walk_pharmacie_minutes_median", "n_france"] == 3  # only the town rows
+    assert t.at["clc_artificialise_share", "valeur"] == 0.3
+    assert t.at["commerces_chain_share", "valeur"] == pytest.approx(1 / 3)
+    # a real zero from the national table stays zero; an absent column stays missing
+    assert t.at["n_cinema", "valeur"] == 1.0 and t.at["n_cinema", "mediane_france"] == 0.0
+    assert t.at["n_cinema", "n_pairs"] == len(sel.peers)
+    assert math.isnan(t.at["n_musee", "valeur"])
+    assert "absente des comptages" in t.at["n_musee", "note"]
+    assert "cible absente" in t.at["walk_ecole_minutes_median", "note"]
+    paths = portrait.write_portrait(p, settings=s)
+    assert [x.name for x in paths] == ["portrait.html", "portrait.csv", "portrait_pairs.csv"]
+    csv = pd.read_csv(out / "01306" / "portrait.csv", dtype={"insee": str})
+    assert (csv["insee"] == "01306").all()
+    musee = csv.set_index("indicateur").loc["n_musee"]
+    assert pd.isna(musee["valeur"])  # written empty, not 0
+    # the town's own broken run is an error, not a silent gap
+    (out / "01306" / "communes.parquet").write_bytes(b"broken")
+    with pytest.raises(InputFileError, match="commune layer"):
+        portrait.build_portrait("01306", settings=s)
+
+
+@pytest.mark.browser
+def test_portrait_html_renders_in_chromium(mirror_settings, tmp_path):
+    p = portrait.build_portrait("46127", settings=mirror_settings)
+    html, _, pairs = portrait.write_portrait(p, tmp_path, settings=mirror_settings)
+    text = html.read_text(encoding="utf-8")
+    assert "<script" not in text and "http://" not in text.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert pd.read_csv(pairs, dtype=str)["insee"].tolist() == p.peers.peers["insee"].tolist()
+    report = check_page(html.as_uri(), screenshot=ARTIFACTS / "portrait_46127.png",
+                        count={"svg": "svg", "indicators": "table.fixed tbody tr",
+                               "missing": "#manquants li"})
+    assert console_errors(report) == [] and report["failedRequests"] == []
+    assert report["title"] == "Portrait de Gourdon (46127)"
+    assert report["counts"]["indicators"] == len(portrait.INDICATORS)
+    assert report["counts"]["missing"] == len(p.missing) > 0
+    assert report["counts"]["svg"] >= len(portrait.INDICATORS) + 2
+    assert (ARTIFACTS / "portrait_46127.png").stat().st_size > 10_000
+
+
+# --- national statistics by typology ------------------------------------------------------
+
+
+def _current_map(cog: pd.DataFrame) -> dict[str, str]:
+    """Any code -> current commune, from the raw COG (independent of geo.communes)."""
+    cur = cog[cog["type"] == "commune-actuelle"]
+    mapping = {}
+    for code, olds in zip(cur["code"], cur["anciensCodes"], strict=True):
+        for old in olds.split(";") if isinstance(olds, str) else []:
+            mapping[old] = code
+    for _, r in cog[cog["type"] != "commune-actuelle"].iterrows():
+        target = r["commune"] if r["type"] == "arrondissement-municipal" else r["chefLieu"]
+        mapping.setdefault(r["code"], target)
+    mapping.update({c: c for c in cur["code"]})
+    return mapping
+
+
+@pytest.fixture(scope="module")
+def tables(mirror_settings):
+    return portrait.typology_tables(mirror_settings)
+
+
+def test_typology_tables_against_raw_tables(tables, shared_data, mirror_settings):
+    cog = _raw_csv(shared_data, "admin/communes_cog2026_decoupage_administratif.csv.gz")
+    mapping = _current_map(cog)
+    cur = cog[cog["type"] == "commune-actuelle"].set_index("code")
+    legal = cur["population"].astype(float)
+    pvd = set(_raw_csv(shared_data, "programmes/pvd_communes_anct_superposeur_2024-09.csv")
+              ["insee_com"].map(mapping))
+    acv = set(_raw_csv(shared_data, "programmes/acv_communes_anct_2025-04.csv")
+              ["insee_com"].map(mapping))
+    groups = {
+        "petite ville": legal < 10_000, "ville moyenne": (legal >= 10_000) & (legal <= 100_000),
+        "grande ville": legal > 100_000, "PVD": cur.index.isin(pvd),
+        "ACV": cur.index.isin(acv), "France": pd.Series(True, index=cur.index),
+    }
+    pops = _raw_csv(shared_data,
+                    "population/populations_communes_2016_2023_decoupage_administratif.csv.gz")
+    pops["cur"] = pops["code"].map(mapping)
+    pops["population"] = pops["population"].astype(float)
+    by_year = {y: g.groupby("cur")["population"].sum(min_count=1).reindex(cur.index)
+               for y, g in pops.groupby("pop_millesime")}
+    raw = pd.read_csv(shared_data / "apl/apl_medecins_generalistes_2021_drees.csv.gz",
+                      dtype={"Code commune": str})
+    raw = raw.rename(columns={"APL aux médecins généralistes de 65 ans et moins": "apl",
+                              "Population totale": "w"}).dropna(subset=["apl", "w"])
+    raw["cur"] = raw["Code commune"].map(mapping)
+    raw["aw"] = raw["apl"] * raw["w"]
+    agg = raw.groupby("cur")[["aw", "w"]].sum()
+    apl_mg = (agg["aw"] / agg["w"]).reindex(cur.index)
+    threshold = mirror_settings.apl_threshold
+
+    cr = tables["croissance"].set_index(["groupe", "periode"])
+    mg = tables["apl"].query("indicateur == 'apl_mg'").set_index("groupe")
+    pop = tables["population"].set_index(["groupe", "annee"])
+    for name, mask in groups.items():
+        mask = np.asarray(mask)
+        for a, b in portrait.PERIODS:
+            pa, pb = by_year[str(a)][mask], by_year[str(b)][mask]
+            both = pa.notna() & pb.notna()
+            assert cr.at[(name, f"{a}-{b}"), "croissance"] == pytest.approx(
+                pb[both].sum() / pa[both].sum() - 1, rel=1e-9), (name, a, b)
+        for y in communes.POPULATION_YEARS:
+            assert pop.at[(name, y), "population"] == int(by_year[str(y)][mask].sum())
+            assert pop.at[(name, y), "part_population_nationale"] == pytest.approx(
+                by_year[str(y)][mask].sum() / by_year[str(y)].sum())
+        vals = apl_mg[mask].dropna()
+        w = by_year["2023"][mask].reindex(vals.index)
+        assert mg.at[name, "communes_avec_apl"] == len(vals)
+        assert mg.at[name, "mediane"] == pytest.approx(vals.median(), rel=1e-9), name
+        assert mg.at[name, "part_communes_sous_seuil"] == pytest.approx(
+            (vals < threshold).mean()), name
+        assert mg.at[name, "part_population_sous_seuil"] == pytest.approx(
+            w[vals < threshold].sum() / w.sum()), name
+    synth = tables["synthese"].set_index("groupe")
+    assert list(synth.index) == ["petite ville", "ville moyenne", "grande ville", "PVD",
+                                 "ACV", "France"]
+    assert synth.at["ville moyenne", "apl_mg_mediane"] == mg.at["ville moyenne", "mediane"]
+    assert "equipements" not in tables  # no national facility counts in this data folder
+
+
+def test_typology_facilities_per_10k(local_settings, ref):
+    fac = pd.DataFrame({"insee": ref["insee"], "n_sante": 2.0, "n_culture": 0.0})
+    fac.loc[ref["acv"].to_numpy(), "n_culture"] = 3.0
+    fac.to_parquet(local_settings.interim_dir / "facilities_communes.parquet")
+    eq = portrait.typology_tables(local_settings)["equipements"].set_index(
+        ["groupe", "categorie"])
+    acv = ref[ref["acv"]]
+    pop = acv["pop_2023"].astype(float)
+    ok = pop > 0
+    assert eq.at[("ACV", "culture"), "pour_10k"] == pytest.approx(
+        3 * ok.sum() / pop[ok].sum() * 10_000)
+    big = ref["typologie"] == "grande ville"
+    assert eq.at[("grande ville", "culture"), "equipements"] == 3 * (big & ref["acv"]).sum()
+    assert eq.at[("grande ville", "sante"), "equipements"] == 2 * big.sum()
+    assert ("ACV", "commerces") not in eq.index  # no column: no row, never a zero
+
+
+def test_write_typology_stats(tables, tmp_path, mirror_settings):
+    paths = portrait.write_typology_stats(tmp_path, tables=tables, settings=mirror_settings)
+    names = {p.name for p in paths}
+    assert {"typologie_synthese.csv", "typologie_population.csv", "typologie_croissance.csv",
+            "typologie_apl.csv", "typologie_apl_mg_mediane.svg", "index.html"} <= names
+    for p in paths:
+        if p.suffix == ".svg":
+            root = ET.parse(p).getroot()
+            assert root.tag.endswith("svg")
+            assert root.find("{http://www.w3.org/2000/svg}title") is not None
+    back = pd.read_csv(tmp_path / "typologie_apl.csv")
+    assert len(back) == 6 * len(indicators.APL_PROFESSIONS)
+
+
+@pytest.mark.browser
+def test_typology_html_renders_in_chromium(tables, tmp_path, mirror_settings):
+    portrait.write_typology_stats(tmp_path, tables=tables, settings=mirror_settings)
+    report = check_page((tmp_path / "index.html").as_uri(),
+                        screenshot=ARTIFACTS / "typologie_index.png", count={"svg": "svg"})
+    assert console_errors(report) == [] and report["failedRequests"] == []
+    assert report["counts"]["svg"] == 4
+
+
+# --- CLI and charts -------------------------------------------------------------------------
+
+
+def test_cli_portrait_and_typology_stats(mirror_settings, shared_data, tmp_path, capsys):
+    base = ["--mirror", str(shared_data), "--set", f"data_dir={mirror_settings.data_dir}"]
+    assert main([*base, "portrait", "pont de veyle", "--out", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    assert "Portrait de Pont-de-Veyle (01306)" in out and "Règle : même programme" in out
+    assert (tmp_path / "p" / "portrait.html").exists()
+    assert main([*base, "portrait", "01306", "--criteria", "programme,region", "--ratio",
+                 "0.9", "--out", str(tmp_path / "q")]) == 0
+    assert "même région : Auvergne-Rhône-Alpes" in capsys.readouterr().out
+    assert main([*base, "portrait", "01306", "--criteria", "taille"]) == 2
+    assert "unknown peer criterion 'taille'" in capsys.readouterr().err
+    assert main([*base, "portrait", "1306"]) == 2
+    assert "leading zero" in capsys.readouterr().err
+    assert main([*base, "typology-stats", "--year", "2019", "--out", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert "Population légale 2019" in out and "APL médecins généralistes" in out
+    assert (tmp_path / "t" / "index.html").exists()
+
+
+def test_svg_helpers():
+    assert svg.format_fr(1234.56, 1) == "1\u202f234,6"
+    assert svg.format_fr(0.1234, 1, percent=True) == "12,3\u202f%"
+    assert svg.format_fr(-0.0001, 1, signed=True) == "0,0"
+    assert svg.format_fr(float("nan")) == svg.format_fr(None) == "n.d."
+    assert svg.nice_ticks(0, 97) == [0, 20, 40, 60, 80, 100]
+    chart = svg.grouped_bar_chart(["a", "b"], {"x": [1.0, None], "y": [-2.0, 3.0]}, title="t<")
+    root = ET.fromstring(chart)
+    assert root.find("{http://www.w3.org/2000/svg}title").text == "t<"
+    assert "n.d." in chart  # a missing bar is labelled, not drawn as zero
+    assert ET.fromstring(svg.strip_chart([], town=None)) is not None
+    line = svg.line_chart([2016, 2023], {"s": [100.0, None]}, title="l")
+    assert "<polyline" not in line and line.count("<circle") == 1
