@@ -9,10 +9,12 @@
 #   make town INSEE=46127        the whole pipeline for one town, into data/out/<INSEE>/
 #   make data                    fetch every national dataset into data/raw/
 #   make facility-counts         facility counts per commune for all France (data/interim/)
+#   make portrait INSEE=46127    the town portrait compared with similar towns (portrait.html)
+#   make typology-stats          national statistics by typology (data/national/typologie/)
 #   make bench                   benchmarks, figures in bench/results/
 #   make viewer                  (re)build the map viewer of every built town
 #   make serve                   serve the viewer on http://127.0.0.1:$(PORT)/
-#   make clean                   remove outputs (data/out, data/interim); raw data is kept
+#   make clean                   remove outputs (data/out, data/interim, data/national)
 #
 # Offline: GEO_MIRROR=../shared/data make demo  (a directory or an http(s):// base URL)
 
@@ -37,11 +39,12 @@ PORT   ?= 8765
 VENV_STAMP := $(VENV)/.installed
 WEB_STAMP  := node_modules/.installed
 
-.PHONY: install install-web test lint demo town data bench serve viewer clean distclean help facility-counts
+.PHONY: install install-web test lint demo town data bench serve viewer clean distclean help \
+	facility-counts portrait typology-stats
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,19p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- environment ----------------------------------------------------------------
 
@@ -96,6 +99,16 @@ $(FACILITY_COUNTS): $(REFERENCE) $(RAW_bpe_2013_counts) $(RAW_museofile) $(RAW_c
 	$(PVDGEO) facilities --counts --out $@
 
 facility-counts: $(FACILITY_COUNTS)
+
+# National statistics by typology (geo.portrait): population per year and period, APL,
+# facilities per 10,000 inhabitants for petites/moyennes/grandes villes, PVD and ACV.
+PORTRAIT_CODE := geo/portrait.py geo/indicators.py geo/_svg.py geo/_report.py
+NATIONAL := $(DATA)/national
+TYPOLOGY_STATS := $(NATIONAL)/typologie/index.html
+$(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(PORTRAIT_CODE) | $(VENV_STAMP)
+	$(PVDGEO) typology-stats --out $(@D)
+
+typology-stats: $(TYPOLOGY_STATS)
 
 # --- one town --------------------------------------------------------------------------
 # Each town is an independent unit: inputs, outputs and logs under data/out/<INSEE>/, so
@@ -154,6 +167,18 @@ $(LOGS)/access.log: $(RAW)/streets.mk
 	  "pvdgeo access $(INSEE) --osm FILE | --roads FILE | --overpass" | tee $@
 TOWN_OUTPUTS += $(LOGS)/access.log
 endif
+
+# Town portrait (geo.portrait): peers, every indicator against the peers' and France's
+# medians, HTML + CSV. Reads the national tables and the commune layer of every town run
+# present (the peers' local indicators); the town's own layer when it exists.
+PORTRAIT := $(OUT)/portrait.html
+$(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(FACILITIES) \
+		$(wildcard $(OUT)/communes.parquet) $(PORTRAIT_CODE) | $(VENV_STAMP)
+	@mkdir -p $(LOGS)
+	$(PVDGEO) portrait $(INSEE) 2>&1 | tee $(LOGS)/portrait.log
+TOWN_OUTPUTS += $(PORTRAIT)
+
+portrait: $(PORTRAIT)
 
 # --- publishing: GeoPackage, PMTiles, viewer ----------------------------------------------
 # The GeoPackage publishes every layer file the town run produces: the .parquet files of
@@ -216,7 +241,7 @@ serve: $(VENV_STAMP)
 # --- cleaning ---------------------------------------------------------------------------
 
 clean:
-	rm -rf $(DATA)/out $(INTERIM) bench/results tests/artifacts
+	rm -rf $(DATA)/out $(INTERIM) $(DATA)/national bench/results tests/artifacts
 
 distclean: clean
 	rm -rf $(RAW) $(VENV) node_modules

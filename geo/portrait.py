@@ -58,11 +58,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from geo import __version__, communes, indicators, sources
+from geo import __version__, communes, facilities, indicators, sources
 from geo import _report as report
 from geo import _svg as svg
 from geo._io import atomic_path
-from geo.errors import InputFileError, MissingColumnsError, SettingsError
+from geo.errors import GeoError, InputFileError, MissingColumnsError, SettingsError
 from geo.settings import Settings, get_settings
 
 __all__ = [
@@ -129,6 +129,9 @@ _FACILITY_CATEGORIES = {
     "education": "Éducation",
     "services": "Services",
 }
+#: Facility counts of the national statistics: the categories, then single registers.
+_FACILITY_COUNTS = {**_FACILITY_CATEGORIES, "cinema": "Cinémas", "musee": "Musées",
+                    "festival": "Festivals", "eolienne": "Éoliennes"}
 _CLC_LEVEL1 = {
     "artificialise": "territoires artificialisés",
     "agricole": "territoires agricoles",
@@ -484,14 +487,17 @@ def indicator_table(
     table["pop_croissance_2016_2023_pct"] = (pop23 / pop16.where(pop16 > 0) - 1) * 100
     apl = indicators.apl_by_commune(s).set_index("insee")
     table = table.join(apl[[p.field for p in indicators.APL_PROFESSIONS]])
-    for name in ("facilities_communes", "landcover_communes"):
-        path = s.interim_dir / f"{name}.parquet"
-        if path.exists():
-            extra = _read_table(path, "national table").set_index("insee")
-            wanted = [c for c in extra.columns if c in _BY_KEY and c not in table.columns]
-            table = table.join(extra[wanted])
-        else:
-            log.info("national table %s absent: its indicators are missing", path)
+    fac, fac_error = _national_facilities(s)
+    if fac is not None:
+        table = table.join(fac[[c for c in fac.columns
+                                if c in _BY_KEY and c not in table.columns]].astype(float))
+    path = s.interim_dir / "landcover_communes.parquet"
+    if path.exists():
+        extra = _read_table(path, "national land-cover table").set_index("insee")
+        table = table.join(extra[[c for c in extra.columns
+                                  if c in _BY_KEY and c not in table.columns]].astype(float))
+    else:
+        log.info("national land-cover table %s absent: land cover only from town runs", path)
     local = local_rows(s, strict=strict)
     for ind in INDICATORS:
         if ind.key not in table.columns:
@@ -499,7 +505,21 @@ def indicator_table(
         if ind.key in local.columns:
             vals = pd.to_numeric(local[ind.key], errors="coerce").reindex(table.index)
             table[ind.key] = table[ind.key].astype(float).fillna(vals)
-    return table[[i.key for i in INDICATORS]].astype(float)
+    out = table[[i.key for i in INDICATORS]].astype(float)
+    out.attrs["facilities_error"] = fac_error
+    return out
+
+
+def _national_facilities(s: Settings) -> tuple[pd.DataFrame | None, str | None]:
+    """National facility counts per commune (:func:`geo.facilities.facilities_by_commune`)
+    indexed by ``insee``, or None and the reason when they cannot be built."""
+    try:
+        fac = facilities.facilities_by_commune(s)
+    except GeoError as exc:
+        log.warning("national facility counts unavailable, facility indicators missing: %s",
+                    exc)
+        return None, str(exc)
+    return fac.set_index("insee"), None
 
 
 # --- the portrait --------------------------------------------------------------------------
@@ -524,13 +544,13 @@ class Portrait:
     vintages: dict[str, str] = field(default_factory=dict)
 
 
-def _missing_reasons(code: str, values: pd.Series, s: Settings) -> dict[str, str]:
+def _missing_reasons(code: str, values: pd.Series, s: Settings,
+                     facilities_error: str | None = None) -> dict[str, str]:
     """Why each missing indicator of the town is missing (French)."""
     kinds = {d.kind for d in sources.datasets_for_town(code, settings=s)}
     has_network = any(k.startswith(("osm", "roads")) for k in kinds)
     has_landcover = any(k.startswith("landcover") for k in kinds)
     run = (s.town_dir(code) / "communes.parquet").exists()
-    fac_table = (s.interim_dir / "facilities_communes.parquet").exists()
     reasons = {}
     for ind in INDICATORS:
         if not svg.is_missing(values.get(ind.key)):
@@ -545,9 +565,10 @@ def _missing_reasons(code: str, values: pd.Series, s: Settings) -> dict[str, str
                    "équipements OpenStreetMap de la commune non construits "
                    f"(make town INSEE={code})")
         elif ind.theme in (THEME_FACILITIES, THEME_CULTURE):
-            why = ("comptages nationaux d'équipements non construits "
-                   "(data/interim/facilities_communes.parquet)" if not fac_table else
-                   "commune absente des comptages nationaux d'équipements")
+            why = (f"comptages nationaux d'équipements indisponibles : {facilities_error}"
+                   if facilities_error else
+                   "pas de source nationale pour cette commune (ex. BPE hors de "
+                   "France métropolitaine et DROM)")
         elif ind.theme == THEME_LANDCOVER:
             if "change" in ind.key:
                 why = ("aucune occupation des sols disponible pour cette commune"
@@ -582,7 +603,7 @@ def build_portrait(
     table = indicator_table(s, strict=(code,))
     values = table.loc[code]
     peer_table = table.reindex(selection.peers["insee"])
-    reasons = _missing_reasons(code, values, s)
+    reasons = _missing_reasons(code, values, s, table.attrs.get("facilities_error"))
     rows, peer_values = [], {}
     for ind in INDICATORS:
         v = values[ind.key]
@@ -881,21 +902,21 @@ def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]
     apl_table = pd.DataFrame(rows)
 
     tables = {"population": population, "croissance": croissance, "apl": apl_table}
-    fac_path = s.interim_dir / "facilities_communes.parquet"
-    if fac_path.exists():
-        fac = _read_table(fac_path, "national facility counts").set_index("insee")
+    fac, fac_error = _national_facilities(s)
+    if fac is not None:
         fac = fac.reindex(ref.index)
         rows = []
         for name, mask in groups.items():
-            for cat, label in _FACILITY_CATEGORIES.items():
+            for cat, label in _FACILITY_COUNTS.items():
                 col = f"n_{cat}"
                 if col not in fac.columns:
                     continue
-                n = pd.to_numeric(fac.loc[mask, col], errors="coerce")
+                n = pd.to_numeric(fac.loc[mask, col], errors="coerce").astype(float)
                 pop = pop23[mask]
                 ok = n.notna() & pop.notna() & (pop > 0)
                 per10k = n[ok] / pop[ok] * 10_000
                 rows.append({"groupe": name, "categorie": cat, "libelle": label,
+                             "communes": int(ok.sum()),
                              "equipements": float(n[ok].sum()),
                              "population": float(pop[ok].sum()),
                              "pour_10k": float(n[ok].sum() / pop[ok].sum() * 10_000)
@@ -904,8 +925,7 @@ def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]
                              if ok.any() else np.nan})
         tables["equipements"] = pd.DataFrame(rows)
     else:
-        log.warning("national facility counts %s absent: no facility statistics by typology",
-                    fac_path)
+        log.warning("no facility statistics by typology: %s", fac_error)
 
     synth = population[population["annee"] == 2023].set_index("groupe")[
         ["communes", "population", "part_population_nationale"]].copy()
@@ -919,8 +939,9 @@ def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]
     if "equipements" in tables:
         wide = tables["equipements"].pivot(index="groupe", columns="categorie",
                                            values="pour_10k")
-        for cat in wide.columns:
-            synth[f"n_{cat}_per_10k"] = wide[cat]
+        for cat in _FACILITY_COUNTS:
+            if cat in wide.columns:
+                synth[f"n_{cat}_per_10k"] = wide[cat]
     tables["synthese"] = synth.reset_index()
     return tables
 
@@ -973,14 +994,22 @@ def _typology_charts(tables: Mapping[str, pd.DataFrame], threshold: float) -> di
     )
     if "equipements" in tables:
         eq = tables["equipements"]
-        cats = list(dict.fromkeys(eq["libelle"]))
-        charts["equipements"] = svg.grouped_bar_chart(
-            cats,
-            {g: [float(eq[(eq.groupe == g) & (eq.libelle == c)]["pour_10k"].iloc[0])
-                 for c in cats] for g in eq["groupe"].unique()},
-            title="Équipements pour 10 000 habitants par catégorie",
-            fmt=lambda v: svg.format_fr(v, 0),
-        )
+        for name, keys, title, digits in (
+            ("equipements", _FACILITY_CATEGORIES, "Équipements pour 10 000 habitants par "
+             "catégorie", 0),
+            ("culture_energie", ("cinema", "musee", "festival", "eolienne"),
+             "Cinémas, musées, festivals et éoliennes pour 10 000 habitants", 2),
+        ):
+            part = eq[eq["categorie"].isin(list(keys))]
+            if part.empty:
+                continue
+            cats = list(dict.fromkeys(part["libelle"]))
+            charts[name] = svg.grouped_bar_chart(
+                cats,
+                {g: [float(part[(part.groupe == g) & (part.libelle == c)]["pour_10k"].iloc[0])
+                     for c in cats] for g in part["groupe"].unique()},
+                title=title, fmt=lambda v, d=digits: svg.format_fr(v, d),
+            )
     return charts
 
 
@@ -1079,14 +1108,17 @@ def render_typology_html(tables: Mapping[str, pd.DataFrame], *, threshold: float
     ]
     if "equipements" in tables:
         parts += ["<h2>Équipements pour 10 000 habitants</h2>",
-                  f"<figure>{charts['equipements']}</figure>",
+                  *(f"<figure>{charts[k]}</figure>" for k in ("equipements", "culture_energie")
+                    if k in charts),
                   report.pivot(tables["equipements"], "libelle", "pour_10k",
-                              lambda v: svg.format_fr(v, 1)),
+                               lambda v: svg.format_fr(v, 1)),
                   "<p class=\"note\">Total des équipements du groupe rapporté à sa "
-                  "population légale 2023.</p>"]
+                  "population légale 2023, sur les communes couvertes par les sources "
+                  "nationales (BPE par commune, Muséofile, CNC, festivals, Géorisques : voir "
+                  "data/interim/facilities_communes.parquet).</p>"]
     else:
         parts.append("<h2>Équipements</h2><p class=\"warn\">Comptages nationaux d'équipements "
-                     "non construits (data/interim/facilities_communes.parquet absent).</p>")
+                     "indisponibles (voir le journal).</p>")
     parts.append(f"<footer>Généré par pvdgeo {escape(__version__)} le "
                  f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</footer>")
     return report.page("Statistiques nationales par typologie", "\n".join(parts))

@@ -14,7 +14,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from geo import _svg as svg
-from geo import communes, indicators, portrait
+from geo import communes, facilities, indicators, portrait
 from geo.cli import main
 from geo.errors import InputFileError, SettingsError, UnknownCommuneError
 
@@ -220,8 +220,15 @@ def test_portrait_against_independent_computation(mirror_settings, apl):
     assert table.at["population", "valeur"] == 1594
     assert table.at["pop_croissance_2016_2023_pct", "valeur"] == pytest.approx(
         (1594 / 1618 - 1) * 100)
+    # national facility counts: a real zero stays zero
+    fac = facilities.facilities_by_commune(mirror_settings).set_index("insee")
+    for key in ("n_sante_per_10k", "n_commerces_per_10k", "n_cinema", "eolienne_power_mw"):
+        assert table.at[key, "valeur"] == pytest.approx(float(fac.at["01306", key]))
+        peer_vals = fac[key].reindex(peers).astype(float).dropna()
+        assert table.at[key, "mediane_pairs"] == pytest.approx(peer_vals.median())
+    assert table.at["n_cinema", "valeur"] == 0
     # Pont-de-Veyle has no land cover and no town run here: missing, with a reason
-    for key in ("clc_artificialise_share", "walk_pharmacie_minutes_median", "n_cinema"):
+    for key in ("clc_artificialise_share", "walk_pharmacie_minutes_median"):
         assert math.isnan(table.at[key, "valeur"]) and table.at[key, "note"]
         assert math.isnan(table.at[key, "mediane_pairs"]) and table.at[key, "n_pairs"] == 0
     assert "aucune occupation des sols" in table.at["clc_artificialise_share", "note"]
@@ -267,7 +274,7 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
     assert t.at["n_cinema", "valeur"] == 1.0 and t.at["n_cinema", "mediane_france"] == 0.0
     assert t.at["n_cinema", "n_pairs"] == len(sel.peers)
     assert math.isnan(t.at["n_musee", "valeur"])
-    assert "absente des comptages" in t.at["n_musee", "note"]
+    assert "pas de source nationale" in t.at["n_musee", "note"]
     assert "cible absente" in t.at["walk_ecole_minutes_median", "note"]
     paths = portrait.write_portrait(p, settings=s)
     assert [x.name for x in paths] == ["portrait.html", "portrait.csv", "portrait_pairs.csv"]
@@ -378,7 +385,19 @@ def test_typology_tables_against_raw_tables(tables, shared_data, mirror_settings
     assert list(synth.index) == ["petite ville", "ville moyenne", "grande ville", "PVD",
                                  "ACV", "France"]
     assert synth.at["ville moyenne", "apl_mg_mediane"] == mg.at["ville moyenne", "mediane"]
-    assert "equipements" not in tables  # no national facility counts in this data folder
+    # facilities per 10,000 inhabitants: group totals over the national counts
+    fac = facilities.facilities_by_commune(mirror_settings).set_index("insee").reindex(
+        cur.index)
+    eq = tables["equipements"].set_index(["groupe", "categorie"])
+    for name, mask in groups.items():
+        mask = np.asarray(mask)
+        for cat in ("sante", "commerces", "cinema", "eolienne"):
+            n = fac.loc[mask, f"n_{cat}"].astype(float)
+            p23 = by_year["2023"][mask]
+            ok = n.notna() & p23.notna() & (p23 > 0)
+            assert eq.at[(name, cat), "pour_10k"] == pytest.approx(
+                n[ok].sum() / p23[ok].sum() * 10_000), (name, cat)
+    assert synth.at["PVD", "n_sante_per_10k"] == eq.at[("PVD", "sante"), "pour_10k"]
 
 
 def test_typology_facilities_per_10k(local_settings, ref):
@@ -418,7 +437,7 @@ def test_typology_html_renders_in_chromium(tables, tmp_path, mirror_settings):
     report = check_page((tmp_path / "index.html").as_uri(),
                         screenshot=ARTIFACTS / "typologie_index.png", count={"svg": "svg"})
     assert console_errors(report) == [] and report["failedRequests"] == []
-    assert report["counts"]["svg"] == 4
+    assert report["counts"]["svg"] == 6
 
 
 # --- CLI and charts -------------------------------------------------------------------------
