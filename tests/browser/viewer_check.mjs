@@ -1,11 +1,12 @@
 // Drive the pvdgeo viewer in headless Chromium and report what it rendered, as JSON.
 //
-//   node tests/browser/viewer_check.mjs BASE_URL INSEE ARTIFACTS_DIR
+//   node tests/browser/viewer_check.mjs BASE_URL INSEE ARTIFACTS_DIR [OTHER_INSEE]
 //
 // Loads BASE_URL/viewer/?town=INSEE, clicks through every view of the view switcher,
 // and for each view records the rendered feature count of every legend layer, the
 // legend text, a popup opened at the map centre (when a feature is there) and a
-// screenshot (ARTIFACTS_DIR/viewer_<INSEE>_<view>.png). Console errors, page errors,
+// screenshot (ARTIFACTS_DIR/viewer_<INSEE>_<view>.png). With OTHER_INSEE, then picks that
+// town in the town picker and records the same for the current view. Console errors, page errors,
 // failed requests and HTTP errors are collected. pytest (tests/test_viewer_browser.py)
 // asserts on the printed JSON. Chromium: CHROMIUM env var or /usr/bin/chromium.
 
@@ -13,7 +14,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [base, insee, artifacts] = process.argv.slice(2);
+const [base, insee, artifacts, other] = process.argv.slice(2);
 if (!base || !insee || !artifacts) {
   console.error("usage: node viewer_check.mjs BASE_URL INSEE ARTIFACTS_DIR");
   process.exit(2);
@@ -74,6 +75,24 @@ try {
     const screenshot = join(artifacts, `viewer_${insee}_${id}.png`);
     await page.screenshot({ path: screenshot });
     result.views.push({ id, ...info, popup, screenshot });
+  }
+  if (other) {
+    await page.selectOption("#town", other);
+    await page.waitForFunction((t) => document.body.dataset.town === t && document.body.dataset.state === "ready",
+      other, { timeout: TIMEOUT_MS, polling: 200 });
+    const screenshot = join(artifacts, `viewer_${other}_occupation_sols.png`);
+    result.other = await page.evaluate(() => ({
+      town: document.body.dataset.town, view: document.body.dataset.view,
+      counts: window.pvdViewer.renderedCounts(), url: window.location.search,
+      legend: [...document.querySelectorAll("#legend .legend-block")].map((b) => b.innerText),
+    }));
+    // and a view whose layers this town has
+    await page.click('#views button[data-view-id="occupation_sols"]');
+    await page.waitForFunction(() => document.body.dataset.view === "occupation_sols" && document.body.dataset.state === "ready",
+      null, { timeout: TIMEOUT_MS, polling: 200 });
+    result.other.landcover = await page.evaluate(() => window.pvdViewer.renderedCounts());
+    await page.screenshot({ path: screenshot });
+    result.other.screenshot = screenshot;
   }
 } catch (err) {
   problems.push(`driver: ${err.message}`);

@@ -50,9 +50,23 @@ def town_pmtiles(town_gpkg: Path, publish_settings: Settings) -> PMTilesSummary:
     return build_pmtiles(TOWN, settings=publish_settings)
 
 
+#: A second built town: no street network, with land cover (like a Lot town).
+OTHER_TOWN = ("46127", "Gourdon")
+
+
 @pytest.fixture(scope="session")
-def built_viewer(town_pmtiles: PMTilesSummary, publish_settings: Settings) -> Path:
-    """The viewer built into the session's data/out (index.html)."""
+def other_town_pmtiles(publish_settings: Settings) -> PMTilesSummary:
+    insee, nom = OTHER_TOWN
+    write_synthetic_town(publish_settings.town_dir(insee), streets=False, landcover=True,
+                         insee=insee, nom=nom)
+    build_gpkg(insee, settings=publish_settings)
+    return build_pmtiles(insee, settings=publish_settings)
+
+
+@pytest.fixture(scope="session")
+def built_viewer(town_pmtiles: PMTilesSummary, other_town_pmtiles: PMTilesSummary,
+                 publish_settings: Settings) -> Path:
+    """The viewer built into the session's data/out (index.html), with two towns."""
     return build_viewer(publish_settings)
 
 

@@ -31,9 +31,11 @@ _COMMUNES = [  # insee, nom, population, dx, dy (km from the town hall)
 ]
 
 
-def _communes() -> gpd.GeoDataFrame:
+def _communes(town: str, nom_town: str) -> gpd.GeoDataFrame:
     rows = []
     for i, (insee, nom, pop, dx, dy) in enumerate(_COMMUNES):
+        if i == 0:
+            insee, nom = town, nom_town
         x, y = HALL_X + dx * 1000, HALL_Y + dy * 1000
         n_com = [14, 6, 3, 5][i]
         rows.append({
@@ -83,7 +85,7 @@ def _cells(res: int, communes: gpd.GeoDataFrame, landcover: bool) -> gpd.GeoData
     return gdf
 
 
-def _facilities() -> gpd.GeoDataFrame:
+def _facilities(town: str) -> gpd.GeoDataFrame:
     spec = [  # category, subcategory, name, brand, chain, dx, dy, power_mw
         ("sante", "medecin_generaliste", "Cabinet médical", None, None, 120, 40, None),
         ("sante", "pharmacie", "Pharmacie de la Veyle", None, None, -80, 60, None),
@@ -106,7 +108,7 @@ def _facilities() -> gpd.GeoDataFrame:
         rows.append({
             "facility_id": f"F{i:03d}", "source": "osm", "source_id": f"node/{1000 + i}",
             "category": cat, "subcategory": sub, "name": name, "brand": brand, "chain": chain,
-            "insee": TOWN, "power_mw": mw, "group_hint": groups.get(sub),
+            "insee": town, "power_mw": mw, "group_hint": groups.get(sub),
             "geometry": Point(HALL_X + dx, HALL_Y + dy),
         })
     gdf = gpd.GeoDataFrame(rows, crs=L93)
@@ -151,23 +153,25 @@ def _edges(mode: str, step: float) -> gpd.GeoDataFrame:
 
 
 def write_synthetic_town(town_dir: Path, *, streets: bool = True, landcover: bool = False,
-                         card: bool = True) -> Path:
-    """Write the stage files of a synthetic Pont-de-Veyle run into ``town_dir``."""
+                         card: bool = True, insee: str = TOWN,
+                         nom: str = "Pont-de-Veyle") -> Path:
+    """Write the stage files of a synthetic town run into ``town_dir`` (Pont-de-Veyle by
+    default; another ``insee`` / ``nom`` names the central commune differently)."""
     town_dir.mkdir(parents=True, exist_ok=True)
-    communes = _communes()
+    communes = _communes(insee, nom)
     communes.to_parquet(town_dir / "communes.parquet")
     _cells(8, communes, landcover).to_parquet(town_dir / "h3_r8.parquet")
     _cells(9, communes, landcover).to_parquet(town_dir / "h3_r9.parquet")
-    _facilities().to_parquet(town_dir / "facilities.parquet")
+    _facilities(insee).to_parquet(town_dir / "facilities.parquet")
     if streets:
         write_parquet(_isochrones(), town_dir / "isochrones.parquet",
-                      metadata={"insee": TOWN, "origin": "OSM amenity=townhall (Mairie)"})
+                      metadata={"insee": insee, "origin": "OSM amenity=townhall (Mairie)"})
         for mode, step in (("walk", 100), ("bike", 200)):
             write_parquet(_edges(mode, step), town_dir / f"access_{mode}_edges.parquet",
-                          metadata={"insee": TOWN, "mode": mode, "vintage": "OSM 2022-03-11"})
+                          metadata={"insee": insee, "mode": mode, "vintage": "OSM 2022-03-11"})
     if card:
         (town_dir / "town.json").write_text(json.dumps({
-            "insee": TOWN, "nom": "Pont-de-Veyle", "population": 1660,
+            "insee": insee, "nom": nom, "population": 1660,
             "typologie": "petite ville", "pvd": True, "acv": False, "crs": L93,
             "catchment": [c[0] for c in _COMMUNES],
         }, ensure_ascii=False), encoding="utf-8")

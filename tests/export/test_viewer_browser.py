@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import OTHER_TOWN
 from synthetic_town import TOWN
 
 from geo.export.serve import serve_in_thread
@@ -38,7 +39,7 @@ def browser_run(node: str, built_viewer: Path, publish_settings: Settings) -> It
         pytest.skip(msg)
     server, url = serve_in_thread(publish_settings.out_dir)
     try:
-        proc = subprocess.run([node, str(SCRIPT), url, TOWN, str(ARTIFACTS)],
+        proc = subprocess.run([node, str(SCRIPT), url, TOWN, str(ARTIFACTS), OTHER_TOWN[0]],
                               capture_output=True, text=True, timeout=600,
                               env={**os.environ, "CHROMIUM": CHROMIUM})
     finally:
@@ -87,7 +88,7 @@ def test_popups_legends_and_links_in_french(browser_run: dict) -> None:
     legend = "\n".join(_view(browser_run, "occupation_sols")["legend"])
     assert "territoires artificialisés" in legend
     assert "Pour cette ville : donnée non disponible." in legend  # no land cover in the Ain
-    assert browser_run["towns"] == [TOWN]
+    assert browser_run["towns"] == [OTHER_TOWN[0], TOWN]  # by name: Gourdon, Pont-de-Veyle
     links = {a["text"].split(" (")[0]: a["href"] for a in browser_run["links"]}
     assert links["GeoPackage pour QGIS"] == f"../{TOWN}/{TOWN}.gpkg"
 
@@ -98,3 +99,16 @@ def test_viewer_needs_the_npm_packages(publish_settings: Settings, tmp_path: Pat
     with pytest.raises(InputFileError, match=r"missing maplibre-gl/dist/maplibre-gl\.mjs.*"
                                              r"make install-web"):
         build_viewer(publish_settings, node_modules=tmp_path)
+
+
+def test_town_picker_and_missing_layers(browser_run: dict) -> None:
+    """The second town has no street network: its isochrones view says so, without error,
+    and its land-cover view draws the classes."""
+    other = browser_run["other"]
+    assert other["town"] == OTHER_TOWN[0] and f"town={OTHER_TOWN[0]}" in other["url"]
+    assert other["view"] == "isochrones"  # the view is kept when the town changes
+    assert other["counts"] == {"isochrones-pied": 0, "isochrones-velo": 0}
+    assert "Pas de couche « isochrones » pour cette ville : donnée non disponible." in (
+        "\n".join(other["legend"]))
+    assert other["landcover"]["sols-h3"] > 0
+    assert browser_run["errors"] == []

@@ -144,10 +144,13 @@ function annotateLegend(view) {
     const note = block?.querySelector(".legend-note");
     if (!note) continue;
     let text = "";
-    if (!map.getLayer(entry.layer)) text = `Couche absente : ${NODATA}.`;
+    const published = state.town.layers ?? [];
+    if (!published.includes(entry.source_layer))
+      text = `Pas de couche « ${entry.source_layer} » pour cette ville : ${NODATA}.`;
+    else if (!map.getLayer(entry.layer)) text = `Couche absente : ${NODATA}.`;
     else {
       const features = map.queryRenderedFeatures({ layers: [entry.layer] });
-      if (features.length === 0) text = `Aucun élément affiché à cette échelle (${NODATA} pour cette ville ?).`;
+      if (features.length === 0) text = "Aucun élément à cette échelle ou dans cette partie de la carte.";
       else if (entry.field && !features.some((f) => f.properties[entry.field] !== undefined))
         text = `Pour cette ville : ${NODATA}.`;
     }
