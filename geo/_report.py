@@ -33,7 +33,8 @@ th,td{border-bottom:1px solid #e5e5e5;padding:.3rem .45rem;text-align:left;
 vertical-align:middle}
 th{background:#f0f4f8;font-weight:600}table.fixed{table-layout:fixed}
 td svg.strip{display:block;width:100%}td.num{text-align:right;white-space:nowrap}
-td.nd{color:#888;font-style:italic}.note{color:#777;font-size:.8rem}
+td.nd{color:#888;font-style:italic}.note{color:#777;font-size:.8rem;white-space:normal}
+td.num .note{display:block}
 .warn{background:#fff4e0;border-left:4px solid #E69F00;padding:.5rem .8rem}
 .legend{font-size:.85rem;color:#444}.legend i{display:inline-block;width:10px;height:10px;
 margin:0 .25rem 0 .8rem;vertical-align:middle}

@@ -48,6 +48,7 @@ import csv
 import datetime as dt
 import logging
 import math
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from html import escape
@@ -140,10 +141,10 @@ _CLC_LEVEL1 = {
     "eau": "surfaces en eau",
 }
 _ACCESS_TARGETS = {
-    "medecin_generaliste": "au médecin généraliste",
-    "pharmacie": "à la pharmacie",
-    "boulangerie": "à la boulangerie",
-    "ecole": "à l'école",
+    "medecin_generaliste": "jusqu'au médecin généraliste le plus proche",
+    "pharmacie": "jusqu'à la pharmacie la plus proche",
+    "boulangerie": "jusqu'à la boulangerie la plus proche",
+    "ecole": "jusqu'à l'école la plus proche",
 }
 _MODES = {"walk": "à pied", "bike": "à vélo"}
 
@@ -170,7 +171,7 @@ INDICATORS: tuple[Indicator, ...] = (
               "Évolution de la part artificialisée 2012-2018", "points de %",
               THEME_LANDCOVER, 2, percent=True, signed=True, scope="local"),
     *(Indicator(f"{mode}_{target}_minutes_median",
-                f"Temps {mode_label} {target_label} le plus proche", "min", THEME_ACCESS, 1,
+                f"Temps {mode_label} {target_label}", "min", THEME_ACCESS, 1,
                 scope="local")
       for mode, mode_label in _MODES.items() for target, target_label in _ACCESS_TARGETS.items()),
 )
@@ -416,6 +417,9 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
     return df
 
 
+_INSEE_DIR = re.compile(r"\d{5}|2[AB]\d{3}")
+
+
 def _local_row(town_dir: Path, insee: str) -> pd.Series | None:
     """The town's own row of a town run (communes.parquet), with the chain share of its
     shops from facilities.parquet when the commune layer lacks it."""
@@ -454,7 +458,8 @@ def local_rows(
     s = settings or get_settings()
     rows = []
     if s.out_dir.is_dir():
-        for town_dir in sorted(p for p in s.out_dir.iterdir() if p.is_dir()):
+        for town_dir in sorted(p for p in s.out_dir.iterdir()
+                               if p.is_dir() and _INSEE_DIR.fullmatch(p.name)):
             try:
                 row = _local_row(town_dir, town_dir.name)
             except InputFileError as exc:
@@ -579,9 +584,16 @@ def _missing_reasons(code: str, values: pd.Series, s: Settings,
                        if not has_landcover else
                        f"occupation des sols non calculée (make town INSEE={code})")
         elif ind.theme == THEME_ACCESS:
-            why = ("aucun réseau de rues disponible pour cette commune" if not has_network
-                   else f"temps d'accès non calculés (make town INSEE={code})" if not run
-                   else "cible absente du réseau ou temps non calculé pour ce mode")
+            mode = ind.key.split("_", 1)[0]
+            if (s.town_dir(code) / f"access_{mode}_nodes.parquet").exists() and not run:
+                why = (f"temps calculés sur le réseau (access_{mode}_nodes.parquet) mais pas "
+                       "encore agrégés par commune (communes.parquet absent)")
+            elif not has_network:
+                why = "aucun réseau de rues disponible pour cette commune"
+            elif not run:
+                why = f"temps d'accès non calculés (make town INSEE={code})"
+            else:
+                why = "cible absente du réseau ou temps non calculé pour ce mode"
         else:
             why = "donnée absente"
         reasons[ind.key] = why
@@ -747,7 +759,18 @@ def render_portrait_html(p: Portrait) -> str:
               '<i style="background:#000"></i>médiane France (pointillés) '
               f'<i style="background:{svg.PALETTE[0]};border-radius:50%"></i>commune</p>')
     parts.append('<section id="indicateurs"><h2>Indicateurs</h2>' + legend)
+    notes = {r.indicateur: i for i, r in enumerate(
+        p.table[p.table["note"] != ""].itertuples(), start=1)}
     for theme, group in p.table.groupby("theme", sort=False):
+        parts.append(f"<h3>{escape(str(theme))}</h3>")
+        if (group["valeur"].isna().all() and (group["n_pairs"] == 0).all()
+                and (group["n_france"] == 0).all()):
+            # nothing to compare: say why in one line rather than a table of "n.d."
+            reasons = dict.fromkeys(group["note"])
+            parts.append(f'<p class="nd">Aucune donnée pour ces {len(group)} indicateurs '
+                         f"({escape(', '.join(group['libelle'].str.lower()))}) : "
+                         f"{escape(' ; '.join(reasons))}.</p>")
+            continue
         rows = []
         for r in group.itertuples():
             ind = _BY_KEY[r.indicateur]
@@ -757,7 +780,9 @@ def render_portrait_html(p: Portrait) -> str:
                                     title=ind.label, fmt=ind.format)
             value = ind.format(r.valeur)
             if r.note:
-                value = f'n.d.<br><span class="note">{escape(r.note)}</span>'
+                n = notes[r.indicateur]
+                value = (f'n.d.<sup><a href="#manque-{n}" title="{escape(r.note)}">{n}</a>'
+                         "</sup>")
             pct = "n.d." if svg.is_missing(r.percentile_pairs) else \
                 svg.format_fr(r.percentile_pairs, 0)
             rows.append((
@@ -769,16 +794,19 @@ def render_portrait_html(p: Portrait) -> str:
                 f"{report.fmt_count(r.n_france)}</span>",
                 strip,
             ))
-        parts.append(f"<h3>{escape(str(theme))}</h3>" + report.table(
+        parts.append(report.table(
             ["Indicateur", "Commune", "Médiane des pairs", "Percentile parmi les pairs",
              "Médiane des communes", "Distribution"], rows, num_cols=[1, 2, 3, 4],
             widths=[27, 15, 12, 10, 12, 24], css_class="fixed"))
     parts.append("</section>")
-    if p.missing:
-        items = "".join(f"<li>{escape(m)}</li>" for m in p.missing)
+    if notes:
+        items = "".join(
+            f'<li id="manque-{n}">{escape(_BY_KEY[key].label)} : '
+            f"{escape(p.table.set_index('indicateur').at[key, 'note'])}</li>"
+            for key, n in notes.items())
         parts.append(f'<section id="manquants"><h2>Données manquantes</h2><p>Ces indicateurs '
                      f"sont absents pour la commune (jamais remplacés par zéro) :</p>"
-                     f"<ul>{items}</ul></section>")
+                     f"<ol>{items}</ol></section>")
     vint = "".join(f"<li>{escape(k)} : {escape(v)}</li>" for k, v in p.vintages.items())
     parts.append(
         '<section id="methode"><h2>Méthode et sources</h2>'

@@ -232,7 +232,7 @@ def test_portrait_against_independent_computation(mirror_settings, apl):
         assert math.isnan(table.at[key, "valeur"]) and table.at[key, "note"]
         assert math.isnan(table.at[key, "mediane_pairs"]) and table.at[key, "n_pairs"] == 0
     assert "aucune occupation des sols" in table.at["clc_artificialise_share", "note"]
-    assert any("Temps à pied à la pharmacie" in m for m in p.missing)
+    assert any("Temps à pied jusqu'à la pharmacie la plus proche" in m for m in p.missing)
     assert list(p.history["annee"]) == [2016, 2019, 2020, 2022, 2023]
     assert p.history["commune"].iloc[0] == pytest.approx(100.0)
 
@@ -298,12 +298,17 @@ def test_portrait_html_renders_in_chromium(mirror_settings, tmp_path):
     assert pd.read_csv(pairs, dtype=str)["insee"].tolist() == p.peers.peers["insee"].tolist()
     report = check_page(html.as_uri(), screenshot=ARTIFACTS / "portrait_46127.png",
                         count={"svg": "svg", "indicators": "table.fixed tbody tr",
-                               "missing": "#manquants li"})
+                               "missing": "#manquants li", "sections": "#indicateurs h3"})
     assert console_errors(report) == [] and report["failedRequests"] == []
     assert report["title"] == "Portrait de Gourdon (46127)"
-    assert report["counts"]["indicators"] == len(portrait.INDICATORS)
+    assert report["counts"]["sections"] == p.table["theme"].nunique() == 6
+    # themes with no value at all (Gourdon: no land cover or street run here) are one line
+    shown = p.table.groupby("theme").filter(
+        lambda g: g["valeur"].notna().any() or (g["n_pairs"] > 0).any()
+        or (g["n_france"] > 0).any())
+    assert report["counts"]["indicators"] == len(shown)
     assert report["counts"]["missing"] == len(p.missing) > 0
-    assert report["counts"]["svg"] >= len(portrait.INDICATORS) + 2
+    assert report["counts"]["svg"] == len(shown) + 2  # strips, profile, population
     assert (ARTIFACTS / "portrait_46127.png").stat().st_size > 10_000
 
 
