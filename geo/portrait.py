@@ -21,7 +21,8 @@ widened step by step, in this documented order, until enough peers are found:
 2. the population band is widened from r to r² (x0.5..x2 becomes x0.25..x4);
 3. the other criteria are dropped one at a time, the last listed first (so
    ``programme``, listed first by default, is kept longest);
-4. the population band is dropped.
+4. the population band is widened again, from r² to r⁴ (x0.0625..x16);
+5. the population band is dropped (all communes).
 
 Every rule tried is kept with its count (:attr:`PeerSelection.steps`) and the report
 states it.
@@ -122,6 +123,21 @@ THEME_FACILITIES = "Équipements pour 10 000 habitants"
 THEME_CULTURE = "Culture et énergie"
 THEME_LANDCOVER = "Occupation des sols (CORINE Land Cover)"
 THEME_ACCESS = "Temps d'accès médians (réseau de rues)"
+
+#: Where each theme's values come from (shown under the theme and in the CSV).
+THEME_SOURCES = {
+    THEME_POPULATION: "INSEE, populations légales 2016 à 2023 (communes COG 2026)",
+    THEME_APL: "DREES, accessibilité potentielle localisée 2021 (professionnels de 65 ans "
+               "et moins ; sages-femmes : toutes)",
+    THEME_FACILITIES: "comptages nationaux par commune : BPE, Muséofile, CNC, festivals, "
+                      "Géorisques (data/interim/facilities_communes.parquet) ; part des "
+                      "chaînes : BPE géolocalisée ou OpenStreetMap de la commune",
+    THEME_CULTURE: "Muséofile (ministère de la Culture), CNC, festivals (ministère de la "
+                   "Culture), éoliennes terrestres (Géorisques)",
+    THEME_LANDCOVER: "CORINE Land Cover (Copernicus), parts exactes par commune",
+    THEME_ACCESS: "OpenStreetMap, réseau de rues de la commune : temps médian sur les "
+                  "nœuds du réseau (exécution locale)",
+}
 
 _FACILITY_CATEGORIES = {
     "sante": "Santé",
@@ -256,10 +272,10 @@ class PeerRule:
         for crit in self.criteria:
             col = PEER_CRITERIA[crit][0]
             ok &= (ref[col] == town[col]).fillna(False).astype(bool)
-        band = self.population_band(float(town["population"]))
-        if band is not None:
+        if self.population_ratio is not None:
+            lo, hi = self.population_band(float(town["population"]))  # type: ignore[misc]
             pop = ref["population"].astype(float)
-            ok &= ((pop >= band[0]) & (pop <= band[1])).fillna(False).astype(bool)
+            ok &= ((pop >= lo) & (pop <= hi)).fillna(False).astype(bool)
         return ok
 
     def describe(self, town: Mapping[str, Any] | None = None) -> str:
@@ -272,8 +288,8 @@ class PeerRule:
             parts.append(text)
         if self.population_ratio is not None:
             r = self.population_ratio
-            text = (f"population entre ×{svg.format_fr(r, 2).rstrip('0').rstrip(',')} et "
-                    f"×{svg.format_fr(1 / r, 2).rstrip('0').rstrip(',')}")
+            text = (f"population entre ×{f'{r:.4g}'.replace('.', ',')} et "
+                    f"×{f'{1 / r:.4g}'.replace('.', ',')}")
             if town is not None:
                 lo, hi = self.population_band(float(town["population"]))  # type: ignore[misc]
                 text += (f" de celle de la commune ({svg.format_fr(math.ceil(lo))} à "
@@ -296,6 +312,8 @@ class PeerRule:
             current = replace(current, criteria=current.criteria[:-1])
             steps.append(current)
         if current.population_ratio is not None:
+            current = replace(current, population_ratio=current.population_ratio ** 2)
+            steps.append(current)
             current = replace(current, population_ratio=None)
             steps.append(current)
         return steps
@@ -381,8 +399,8 @@ def find_peers(
                     steps[0][1], effective.describe(), chosen.describe())
     peers = ref.loc[mask, ["insee", "nom", "departement", "region_nom", "population",
                            "programme", "centralite", "densite"]].copy()
-    distance = np.abs(np.log(peers["population"].astype(float).clip(lower=1)
-                             / max(float(town["population"] or 1), 1)))
+    own = 1.0 if pd.isna(town["population"]) else max(float(town["population"]), 1.0)
+    distance = np.abs(np.log(peers["population"].astype(float).clip(lower=1) / own))
     peers = peers.assign(_d=distance).sort_values(["_d", "insee"]).drop(columns="_d")
     return PeerSelection(code, effective, chosen, tuple(steps),
                          peers.reset_index(drop=True), min_count, ignored)
@@ -538,7 +556,8 @@ class Portrait:
     card: dict[str, Any]
     peers: PeerSelection
     #: One row per indicator: theme, indicateur, libelle, unite, valeur, mediane_pairs,
-    #: n_pairs, percentile_pairs, mediane_france, n_france, note.
+    #: n_pairs, percentile_pairs, mediane_france, n_france, note (why a value is
+    #: missing), source.
     table: pd.DataFrame
     #: Peer values per indicator key (for the distribution charts).
     peer_values: dict[str, np.ndarray]
@@ -634,6 +653,7 @@ def build_portrait(
             "mediane_france": float(nat.median()) if len(nat) else np.nan,
             "n_france": len(nat),
             "note": reasons.get(ind.key, ""),
+            "source": THEME_SOURCES[ind.theme],
         })
     out = pd.DataFrame(rows)
     out["percentile_pairs"] = out["percentile_pairs"].astype(float)
@@ -762,7 +782,8 @@ def render_portrait_html(p: Portrait) -> str:
     notes = {r.indicateur: i for i, r in enumerate(
         p.table[p.table["note"] != ""].itertuples(), start=1)}
     for theme, group in p.table.groupby("theme", sort=False):
-        parts.append(f"<h3>{escape(str(theme))}</h3>")
+        parts.append(f"<h3>{escape(str(theme))}</h3><p class=\"note\">Source : "
+                     f"{escape(THEME_SOURCES[str(theme)])}</p>")
         if (group["valeur"].isna().all() and (group["n_pairs"] == 0).all()
                 and (group["n_france"] == 0).all()):
             # nothing to compare: say why in one line rather than a table of "n.d."
@@ -815,7 +836,7 @@ def render_portrait_html(p: Portrait) -> str:
         f"{sel.min_count} communes, elle est élargie dans cet ordre : critères géographiques "
         "(région, département) retirés ; fourchette de population élargie (×0,5–×2 devient "
         "×0,25–×4) ; autres critères retirés un à un, du dernier au premier ; fourchette de "
-        "population retirée.</p>"
+        "population élargie à nouveau (×0,0625–×16) ; fourchette retirée.</p>"
         "<p>Médiane des communes : sur toutes les communes ayant une valeur (n indiqué). Les "
         "indicateurs calculés sur le réseau de rues ou l'occupation des sols n'existent que "
         "pour les communes traitées ; leurs médianes portent sur ces seules communes.</p>"

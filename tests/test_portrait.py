@@ -83,9 +83,12 @@ def test_peer_rule_validation_and_widening_order():
         (("programme", "centralite"), 0.25),    # 2. population band widened
         (("programme",), 0.25),                 # 3. criteria dropped, last first
         ((), 0.25),
-        ((), None),                             # 4. population band dropped
+        ((), 0.0625),                           # 4. population band widened again
+        ((), None),                             # 5. population band dropped
     ]
     assert portrait.PeerRule((), None).widenings() == [portrait.PeerRule((), None)]
+    assert [r.population_ratio for r in portrait.PeerRule((), 0.5).widenings()] == [
+        0.5, 0.25, 0.0625, None]
 
 
 def test_settings_configure_the_rule(mirror_settings):
@@ -188,6 +191,11 @@ def test_no_peer_widens_and_says_so(mirror_settings, ref):
     card = ref.set_index("insee").loc["75056"].to_dict() | {"programme": "aucun"}
     text = sel.describe(card)
     assert "ne donne que 0 commune" in text and "élargie" in text
+    assert sel.applied == portrait.PeerRule((), 0.0625)  # the big cities, not all France
+    assert (sel.peers["population"] >= 2_103_778 * 0.0625).all()
+    # no population at all (Île de Clipperton): no band, said so, no crash
+    sel = portrait.find_peers("98901", settings=mirror_settings)
+    assert "population" in sel.ignored and sel.rule.population_ratio is None
     # a town without a centralité level: the criterion is not applied, and said so
     no_level = ref[ref["centralite"].isna() & ref["population"].notna()].iloc[0]
     sel = portrait.find_peers(no_level["insee"], settings=mirror_settings)
