@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import logging
 import math
 import re
@@ -1057,7 +1058,7 @@ def _typology_charts(tables: Mapping[str, pd.DataFrame], threshold: float) -> di
                 cats,
                 {g: [float(part[(part.groupe == g) & (part.libelle == c)]["pour_10k"].iloc[0])
                      for c in cats] for g in part["groupe"].unique()},
-                title=title, fmt=lambda v, d=digits: svg.format_fr(v, d),
+                title=title, fmt=functools.partial(svg.format_fr, digits=digits),
             )
     return charts
 
