@@ -10,8 +10,11 @@ produced. It opens styled in QGIS:
   ``gpkg_metadata_reference``, metadata extension of the OGC GeoPackage standard):
   a schema.org ``Dataset`` document (JSON-LD) for the whole file with sources,
   licences, vintages (COG year, OSM date), build date and software versions, and one
-  per layer (``featureType``) listing its fields with French labels and units. The
-  same key facts are GDAL metadata items, shown by ``ogrinfo`` and QGIS.
+  per layer (``featureType``) listing its fields with French labels and units and the
+  provenance its stage recorded. GDAL shows the dataset document as the metadata item
+  ``GPKG_METADATA_ITEM_1`` (``ogrinfo``, QGIS layer properties). No GDAL dataset
+  metadata domain is written: GDAL 3.12 then writes a ``.aux.xml`` sidecar each time it
+  merely opens the file read-only.
 
 The file is written to a temporary name and renamed when complete.
 """
@@ -99,21 +102,6 @@ def gpkg_path(insee: str, settings: Settings | None = None) -> Path:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _gdal_metadata(prov: dict[str, Any]) -> dict[str, str]:
-    return {
-        "TITLE": f"pvdgeo : {prov['town']['nom']} ({prov['town']['insee']})",
-        "BUILD_DATE": prov["build_date"],
-        "SOFTWARE": ", ".join(f"{k} {v}" for k, v in prov["software"].items()),
-        "COG_YEAR": str(prov["cog_year"]),
-        "POPULATION_YEAR": str(prov["population_year"]),
-        "OSM_DATE": prov["osm_date"] or "sans données OSM",
-        "LANDCOVER": prov["landcover"] or "sans occupation des sols",
-        "ATTRIBUTION": prov["attribution"],
-        "SOURCES": "; ".join(f"{s['title']} ({s['producer']}, {s['licence']}, {s['vintage']})"
-                             for s in prov["sources"]),
-    }
 
 
 def _dataset_document(town: TownLayers, prov: dict[str, Any]) -> dict[str, Any]:
@@ -235,14 +223,12 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
     labels = field_labels({c for g in layers.values() for c in g.columns}, s)
     styles = build_qgis_styles(views, layers, labels=labels,
                                category_labels=category_labels(s))
-    gdal_md = _gdal_metadata(provenance)
     with atomic_path(path) as tmp:
         for i, (name, gdf) in enumerate(layers.items()):
             spec = layer_spec(name)
             pyogrio.write_dataframe(
                 gdf, tmp, layer=name, driver="GPKG",
                 layer_options={"IDENTIFIER": spec.title, "DESCRIPTION": spec.description},
-                dataset_metadata=gdal_md if i == 0 else None,
                 # GeoPackage 1.2: read by every QGIS 3 (GDAL >= 3.8 writes 1.4 by default,
                 # which QGIS 3.22 LTR on GDAL 3.6 only "partially supports")
                 dataset_options={"VERSION": "1.2"} if i == 0 else None,
