@@ -103,8 +103,6 @@ class Indicator:
     #: Stored as a share 0..1 (or a change of share), shown in per cent.
     percent: bool = False
     signed: bool = False
-    #: ``national`` (a value for every commune) or ``local`` (from the town runs).
-    scope: str = "national"
 
     def format(self, value: object) -> str:
         """The value formatted for the report (French, unit added)."""
@@ -175,21 +173,20 @@ INDICATORS: tuple[Indicator, ...] = (
     *(Indicator(f"n_{k}_per_10k", label, "pour 10 000 habitants", THEME_FACILITIES)
       for k, label in _FACILITY_CATEGORIES.items()),
     Indicator("commerces_chain_share", "Part des commerces appartenant à une chaîne",
-              "part", THEME_FACILITIES, 0, percent=True, scope="local"),
+              "part", THEME_FACILITIES, 0, percent=True),
     Indicator("n_cinema", "Cinémas", "nombre", THEME_CULTURE, 0),
     Indicator("n_musee", "Musées de France", "nombre", THEME_CULTURE, 0),
     Indicator("n_festival", "Festivals", "nombre", THEME_CULTURE, 0),
     Indicator("n_eolienne", "Éoliennes en service", "nombre", THEME_CULTURE, 0),
     Indicator("eolienne_power_mw", "Puissance éolienne installée", "MW", THEME_CULTURE, 1),
     *(Indicator(f"clc_{k}_share", f"Part des {label}", "part", THEME_LANDCOVER, 1,
-                percent=True, scope="local")
+                percent=True)
       for k, label in _CLC_LEVEL1.items()),
     Indicator("clc_artificialise_change_2012_2018",
               "Évolution de la part artificialisée 2012-2018", "points de %",
-              THEME_LANDCOVER, 2, percent=True, signed=True, scope="local"),
+              THEME_LANDCOVER, 2, percent=True, signed=True),
     *(Indicator(f"{mode}_{target}_minutes_median",
-                f"Temps {mode_label} {target_label}", "min", THEME_ACCESS, 1,
-                scope="local")
+                f"Temps {mode_label} {target_label}", "min", THEME_ACCESS, 1)
       for mode, mode_label in _MODES.items() for target, target_label in _ACCESS_TARGETS.items()),
 )
 _BY_KEY = {i.key: i for i in INDICATORS}
@@ -449,13 +446,13 @@ def _local_row(town_dir: Path, insee: str) -> pd.Series | None:
         hit = table[table["insee"] == insee]
         if len(hit):
             row = hit.iloc[0]
-    facilities = town_dir / "facilities.parquet"
-    if facilities.exists() and (row is None or pd.isna(row.get("commerces_chain_share"))):
+    fac_path = town_dir / "facilities.parquet"
+    if fac_path.exists() and (row is None or pd.isna(row.get("commerces_chain_share"))):
         try:
-            fac = pd.read_parquet(facilities, columns=["insee", "category", "chain"])
+            fac = pd.read_parquet(fac_path, columns=["insee", "category", "chain"])
         except (OSError, ValueError, KeyError) as exc:
             raise InputFileError(
-                f"cannot read facilities {facilities} (expected columns insee, category, "
+                f"cannot read facilities {fac_path} (expected columns insee, category, "
                 f"chain): {exc}"
             ) from None
         shops = fac[(fac["insee"].astype(str) == insee) & (fac["category"] == "commerces")]
