@@ -220,9 +220,9 @@ def field_label(name: str, labels: Mapping[str, str] | None = None) -> FieldLabe
         return FieldLabel(f"APL {prof}", "consultations/hab./an" if m[1] == "mg"
                           else "ETP pour 100 000 hab.")
     if m := re.match(r"^n_(.+)_per_10k$", name):
-        return FieldLabel(_target(m[1], labels).capitalize(), "pour 10 000 hab.")
+        return FieldLabel(f"Équipements pour 10 000 habitants : {_target(m[1], labels)}")
     if m := re.match(r"^n_(.+)$", name):
-        return FieldLabel(_target(m[1], labels).capitalize(), "équipements")
+        return FieldLabel(f"Nombre d'équipements : {_target(m[1], labels)}")
     if m := re.match(r"^clc_(.+)_share$", name):
         key = m[1]
         what = _CLC_LEVEL1.get(key, f"CORINE {key}" if key.isdigit() else key.replace("_", " "))

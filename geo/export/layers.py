@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from geo._io import read_parquet_metadata
-from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
+from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.export.fields import category_groups, category_labels
 from geo.settings import Settings, get_settings
 
@@ -40,6 +40,7 @@ __all__ = [
     "prepare_layers",
     "read_town_card",
     "read_town_layers",
+    "reference_communes",
     "town_crs",
 ]
 
@@ -117,10 +118,11 @@ def read_town_card(town_dir: Path) -> dict[str, Any]:
 
 
 def town_crs(insee: str, card: Mapping[str, Any], settings: Settings | None = None) -> str:
-    """Metric CRS of a town: the card's ``crs`` if set, else by département."""
+    """Metric CRS of a town: the card's ``metric_crs`` if set, else by département."""
     s = settings or get_settings()
-    if card.get("crs"):
-        return str(card["crs"])
+    for key in ("metric_crs", "crs"):
+        if card.get(key):
+            return str(card[key])
     dep = insee[:3] if insee.startswith("97") else insee[:2]
     return s.crs_for_department(dep)
 
@@ -175,9 +177,37 @@ def read_town_layers(insee: str, *, settings: Settings | None = None,
         raise InputFileError(f"{folder}: no layer to publish for town {insee}; expected "
                              f"some of {expected} (run `make town INSEE={insee}` first)")
     crs = town_crs(insee, card, s)
+    if "communes" not in raw:
+        fallback = reference_communes(insee, crs=crs, settings=s)
+        if fallback is not None:
+            raw["communes"] = [fallback]
+            inputs["communes"] = [{"file": "commune reference (geo.communes.catchment)",
+                                   "metadata": {"cog_year": s.cog_year}}]
     layers = prepare_layers(raw, insee=insee, crs=crs, settings=s)
     nom = str(card.get("nom") or _town_name(layers.get("communes"), insee) or insee)
     return TownLayers(insee=insee, nom=nom, crs=crs, layers=layers, card=card, inputs=inputs)
+
+
+def reference_communes(insee: str, *, crs: str,
+                       settings: Settings | None = None) -> gpd.GeoDataFrame | None:
+    """The town and its catchment communes from the commune reference (``insee``,
+    ``nom``, ``population``, polygons), for a town run without ``communes.parquet``: the
+    maps' background and the town's outline. ``None`` (logged) when the reference is not
+    available."""
+    from geo import communes
+
+    s = settings or get_settings()
+    try:
+        c = communes.catchment(insee, settings=s)
+        population = communes.load_reference(s)[["insee", "population"]]
+    except GeoError as exc:
+        log.warning("%s: no communes layer and no commune reference to fall back on (%s)",
+                    insee, exc)
+        return None
+    gdf = c.communes.drop(columns="is_town").merge(population, on="insee", how="left")
+    log.info("%s: communes layer from the commune reference (%d communes of the catchment; "
+             "no indicators: communes.parquet not found)", insee, len(gdf))
+    return gpd.GeoDataFrame(gdf, geometry="geometry", crs=c.crs).to_crs(crs)
 
 
 def _town_name(communes: gpd.GeoDataFrame | None, insee: str) -> str | None:

@@ -274,3 +274,22 @@ def test_interrupted_write_leaves_no_file(publish_settings: Settings, tmp_path: 
         build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
     assert final.read_bytes() == before
     assert not [p for p in folder.iterdir() if ".part" in p.name]
+
+
+def test_communes_from_the_reference_when_not_aggregated(mirror_settings: Settings,
+                                                         tmp_path: Path) -> None:
+    """A town run without communes.parquet (no aggregation yet) still gets its communes,
+    from the commune reference: the maps' background and the town's outline."""
+    folder = write_synthetic_town(tmp_path / TOWN, streets=False)
+    (folder / "communes.parquet").unlink()
+    out = build_gpkg(TOWN, settings=mirror_settings, town_dir=folder)
+    communes = pyogrio.read_dataframe(out, layer="communes")
+    town = communes[communes["is_town"].astype(bool)]
+    assert town["insee"].tolist() == [TOWN] and town["nom"].tolist() == ["Pont-de-Veyle"]
+    assert town["population"].iloc[0] > 1000  # legal population from the reference
+    # the catchment: every commune within 5 km of the town, as geo.communes defines it
+    from geo.communes import catchment
+
+    assert sorted(communes["insee"]) == sorted(catchment(TOWN, settings=mirror_settings)
+                                               .insee_codes)
+    assert "apl_mg" not in communes.columns  # no indicator is invented
