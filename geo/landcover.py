@@ -1,0 +1,554 @@
+"""CORINE Land Cover shares per zone (H3 cells, communes).
+
+Shares are exact area fractions, not pixel-centre counts:
+
+- **raster** CORINE (the EEA 100 m GeoTIFF, or extracts of it) goes through exactextract
+  (``unique``, ``frac``, ``count``): every pixel is weighted by the exact fraction of its
+  area inside the zone. Zones are reprojected to the raster's CRS; the raster is never
+  resampled (which would move class boundaries). Pixel values may be CLC codes (111..523)
+  or the EEA raster's grid codes (1..44, 48 = no data), which are mapped to CLC codes.
+- **vector** CORINE (the polygons production users download: SDES per-département
+  GeoPackages, the EEA vector database; a ``code_18``/``CODE_18``-like column) goes
+  through an exact polygon overlay: zones are reprojected to the vector's CRS and
+  intersected with the CLC polygons, and the shared areas summed per class. Rasterising
+  the vector would reintroduce the 100 m staircase that exactextract avoids on rasters
+  and depend on an arbitrary pixel size; CLC polygons are large (25 ha minimum mapping
+  unit), so the overlay is cheap at town and département scale.
+
+Every share is relative to the zone's *valid* area (pixels or polygons with one of the 44
+CLC classes), so level-3 shares, and level-1 shares, each sum to 1 where any valid cover
+exists. ``clc_nodata_share`` is the part of the zone without a valid class: nodata pixels,
+CLC 990/995/999 (unclassified, no data), and anything outside the source's extent.
+
+Level 1 groups (the first digit of the code): ``artificialise`` (1, territoires
+artificialisés), ``agricole`` (2), ``foret_semi_naturel`` (3, forêts et milieux
+semi-naturels), ``zone_humide`` (4), ``eau`` (5, surfaces en eau).
+
+With two vintages (e.g. CLC 2012 and 2018) :func:`landcover_indicators` adds the change in
+artificialised share, ``clc_artificialise_change_<y0>_<y1>`` = share(y1) - share(y0)
+(both over each vintage's valid area; NaN where either vintage has no valid cover).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import rasterio
+import shapely
+from pyproj import CRS
+from tqdm.auto import tqdm
+
+from geo import sources
+from geo.errors import (
+    DataSourceError,
+    InputFileError,
+    MissingColumnsError,
+    MissingCrsError,
+)
+from geo.settings import Settings, get_settings
+
+__all__ = [
+    "CLC_CODES",
+    "CLC_LABELS_FR",
+    "LEVEL1",
+    "LEVEL1_LABELS_FR",
+    "LandCoverSource",
+    "change_column",
+    "class_areas",
+    "landcover_indicators",
+    "landcover_shares",
+    "open_landcover",
+    "shares_from_areas",
+    "town_landcover_sources",
+]
+
+log = logging.getLogger(__name__)
+
+#: The 44 CORINE Land Cover level-3 classes with their French labels (nomenclature CLC).
+CLC_LABELS_FR: dict[int, str] = {
+    111: "Tissu urbain continu",
+    112: "Tissu urbain discontinu",
+    121: "Zones industrielles ou commerciales et installations publiques",
+    122: "Réseaux routier et ferroviaire et espaces associés",
+    123: "Zones portuaires",
+    124: "Aéroports",
+    131: "Extraction de matériaux",
+    132: "Décharges",
+    133: "Chantiers",
+    141: "Espaces verts urbains",
+    142: "Équipements sportifs et de loisirs",
+    211: "Terres arables hors périmètres d'irrigation",
+    212: "Périmètres irrigués en permanence",
+    213: "Rizières",
+    221: "Vignobles",
+    222: "Vergers et petits fruits",
+    223: "Oliveraies",
+    231: "Prairies et autres surfaces toujours en herbe à usage agricole",
+    241: "Cultures annuelles associées à des cultures permanentes",
+    242: "Systèmes culturaux et parcellaires complexes",
+    243: "Surfaces essentiellement agricoles, interrompues par des espaces naturels importants",
+    244: "Territoires agroforestiers",
+    311: "Forêts de feuillus",
+    312: "Forêts de conifères",
+    313: "Forêts mélangées",
+    321: "Pelouses et pâturages naturels",
+    322: "Landes et broussailles",
+    323: "Végétation sclérophylle",
+    324: "Forêt et végétation arbustive en mutation",
+    331: "Plages, dunes et sable",
+    332: "Roches nues",
+    333: "Végétation clairsemée",
+    334: "Zones incendiées",
+    335: "Glaciers et neiges éternelles",
+    411: "Marais intérieurs",
+    412: "Tourbières",
+    421: "Marais maritimes",
+    422: "Marais salants",
+    423: "Zones intertidales",
+    511: "Cours et voies d'eau",
+    512: "Plans d'eau",
+    521: "Lagunes littorales",
+    522: "Estuaires",
+    523: "Mers et océans",
+}
+CLC_CODES: tuple[int, ...] = tuple(CLC_LABELS_FR)
+
+#: Level-1 group key per first digit of the CLC code.
+LEVEL1: dict[int, str] = {
+    1: "artificialise",
+    2: "agricole",
+    3: "foret_semi_naturel",
+    4: "zone_humide",
+    5: "eau",
+}
+LEVEL1_LABELS_FR: dict[str, str] = {
+    "artificialise": "Territoires artificialisés",
+    "agricole": "Territoires agricoles",
+    "foret_semi_naturel": "Forêts et milieux semi-naturels",
+    "zone_humide": "Zones humides",
+    "eau": "Surfaces en eau",
+}
+
+#: EEA raster grid codes: 1..44 are the CLC classes in code order; 48..50 and 128 are
+#: no data / unclassified.
+_GRID_CODES = dict(zip(range(1, 45), CLC_CODES, strict=True))
+
+_CODE_COLUMN = re.compile(r"^(?:code|clc)_?(\d{2}|\d{4})$", re.IGNORECASE)
+_YEAR_IN_NAME = re.compile(r"(?:clc|corine)[_-]?(\d{4}|\d{2})(?!\d)", re.IGNORECASE)
+
+_RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2"}
+
+
+@dataclass(frozen=True, slots=True)
+class LandCoverSource:
+    """One CORINE Land Cover input (raster or vector), validated."""
+
+    path: Path
+    kind: str  # "raster" or "vector"
+    crs: CRS
+    #: CLC vintage (2012, 2018...), None when unknown.
+    year: int | None
+    #: Dataset id or file name, for logs and metadata.
+    label: str
+    #: Vector only: layer and the column holding the level-3 code.
+    layer: str | None = None
+    code_column: str | None = None
+    #: Raster only: band index (1-based).
+    band: int = 1
+
+
+def _year_from_digits(digits: str) -> int:
+    y = int(digits)
+    if y >= 1000:
+        return y
+    return 1900 + y if y >= 90 else 2000 + y
+
+
+def open_landcover(
+    path: str | Path,
+    *,
+    year: int | None = None,
+    layer: str | None = None,
+    label: str | None = None,
+) -> LandCoverSource:
+    """Validate a CORINE raster or vector file and describe it.
+
+    Parameters
+    ----------
+    path
+        GeoTIFF (or any GDAL raster) with CLC codes or EEA grid codes, or a vector file
+        (GeoPackage, shapefile, GeoJSON...) of CLC polygons.
+    year
+        CLC vintage; default: from the code column (``code_18`` -> 2018) or the file
+        name (``clc2012_...``, ``CLC18_...``).
+    layer
+        Vector layer (default: the first layer holding a CLC code column).
+    label
+        Name in logs and metadata (default: the file name).
+
+    Raises
+    ------
+    InputFileError
+        The file is missing or unreadable, or a vector has no CLC code column.
+    MissingCrsError
+        The file has no CRS.
+    """
+    p = Path(path)
+    name = label or p.name
+    if not p.exists():
+        raise InputFileError(f"land cover file {p} does not exist")
+    if year is None:
+        m = _YEAR_IN_NAME.search(p.name)
+        year = _year_from_digits(m.group(1)) if m else None
+    if p.suffix.lower() in _RASTER_SUFFIXES:
+        try:
+            with rasterio.open(p) as ds:
+                crs = ds.crs
+                count = ds.count
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputFileError(f"land cover raster {p} cannot be read: {exc}") from None
+        if crs is None:
+            raise MissingCrsError(f"land cover raster {p} has no CRS")
+        if count < 1:
+            raise InputFileError(f"land cover raster {p} has no band")
+        return LandCoverSource(p, "raster", CRS.from_user_input(crs), year, name)
+    try:
+        layers = [str(row[0]) for row in pyogrio.list_layers(p)]
+    except Exception as exc:  # pyogrio raises DataSourceError subclasses of its own
+        raise InputFileError(
+            f"land cover file {p} is neither a raster ({', '.join(sorted(_RASTER_SUFFIXES))}) "
+            f"nor a readable vector file: {exc}"
+        ) from None
+    candidates = [layer] if layer else layers
+    for lyr in candidates:
+        info = pyogrio.read_info(p, layer=lyr)
+        fields = [str(f) for f in info["fields"]]
+        codes = [f for f in fields if _CODE_COLUMN.match(f)]
+        if not codes:
+            continue
+        if len(codes) > 1:
+            if year is None:
+                raise InputFileError(
+                    f"land cover file {p} layer {lyr!r} has several CLC code columns "
+                    f"{codes}; pass year=... (--landcover YEAR=FILE) to pick one"
+                )
+            wanted = [c for c in codes if _year_from_digits(_CODE_COLUMN.match(c).group(1)) == year]
+            if not wanted:
+                raise InputFileError(
+                    f"land cover file {p} layer {lyr!r}: no code column for {year} in {codes}"
+                )
+            codes = wanted
+        col = codes[0]
+        col_year = _year_from_digits(_CODE_COLUMN.match(col).group(1))
+        if info["crs"] is None:
+            raise MissingCrsError(f"land cover file {p} layer {lyr!r} has no CRS")
+        return LandCoverSource(
+            p, "vector", CRS.from_user_input(info["crs"]), year or col_year, name,
+            layer=lyr, code_column=col,
+        )
+    raise MissingColumnsError(
+        f"land cover file {p}" + (f" layer {layer!r}" if layer else ""),
+        ["code_18 (or code_12, CODE_18, clc_code_2018...)"],
+        [str(f) for lyr in candidates for f in pyogrio.read_info(p, layer=lyr)["fields"]],
+    )
+
+
+def town_landcover_sources(insee: str, *, settings: Settings | None = None) -> list[LandCoverSource]:
+    """Land-cover datasets of the catalogue covering town ``insee``, fetched.
+
+    A dataset that cannot be fetched is logged and left out (the town still gets every
+    other indicator). The vintage comes from the catalogue's ``year``.
+    """
+    s = settings or get_settings()
+    out = []
+    for ds in sources.datasets_for_town(insee, kind="landcover", settings=s):
+        try:
+            path = sources.ensure(ds.id, s)
+        except DataSourceError as exc:
+            log.warning("land cover %s for %s unavailable: %s", ds.id, insee, exc)
+            continue
+        year = ds.extra.get("year")
+        out.append(open_landcover(path, year=int(year) if year else None, label=ds.id))
+    return out
+
+
+# --- class areas -----------------------------------------------------------------------
+
+
+def _map_codes(values: np.ndarray) -> np.ndarray:
+    """Pixel values -> CLC codes (EEA grid codes mapped); 0 where not a valid class."""
+    v = np.asarray(values, dtype=float)
+    out = np.zeros(v.shape, dtype=np.int32)
+    finite = np.isfinite(v)
+    iv = np.where(finite, np.rint(v), -1).astype(np.int64)
+    grid = (iv >= 1) & (iv <= 44)
+    out[grid] = np.array([_GRID_CODES[i] for i in iv[grid]], dtype=np.int32)
+    direct = np.isin(iv, CLC_CODES)
+    out[direct] = iv[direct]
+    return out
+
+
+def _raster_class_areas(
+    zones: gpd.GeoDataFrame, source: LandCoverSource, id_col: str, chunk: int
+) -> pd.DataFrame:
+    from exactextract import exact_extract
+
+    with rasterio.open(source.path) as ds:
+        t = ds.transform
+        pixel_area = abs(t.a * t.e - t.b * t.d)
+    z = zones[[id_col, "geometry"]].to_crs(source.crs)
+    zone_area = pd.Series(z.area.to_numpy(), index=z[id_col].to_numpy())
+    rows: list[tuple[object, int, float]] = []
+    valid: dict[object, float] = {}
+    starts = range(0, len(z), chunk)
+    bar = tqdm(starts, desc=f"land cover {source.label}", unit="chunk", disable=None,
+               leave=False)
+    for start in bar:
+        part = z.iloc[start : start + chunk]
+        df = exact_extract(
+            str(source.path), part, ["unique", "frac", "count"],
+            include_cols=[id_col], output="pandas",
+        )
+        for zid, uniq, frac, count in zip(
+            df[id_col], df["unique"], df["frac"], df["count"], strict=True
+        ):
+            covered = float(count) * pixel_area  # area of non-nodata pixels in the zone
+            codes = _map_codes(np.asarray(uniq))
+            areas = np.asarray(frac, dtype=float) * covered
+            ok = codes > 0
+            valid[zid] = float(areas[ok].sum())
+            rows.extend(zip([zid] * int(ok.sum()), codes[ok].tolist(), areas[ok].tolist(),
+                            strict=True))
+    return _assemble(rows, valid, zone_area)
+
+
+def _vector_class_areas(
+    zones: gpd.GeoDataFrame, source: LandCoverSource, id_col: str
+) -> pd.DataFrame:
+    z = zones[[id_col, "geometry"]].to_crs(source.crs)
+    zone_area = pd.Series(z.area.to_numpy(), index=z[id_col].to_numpy())
+    xmin, ymin, xmax, ymax = z.total_bounds
+    clc = pyogrio.read_dataframe(
+        source.path, layer=source.layer, columns=[source.code_column],
+        bbox=(xmin, ymin, xmax, ymax),
+    )
+    if clc.crs is None:
+        clc = clc.set_crs(source.crs)
+    geoms = np.asarray(clc.geometry.values)
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        log.debug("%s: repairing %d invalid CLC polygons", source.label, int(bad.sum()))
+        geoms[bad] = shapely.make_valid(geoms[bad])
+    codes = _map_codes(pd.to_numeric(clc[source.code_column], errors="coerce").to_numpy())
+    zgeom = np.asarray(z.geometry.values)
+    tree = shapely.STRtree(geoms)
+    zi, ci = tree.query(zgeom, predicate="intersects")
+    areas = shapely.area(shapely.intersection(zgeom[zi], geoms[ci]))
+    df = pd.DataFrame({"zone": z[id_col].to_numpy()[zi], "code": codes[ci], "area": areas})
+    df = df[(df["code"] > 0) & (df["area"] > 0)]
+    summed = df.groupby(["zone", "code"], sort=False)["area"].sum()
+    valid = summed.groupby(level="zone").sum().to_dict()
+    rows = [(zid, int(code), float(a)) for (zid, code), a in summed.items()]
+    return _assemble(rows, valid, zone_area)
+
+
+def _assemble(
+    rows: list[tuple[object, int, float]], valid: dict[object, float], zone_area: pd.Series
+) -> pd.DataFrame:
+    long = pd.DataFrame(rows, columns=["zone", "code", "area"])
+    wide = long.pivot_table(index="zone", columns="code", values="area", aggfunc="sum",
+                            fill_value=0.0)
+    wide = wide.reindex(zone_area.index, fill_value=0.0)
+    wide.columns = [int(c) for c in wide.columns]
+    wide = wide[sorted(wide.columns)]
+    wide["valid_area"] = pd.Series(valid, dtype=float).reindex(zone_area.index).fillna(0.0)
+    wide["zone_area"] = zone_area.to_numpy()
+    wide.index.name = "zone"
+    return wide
+
+
+def class_areas(
+    zones: gpd.GeoDataFrame,
+    source: LandCoverSource,
+    *,
+    id_col: str,
+    chunk: int = 5000,
+) -> pd.DataFrame:
+    """Area of each CLC class in each zone, in the source CRS's squared units.
+
+    Parameters
+    ----------
+    zones
+        Polygons with an id column and a CRS (any; reprojected to the source's CRS).
+    source
+        From :func:`open_landcover`.
+    id_col
+        Unique zone id column (``h3``, ``insee``).
+    chunk
+        Zones per exactextract call (progress granularity).
+
+    Returns
+    -------
+    DataFrame
+        Index: zone id; one column per CLC code present (int), then ``valid_area`` (area
+        with a valid class) and ``zone_area`` (zone area in the same units).
+    """
+    if id_col not in zones.columns:
+        raise MissingColumnsError("zones", [id_col], list(zones.columns))
+    if zones.crs is None:
+        raise MissingCrsError("zones for land-cover shares have no CRS")
+    if zones[id_col].duplicated().any():
+        dup = zones.loc[zones[id_col].duplicated(), id_col].head(3).tolist()
+        raise InputFileError(f"zones: {id_col} is not unique (e.g. {dup})")
+    if len(zones) == 0:
+        return _assemble([], {}, pd.Series([], dtype=float))
+    if source.kind == "raster":
+        return _raster_class_areas(zones, source, id_col, chunk)
+    return _vector_class_areas(zones, source, id_col)
+
+
+def shares_from_areas(areas: pd.DataFrame, *, level3: bool = True) -> pd.DataFrame:
+    """Class areas (from :func:`class_areas`) -> ``clc_*_share`` columns.
+
+    Level-1 shares (all five, always) and, with ``level3``, ``clc_<code>_share`` for each
+    code present; both over the valid area (NaN where there is none), plus
+    ``clc_nodata_share`` = 1 - valid / zone area (clipped to 0..1).
+    """
+    codes = [c for c in areas.columns if isinstance(c, int | np.integer)]
+    valid = areas["valid_area"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.where(valid > 0, valid, np.nan)
+        out = pd.DataFrame(index=areas.index)
+        for digit, key in LEVEL1.items():
+            cols = [c for c in codes if c // 100 == digit]
+            total = areas[cols].sum(axis=1).to_numpy() if cols else np.zeros(len(areas))
+            out[f"clc_{key}_share"] = total / denom
+        if level3:
+            for c in codes:
+                out[f"clc_{c}_share"] = areas[c].to_numpy(dtype=float) / denom
+        zone_area = areas["zone_area"].to_numpy(dtype=float)
+        nodata = 1.0 - valid / np.where(zone_area > 0, zone_area, np.nan)
+    out["clc_nodata_share"] = np.clip(np.nan_to_num(nodata, nan=1.0), 0.0, 1.0)
+    return out
+
+
+def landcover_shares(
+    zones: gpd.GeoDataFrame,
+    source: LandCoverSource,
+    *,
+    id_col: str,
+    level3: bool = True,
+) -> pd.DataFrame:
+    """CLC shares per zone from one source (see the module docstring).
+
+    Returns
+    -------
+    DataFrame
+        ``id_col`` then ``clc_<level1>_share`` (5 groups), ``clc_<code>_share`` (codes
+        present, with ``level3``) and ``clc_nodata_share``; one row per zone, in the
+        zones' order.
+    """
+    shares = shares_from_areas(class_areas(zones, source, id_col=id_col), level3=level3)
+    shares.index.name = id_col
+    return shares.reset_index()
+
+
+def change_column(year0: int, year1: int) -> str:
+    """Name of the artificialisation change column between two vintages."""
+    return f"clc_artificialise_change_{year0}_{year1}"
+
+
+def _best_per_zone(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Combine class areas of several sources of one vintage: per zone, the source with
+    the largest valid area (sources of one vintage carry the same classification)."""
+    if len(frames) == 1:
+        return frames[0]
+    cols = sorted({c for f in frames for c in f.columns if isinstance(c, int | np.integer)})
+    aligned = [f.reindex(columns=[*cols, "valid_area", "zone_area"], fill_value=0.0)
+               for f in frames]
+    stack = np.stack([f["valid_area"].to_numpy() for f in aligned])
+    best = stack.argmax(axis=0)
+    out = aligned[0].copy()
+    for i, f in enumerate(aligned[1:], start=1):
+        out.loc[best == i] = f.loc[best == i]
+    return out
+
+
+def landcover_indicators(
+    zones: gpd.GeoDataFrame,
+    sources_: Iterable[LandCoverSource],
+    *,
+    id_col: str,
+    level3: bool = True,
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Land-cover shares per zone from the latest vintage, and the change in
+    artificialised share when two vintages exist.
+
+    Parameters
+    ----------
+    zones
+        Polygons with ``id_col`` and a CRS.
+    sources_
+        Land-cover sources (any mix of vintages, rasters and vectors). Several sources of
+        one vintage are combined zone by zone (the one covering the zone best).
+    id_col
+        Zone id column.
+
+    Returns
+    -------
+    (DataFrame, dict)
+        Shares as in :func:`landcover_shares` plus the change column
+        (``clc_artificialise_change_<first>_<last>``, NaN without two vintages); and
+        metadata: vintages used, sources, what is missing.
+    """
+    srcs = list(sources_)
+    meta: dict[str, object] = {"clc_sources": [s.label for s in srcs]}
+    if not srcs:
+        frame = pd.DataFrame({id_col: zones[id_col].to_numpy()})
+        for key in LEVEL1.values():
+            frame[f"clc_{key}_share"] = np.nan
+        frame["clc_nodata_share"] = 1.0
+        frame[change_column(2012, 2018)] = np.nan
+        meta["clc_missing"] = "no land cover source covers these zones"
+        return frame, meta
+    undated = [s.label for s in srcs if s.year is None]
+    if undated and len(srcs) > 1:
+        raise InputFileError(
+            f"land cover sources {undated} have no vintage; give it as YEAR=FILE so they "
+            "can be ordered with the others"
+        )
+    by_year: dict[int | None, list[pd.DataFrame]] = {}
+    for s in srcs:
+        by_year.setdefault(s.year, []).append(class_areas(zones, s, id_col=id_col))
+    years = sorted(by_year, key=lambda y: -1 if y is None else y)
+    latest = years[-1]
+    areas = _best_per_zone(by_year[latest])
+    shares = shares_from_areas(areas, level3=level3)
+    meta["clc_year"] = latest
+    if len(years) >= 2:
+        first = years[0]
+        old = shares_from_areas(_best_per_zone(by_year[first]), level3=False)
+        col = change_column(int(first), int(latest))  # type: ignore[arg-type]
+        shares[col] = shares["clc_artificialise_share"] - old["clc_artificialise_share"]
+        meta["clc_change_years"] = [first, latest]
+        n_missing = int(shares[col].isna().sum())
+        if n_missing:
+            log.info("%s: %d of %d zones lack one of the vintages %s and %s", col,
+                     n_missing, len(shares), first, latest)
+    else:
+        col = change_column(2012, 2018)
+        shares[col] = np.nan
+        meta["clc_missing"] = (
+            f"only one CLC vintage ({latest}); the artificialisation change needs two"
+        )
+        log.info("land cover: only CLC %s available; %s left empty", latest, col)
+    shares.index.name = id_col
+    return shares.reset_index(), meta
