@@ -39,7 +39,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo import sources
 from geo._io import atomic_path
-from geo.errors import InputFileError, MissingColumnsError, UnknownCommuneError
+from geo.errors import DataSourceError, InputFileError, MissingColumnsError, UnknownCommuneError
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
@@ -552,11 +552,42 @@ def _read_polygons_cached(path: str, mtime: float) -> gpd.GeoDataFrame:
     return gpd.read_parquet(path)
 
 
+_FULLRES_CODE_COLUMNS = ("insee", "INSEE_COM", "insee_com", "code", "CODE_INSEE")
+
+
+def _fullres_polygons(dataset_id: str, settings: Settings) -> gpd.GeoDataFrame:
+    """Full-resolution polygons ``[insee, geometry]`` of one ``communes_fullres`` dataset,
+    re-keyed to current communes (former communes' polygons unioned)."""
+    path = _raw(dataset_id, settings)
+    return _read_fullres_cached(str(path), path.stat().st_mtime,
+                                tuple(sorted(current_code_map(settings).items())))
+
+
+@lru_cache(maxsize=4)
+def _read_fullres_cached(
+    path: str, mtime: float, mapping: tuple[tuple[str, str], ...]
+) -> gpd.GeoDataFrame:
+    try:
+        gdf = pyogrio.read_dataframe(path)
+    except Exception as exc:  # pyogrio raises several error types for corrupt files
+        raise InputFileError(f"cannot read commune polygons {path}: {exc}") from None
+    col = next((c for c in _FULLRES_CODE_COLUMNS if c in gdf.columns), None)
+    if col is None:
+        raise MissingColumnsError(path, ["INSEE_COM (or insee, code)"], list(gdf.columns))
+    if gdf.crs is None:
+        raise InputFileError(f"commune polygons {path} have no CRS")
+    gdf["insee"] = gdf[col].astype(str).str.strip().map(dict(mapping))
+    gdf = gdf.dropna(subset=["insee"])
+    gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
+    return gdf[["insee", "geometry"]].dissolve(by="insee", as_index=False)
+
+
 def commune_polygons(
     insee: Iterable[str] | None = None,
     *,
     crs: str | None = None,
     include_arrondissements: bool = False,
+    full_resolution: bool = False,
     settings: Settings | None = None,
 ) -> gpd.GeoDataFrame:
     """Commune polygons ``[insee, nom, geometry]``.
@@ -572,9 +603,19 @@ def commune_polygons(
     include_arrondissements
         With ``insee=None``, also return the municipal arrondissements of Paris, Lyon
         and Marseille (which overlap their commune).
+    full_resolution
+        Replace the simplified national polygons by full-resolution ones (catalogue
+        datasets of kind ``communes_fullres``, e.g. BD CARTO for the Lot) wherever such
+        a dataset covers the commune's département. Use it for area measures against
+        fine data (land-cover shares on 100 m pixels, cell x commune area weights); the
+        simplified layer (median 27 vertices per commune) is meant for display and
+        selection. Neighbours from the two layers may overlap or leave slivers along
+        the edge of the covered département.
     """
     s = settings or get_settings()
     polys = _polygons_wgs84(s)
+    if full_resolution:
+        polys = _with_full_resolution(polys, s)
     if insee is None:
         out = polys if include_arrondissements else polys[polys["type"] != "ARM"]
     else:
@@ -602,6 +643,27 @@ def commune_polygons(
             )
         crs = crss.pop() if crss else s.work_crs
     return out[["insee", "nom", "geometry"]].to_crs(crs).reset_index(drop=True)
+
+
+def _with_full_resolution(polys: gpd.GeoDataFrame, s: Settings) -> gpd.GeoDataFrame:
+    """``polys`` (EPSG:4326) with full-resolution geometries where a dataset has them."""
+    fullres = [d for d in sources.load_catalogue(s).values() if d.kind == "communes_fullres"]
+    polys = polys.copy()
+    for ds in fullres:
+        deps = set(ds.departements)
+        try:
+            fine = _fullres_polygons(ds.id, s).to_crs(polys.crs)
+        except (DataSourceError, InputFileError) as exc:
+            log.warning("full-resolution communes %s unavailable, using the simplified "
+                        "layer: %s", ds.id, exc)
+            continue
+        if deps:
+            fine = fine[fine["insee"].map(departement_of).isin(deps)]
+        geoms = fine.set_index("insee").geometry
+        hit = polys["insee"].isin(geoms.index) & (polys["type"] != "ARM")
+        polys.loc[hit, "geometry"] = geoms.reindex(polys.loc[hit, "insee"]).to_numpy()
+        log.debug("%s: %d communes at full resolution", ds.id, int(hit.sum()))
+    return polys
 
 
 @dataclass(frozen=True)

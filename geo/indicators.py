@@ -1,4 +1,8 @@
-"""Commune and cell indicators: APL (DREES) per current commune.
+"""Indicators per H3 cell and per commune: APL, facilities, access times, E2SFCA.
+
+Pure functions on tables; the town stage that reads the inputs and writes
+``h3_r<res>.parquet`` and ``communes.parquet`` is :func:`aggregate_town` /
+:func:`write_aggregate` (CLI ``pvdgeo aggregate``).
 
 APL (accessibilité potentielle localisée, DREES, millésime 2021) measures access to
 five health professions per commune. :func:`apl_by_commune` reads the five national files,
@@ -24,25 +28,106 @@ communes merged since (and the municipal arrondissements of Paris, Lyon and Mars
 are mapped with :func:`geo.communes.aggregate_to_current`, APL averaged **weighted by the
 APL file's population column**. Communes the DREES left without a value keep a missing
 value (never zero).
+
+Rules (each documented where it is applied):
+
+APL per cell
+    The mean of the APL of the communes a cell straddles, weighted by the share of the
+    cell's area in each (communes without a value left out); ``apl_mg_sous_dote`` is
+    then recomputed on the cell's value.
+
+Facilities
+    ``n_<category>`` and ``n_<subcategory>``: facilities whose point lies in the cell
+    (H3 index of the point) or commune (the facility's ``insee``, else the polygon it
+    falls in); ``n_<category>_per_10k`` per 10,000 inhabitants.
+
+Access times
+    For each mode and target, ``<mode>_<target>_minutes_min`` / ``_median`` over the
+    graph nodes inside the zone. A zone with no node takes the time of the node nearest
+    to its centre (cells: centroid; communes: a point on the surface) plus the
+    straight-line distance to that node at walking speed (for both modes: the leg to
+    the network is walked), or nothing when that node is farther than
+    ``settings.nearest_node_max_m``. ``<mode>_<target>_count_10min`` / ``_15min`` is
+    the median over the zone's nodes of the facilities reachable within 10 / 15 minutes;
+    a zone with no node takes the nearest node's count at the largest threshold not
+    above ``T - walk leg`` (a lower bound; 0 when no threshold fits).
+
+Population per cell
+    Commune legal population (latest INSEE vintage) spread over the commune's pieces
+    (cell x commune intersections) in proportion to their artificialised CORINE area
+    (classes 1xx) when the commune has land cover with some artificialised area, else
+    in proportion to their area (documented assumption: people live in the built-up
+    part; CORINE's 25 ha minimum unit misses hamlets, which the area fallback covers
+    only for communes with no built-up class at all).
+
+E2SFCA (enhanced two-step floating catchment area; Luo & Qi 2009, Dai 2010)
+    Supply: general practitioners (facilities of subcategory ``medecin_generaliste``),
+    one practitioner per facility row. Demand: cell populations at the cell centroids.
+    Travel time t between a cell and a GP: walk from the centroid to its nearest node,
+    shortest path on the mode's street graph, walk from the GP's nearest node to the GP
+    (walking legs at walking speed). Decay: a Gaussian truncated at the catchment time
+    t0 (``settings.e2sfca_catchment_min``, default the largest time threshold, 20 min):
+    W(t) = (exp(-t²/(2 t0²)) - exp(-1/2)) / (1 - exp(-1/2)) for t <= t0, else 0, so
+    W(0) = 1 and W(t0) = 0. Step 1: R_j = S_j / sum_k P_k W(t_kj); step 2:
+    A_k = sum_j R_j W(t_kj); reported per 10,000 inhabitants
+    (``e2sfca_mg_<mode>_per_10k``). GPs and residents outside the grid are not seen
+    (edge effect at the catchment border). Communes get the population-weighted mean of
+    their finest cells.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
+from scipy import sparse
+from scipy.sparse import csgraph
+from scipy.spatial import cKDTree
 
-from geo import communes, sources
-from geo._io import atomic_path
-from geo.errors import InputFileError, MissingColumnsError
+from geo import communes, h3grid, landcover, sources
+from geo._io import atomic_path, write_parquet
+from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
 from geo.settings import Settings, get_settings
 
-__all__ = ["APL_PROFESSIONS", "AplProfession", "apl_by_commune", "read_apl_file"]
+__all__ = [
+    "APL_PROFESSIONS",
+    "CATEGORIES",
+    "COUNT_MINUTES",
+    "GP_SUBCATEGORY",
+    "AggregateResult",
+    "AplProfession",
+    "access_by_zone",
+    "aggregate_town",
+    "apl_by_commune",
+    "area_weighted",
+    "cell_population",
+    "e2sfca",
+    "facility_counts",
+    "gaussian_decay",
+    "gp_accessibility",
+    "graph_times_to_targets",
+    "read_apl_file",
+    "write_aggregate",
+]
 
 log = logging.getLogger(__name__)
+
+#: Facility categories (ARCHITECTURE.md); every layer gets ``n_<category>`` for each.
+CATEGORIES = ("sante", "commerces", "culture", "education", "services", "energie")
+#: Subcategory of general practitioners (supply of the E2SFCA).
+GP_SUBCATEGORY = "medecin_generaliste"
+#: Thresholds (minutes) of the ``<mode>_<target>_count_<N>min`` indicators.
+COUNT_MINUTES = (10, 15)
+MODES = ("walk", "bike")
 
 _CODE_COL = "Code commune"
 _POP_COL = "Population totale"
@@ -151,3 +236,666 @@ def apl_by_commune(settings: Settings | None = None) -> pd.DataFrame:
 @lru_cache(maxsize=2)
 def _read_cached(path: str, mtime: float) -> pd.DataFrame:
     return pd.read_parquet(path)
+
+
+# --- APL per cell ---------------------------------------------------------------------------
+
+
+def _below(values: pd.Series, threshold: float) -> pd.Series:
+    flag = pd.array(values < threshold, dtype="boolean")
+    flag[values.isna().to_numpy()] = pd.NA
+    return pd.Series(flag, index=values.index)
+
+
+def area_weighted(
+    pieces: pd.DataFrame, values: pd.DataFrame, columns: Sequence[str], *,
+    key: str = "h3", weight: str = "cell_share",
+) -> pd.DataFrame:
+    """Mean of commune values per cell, weighted by the area share of each commune.
+
+    Parameters
+    ----------
+    pieces
+        Cell x commune table (:func:`geo.h3grid.cell_commune_pieces`) with ``key``,
+        ``insee`` and ``weight``.
+    values
+        Per-commune values with an ``insee`` column.
+    columns
+        Value columns to average; for each, communes with a missing value are left out
+        of that column's weights.
+
+    Returns
+    -------
+    DataFrame indexed by ``key`` with one column per value column.
+    """
+    joined = pieces[[key, "insee", weight]].merge(values[["insee", *columns]], on="insee",
+                                                  how="left")
+    out = pd.DataFrame(index=pd.Index(pieces[key].unique(), name=key))
+    for col in columns:
+        v = pd.to_numeric(joined[col], errors="coerce")
+        w = joined[weight].where(v.notna())
+        num = (v * w).groupby(joined[key]).sum(min_count=1)
+        den = w.groupby(joined[key]).sum(min_count=1)
+        out[col] = (num / den.where(den > 0)).reindex(out.index)
+    return out
+
+
+# --- facilities -----------------------------------------------------------------------------
+
+
+def facility_counts(
+    facilities: pd.DataFrame, key: str, *, subcategories: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """``n_<category>`` (all of :data:`CATEGORIES`) and ``n_<subcategory>`` per zone.
+
+    Parameters
+    ----------
+    facilities
+        Facility table with ``category``, ``subcategory`` and the zone column ``key``
+        (rows with a missing key are ignored).
+    subcategories
+        Subcategories to count (default: those present).
+
+    Returns
+    -------
+    DataFrame indexed by ``key`` (zones with at least one facility), integer counts.
+    """
+    missing = [c for c in ("category", "subcategory", key) if c not in facilities.columns]
+    if missing:
+        raise MissingColumnsError("facilities", missing, list(facilities.columns))
+    f = facilities[facilities[key].notna()]
+    cats = pd.crosstab(f[key], f["category"]).reindex(columns=list(CATEGORIES), fill_value=0)
+    cats.columns = [f"n_{c}" for c in cats.columns]
+    subs_wanted = sorted(set(f["subcategory"].dropna()) if subcategories is None
+                         else set(subcategories))
+    subs = pd.crosstab(f[key], f["subcategory"]).reindex(columns=subs_wanted, fill_value=0)
+    subs.columns = [f"n_{c}" for c in subs.columns]
+    out = cats.join(subs, how="outer").fillna(0).astype("int64")
+    out.index.name = key
+    return out
+
+
+def _per_10k(counts: pd.DataFrame, population: pd.Series) -> pd.DataFrame:
+    pop = population.reindex(counts.index).astype(float)
+    out = pd.DataFrame(index=counts.index)
+    for cat in CATEGORIES:
+        col = f"n_{cat}"
+        if col in counts:
+            out[f"{col}_per_10k"] = counts[col] / pop.where(pop > 0) * 10_000
+    return out
+
+
+# --- access times ---------------------------------------------------------------------------
+
+_MIN_RE = re.compile(r"^(?P<target>.+)_minutes$")
+_COUNT_RE = re.compile(r"^(?P<target>.+)_count_(?P<n>\d+)min$")
+
+
+def _node_columns(nodes: pd.DataFrame) -> tuple[list[str], dict[str, dict[int, str]]]:
+    """Targets with a ``<target>_minutes`` column, and their count columns by minutes."""
+    targets = [m.group("target") for c in nodes.columns if (m := _MIN_RE.match(str(c)))]
+    counts: dict[str, dict[int, str]] = {}
+    for c in nodes.columns:
+        if m := _COUNT_RE.match(str(c)):
+            counts.setdefault(m.group("target"), {})[int(m.group("n"))] = str(c)
+    return targets, counts
+
+
+def _walk_minutes(distance_m: np.ndarray, settings: Settings) -> np.ndarray:
+    return np.asarray(distance_m, dtype=float) / (settings.walk_speed_kmh * 1000.0 / 60.0)
+
+
+def access_by_zone(
+    nodes: gpd.GeoDataFrame,
+    zones: gpd.GeoDataFrame,
+    *,
+    key: str,
+    mode: str,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """Access-time indicators per zone from graph nodes (see the module docstring).
+
+    Parameters
+    ----------
+    nodes
+        Access nodes (``access_<mode>_nodes.parquet``): point geometries and
+        ``<target>_minutes`` / ``<target>_count_<N>min`` columns.
+    zones
+        Polygons with the id column ``key`` (cells or communes).
+    mode
+        ``walk`` or ``bike`` (the column prefix).
+
+    Returns
+    -------
+    DataFrame indexed by ``key``: ``<mode>_<target>_minutes_min``, ``_minutes_median``,
+    ``_count_10min``, ``_count_15min`` for every target, and ``<mode>_nodes`` (number of
+    graph nodes in the zone).
+    """
+    s = settings or get_settings()
+    s.speed_kmh(mode)  # validates the mode
+    if nodes.crs is None or zones.crs is None:
+        raise MissingCrsError("access nodes and zones need a CRS")
+    targets, count_cols = _node_columns(nodes)
+    if not targets:
+        raise MissingColumnsError("access nodes", ["<target>_minutes"], list(nodes.columns))
+    pts = nodes[[*nodes.columns.difference(["geometry"])]].copy()
+    pts = gpd.GeoDataFrame(pts, geometry=nodes.geometry.to_crs(zones.crs).values,
+                           crs=zones.crs)
+    joined = gpd.sjoin(pts, zones[[key, "geometry"]], how="inner", predicate="within")
+    grouped = joined.groupby(key)
+    index = pd.Index(zones[key].to_numpy(), name=key)
+    out = pd.DataFrame(index=index)
+    out[f"{mode}_nodes"] = grouped.size().reindex(index).fillna(0).astype("int64")
+
+    # Zones without nodes: the nearest node, plus a walked leg.
+    empty = out[f"{mode}_nodes"] == 0
+    xy = np.column_stack([pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy()])
+    leg = pd.Series(np.nan, index=index)
+    nearest = pd.Series(-1, index=index, dtype="int64")
+    if empty.any() and len(xy):
+        zempty = zones.set_index(key).loc[out.index[empty]]
+        centre = zempty.geometry.centroid
+        outside = ~zempty.geometry.contains(centre)
+        centre[outside] = zempty.geometry[outside].representative_point()
+        dist, idx = cKDTree(xy).query(np.column_stack([centre.x, centre.y]))
+        ok = dist <= s.nearest_node_max_m
+        leg[out.index[empty][ok]] = _walk_minutes(dist[ok], s)
+        nearest[out.index[empty][ok]] = idx[ok]
+
+    has_near = nearest >= 0
+    near_idx = nearest[has_near].to_numpy()
+    for target in targets:
+        col = f"{target}_minutes"
+        minutes = pd.to_numeric(joined[col], errors="coerce")
+        tmin = minutes.groupby(joined[key]).min().reindex(index)
+        tmed = minutes.groupby(joined[key]).median().reindex(index)
+        if has_near.any():
+            node_t = pd.to_numeric(pts[col], errors="coerce").to_numpy()[near_idx]
+            fill = node_t + leg[has_near].to_numpy()
+            tmin[has_near] = fill
+            tmed[has_near] = fill
+        out[f"{mode}_{target}_minutes_min"] = tmin
+        out[f"{mode}_{target}_minutes_median"] = tmed
+        available = count_cols.get(target, {})
+        for limit in COUNT_MINUTES:
+            name = f"{mode}_{target}_count_{limit}min"
+            if limit in available:
+                med = pd.to_numeric(joined[available[limit]], errors="coerce")
+                out[name] = med.groupby(joined[key]).median().reindex(index)
+            else:
+                out[name] = np.nan
+            if has_near.any() and available:
+                fills = []
+                for node, walk in zip(near_idx, leg[has_near].to_numpy(), strict=True):
+                    fits = [n for n in available if n <= limit - walk]
+                    if fits:
+                        fills.append(float(pd.to_numeric(
+                            pts[available[max(fits)]].iloc[node], errors="coerce")))
+                    else:
+                        fills.append(0.0)
+                out.loc[has_near[has_near].index, name] = fills
+    return out
+
+
+# --- graph travel times and E2SFCA -----------------------------------------------------------
+
+
+def gaussian_decay(minutes: np.ndarray | float, catchment_min: float) -> np.ndarray:
+    """Truncated Gaussian distance decay of the E2SFCA: 1 at 0 min, 0 at and beyond
+    ``catchment_min`` (see the module docstring)."""
+    t = np.asarray(minutes, dtype=float)
+    floor = np.exp(-0.5)
+    w = (np.exp(-0.5 * (t / catchment_min) ** 2) - floor) / (1.0 - floor)
+    return np.where((t >= 0) & (t < catchment_min), w, 0.0)
+
+
+def e2sfca(
+    times: pd.DataFrame,
+    supply: pd.Series,
+    demand: pd.Series,
+    *,
+    catchment_min: float,
+    decay: Callable[[np.ndarray, float], np.ndarray] = gaussian_decay,
+) -> pd.Series:
+    """Enhanced two-step floating catchment area accessibility (per inhabitant).
+
+    Parameters
+    ----------
+    times
+        Long table ``supply``, ``demand``, ``minutes``: travel time from each demand
+        location to each supply location (pairs beyond ``catchment_min`` may be absent).
+    supply
+        Capacity per supply id (e.g. 1 per practitioner).
+    demand
+        Population per demand id.
+    catchment_min
+        Catchment time t0 (minutes).
+    decay
+        ``decay(minutes, catchment_min)`` -> weights in 0..1.
+
+    Returns
+    -------
+    Series indexed like ``demand``: supply per inhabitant (0 where no supply is in reach).
+    """
+    missing = [c for c in ("supply", "demand", "minutes") if c not in times.columns]
+    if missing:
+        raise MissingColumnsError("E2SFCA travel times", missing, list(times.columns))
+    t = times[times["minutes"].notna()].copy()
+    t["w"] = decay(t["minutes"].to_numpy(dtype=float), catchment_min)
+    t = t[(t["w"] > 0) & t["supply"].isin(supply.index) & t["demand"].isin(demand.index)]
+    t["pop"] = demand.reindex(t["demand"]).to_numpy(dtype=float)
+    weighted_demand = (t["pop"] * t["w"]).groupby(t["supply"]).sum()
+    ratio = supply.reindex(weighted_demand.index).astype(float) / weighted_demand.where(
+        weighted_demand > 0
+    )
+    t["r"] = ratio.reindex(t["supply"]).to_numpy()
+    access = (t["r"] * t["w"]).groupby(t["demand"]).sum(min_count=1)
+    return access.reindex(demand.index).fillna(0.0).rename("e2sfca")
+
+
+def _edge_columns(edges: pd.DataFrame, mode: str) -> tuple[str, str, str]:
+    time_col = f"{mode}_s"
+    missing = [c for c in ("u", "v", time_col) if c not in edges.columns]
+    if missing:
+        raise MissingColumnsError(f"access_{mode}_edges", missing, list(edges.columns))
+    return "u", "v", time_col
+
+
+def graph_times_to_targets(
+    edges: pd.DataFrame,
+    targets: Sequence[Any],
+    *,
+    mode: str,
+    cutoff_s: float,
+) -> pd.DataFrame:
+    """Shortest travel times (s) from every node to each target node, within a cutoff.
+
+    Parameters
+    ----------
+    edges
+        Directed edges ``u``, ``v``, ``<mode>_s`` (seconds); a two-way street has both
+        directions.
+    targets
+        Target node ids.
+    cutoff_s
+        Longest time kept (seconds).
+
+    Returns
+    -------
+    Long DataFrame ``target``, ``node``, ``seconds`` (reachable pairs only).
+    """
+    u, v, tcol = _edge_columns(edges, mode)
+    ids = pd.Index(pd.unique(np.concatenate([edges[u].to_numpy(), edges[v].to_numpy()])))
+    n = len(ids)
+    w = pd.to_numeric(edges[tcol], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(w) & (w >= 0)
+    # Transposed graph (v -> u): distances from the targets on it are times *to* them.
+    mat = sparse.coo_matrix(
+        (np.maximum(w[ok], 1e-9), (ids.get_indexer(edges[v].to_numpy()[ok]),
+                                   ids.get_indexer(edges[u].to_numpy()[ok]))),
+        shape=(n, n),
+    ).tocsr()
+    tgt = [t for t in dict.fromkeys(targets) if t in ids]
+    if not tgt:
+        return pd.DataFrame({"target": [], "node": [], "seconds": []})
+    dist = csgraph.dijkstra(mat, directed=True, indices=ids.get_indexer(tgt), limit=cutoff_s)
+    rows, cols = np.nonzero(np.isfinite(dist))
+    return pd.DataFrame({
+        "target": np.asarray(tgt, dtype=object)[rows],
+        "node": ids.to_numpy()[cols],
+        "seconds": dist[rows, cols],
+    })
+
+
+def _node_ids(nodes: pd.DataFrame) -> np.ndarray:
+    for col in ("node", "osmid", "node_id", "id"):
+        if col in nodes.columns:
+            return nodes[col].to_numpy()
+    return nodes.index.to_numpy()
+
+
+def gp_accessibility(
+    demand_points: gpd.GeoSeries,
+    population: pd.Series,
+    gps: gpd.GeoDataFrame,
+    nodes: gpd.GeoDataFrame,
+    edges: pd.DataFrame,
+    *,
+    mode: str,
+    settings: Settings | None = None,
+) -> pd.Series:
+    """E2SFCA GPs per 10,000 inhabitants at each demand point, on the street graph.
+
+    Parameters
+    ----------
+    demand_points
+        Points (cell centroids) indexed by zone id, in a metric CRS.
+    population
+        Population per zone id (same index).
+    gps
+        General practitioner points (one practitioner per row).
+    nodes, edges
+        The mode's street graph (``access_<mode>_nodes`` / ``_edges``).
+    mode
+        ``walk`` or ``bike``.
+
+    Returns
+    -------
+    Series indexed like ``demand_points``: GPs per 10,000 inhabitants; NaN where the
+    point is farther than ``settings.nearest_node_max_m`` from the graph.
+    """
+    s = settings or get_settings()
+    s.speed_kmh(mode)
+    t0 = s.e2sfca_minutes
+    crs = demand_points.crs
+    if crs is None:
+        raise MissingCrsError("E2SFCA demand points have no CRS")
+    node_geom = nodes.geometry.to_crs(crs)
+    xy = np.column_stack([node_geom.x.to_numpy(), node_geom.y.to_numpy()])
+    ids = _node_ids(nodes)
+    tree = cKDTree(xy)
+    dd, di = tree.query(np.column_stack([demand_points.x, demand_points.y]))
+    d_ok = dd <= s.nearest_node_max_m
+    demand = pd.DataFrame({"zone": demand_points.index[d_ok], "node": ids[di[d_ok]],
+                           "leg": _walk_minutes(dd[d_ok], s)})
+    g = gps.geometry.to_crs(crs)
+    gd, gi = tree.query(np.column_stack([g.x, g.y])) if len(g) else (np.array([]),
+                                                                       np.array([], int))
+    g_ok = gd <= s.nearest_node_max_m
+    supply = pd.DataFrame({"gp": np.arange(len(g))[g_ok], "node": ids[gi[g_ok]],
+                           "leg": _walk_minutes(gd[g_ok], s)})
+    result = pd.Series(np.nan, index=demand_points.index, name=f"e2sfca_mg_{mode}_per_10k")
+    result[demand["zone"].to_numpy()] = 0.0
+    if supply.empty or demand.empty:
+        return result
+    paths = graph_times_to_targets(edges, supply["node"].tolist(), mode=mode,
+                                   cutoff_s=t0 * 60.0)
+    pairs = supply.merge(paths, left_on="node", right_on="target").merge(
+        demand, left_on="node_y", right_on="node", suffixes=("_gp", "_zone")
+    )
+    times = pd.DataFrame({
+        "supply": pairs["gp"],
+        "demand": pairs["zone"],
+        "minutes": pairs["leg_gp"] + pairs["seconds"] / 60.0 + pairs["leg_zone"],
+    })
+    pop = population.reindex(demand["zone"]).fillna(0.0)
+    acc = e2sfca(times, pd.Series(1.0, index=supply["gp"]), pop, catchment_min=t0)
+    result[acc.index] = acc.to_numpy() * 10_000
+    return result
+
+
+# --- population -------------------------------------------------------------------------------
+
+
+def cell_population(
+    pieces: pd.DataFrame,
+    commune_population: pd.Series,
+    *,
+    piece_built: pd.Series | None = None,
+    commune_built: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Spread commune populations over cells (see the module docstring).
+
+    Parameters
+    ----------
+    pieces
+        Cell x commune pieces with ``h3``, ``insee``, ``commune_share`` and a unique
+        index.
+    commune_population
+        Population by ``insee``.
+    piece_built, commune_built
+        Artificialised area of each piece (aligned on ``pieces``' index) and of each
+        whole commune (by ``insee``), in the same unit; None without land cover.
+
+    Returns
+    -------
+    DataFrame aligned on ``pieces``: ``population`` of the piece and ``weighting``
+    (``built`` or ``area``).
+    """
+    pop = commune_population.reindex(pieces["insee"]).to_numpy(dtype=float)
+    weight = pieces["commune_share"].to_numpy(dtype=float)
+    how = np.full(len(pieces), "area", dtype=object)
+    if piece_built is not None and commune_built is not None:
+        cb = commune_built.reindex(pieces["insee"]).to_numpy(dtype=float)
+        pb = piece_built.reindex(pieces.index).to_numpy(dtype=float)
+        use = np.isfinite(cb) & (cb > 0) & np.isfinite(pb)
+        weight = np.where(use, pb / np.where(use, cb, 1.0), weight)
+        how = np.where(use, "built", how)
+    return pd.DataFrame({"population": np.nan_to_num(pop) * weight, "weighting": how},
+                        index=pieces.index)
+
+
+# --- the aggregate stage ---------------------------------------------------------------------
+
+
+@dataclass
+class AggregateResult:
+    """Outputs of :func:`aggregate_town`: one cell layer per resolution, the commune
+    layer (both in the town's metric CRS), metadata and what was missing."""
+
+    insee: str
+    cells: dict[int, gpd.GeoDataFrame]
+    communes: gpd.GeoDataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+
+def _read_parquet(path: Path, what: str) -> gpd.GeoDataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        return gpd.read_parquet(path)
+    except (ValueError, OSError) as exc:
+        raise InputFileError(f"{what} {path} cannot be read: {exc}") from None
+
+
+def _town_inputs(
+    insee: str, town_dir: Path, crs: str
+) -> tuple[
+    gpd.GeoDataFrame | None, dict[str, tuple[gpd.GeoDataFrame, pd.DataFrame | None]], list[str]
+]:
+    missing: list[str] = []
+    facilities = _read_parquet(town_dir / "facilities.parquet", "facility table")
+    if facilities is None:
+        missing.append(f"facilities: no {town_dir / 'facilities.parquet'} (run `pvdgeo "
+                       f"facilities {insee}`); no facility counts or E2SFCA")
+    elif facilities.crs is None:
+        raise MissingCrsError(f"{town_dir / 'facilities.parquet'} has no CRS")
+    else:
+        facilities = facilities.to_crs(crs)
+    graphs: dict[str, tuple[gpd.GeoDataFrame, pd.DataFrame | None]] = {}
+    for mode in MODES:
+        nodes = _read_parquet(town_dir / f"access_{mode}_nodes.parquet", "access nodes")
+        if nodes is None:
+            missing.append(f"access {mode}: no {town_dir / f'access_{mode}_nodes.parquet'} "
+                           f"(no street network for {insee}?); no {mode} times or E2SFCA")
+            continue
+        edges_path = town_dir / f"access_{mode}_edges.parquet"
+        edges = pd.read_parquet(edges_path) if edges_path.exists() else None
+        if edges is None:
+            missing.append(f"E2SFCA {mode}: no {edges_path}")
+        graphs[mode] = (nodes, edges)
+    return facilities, graphs, missing
+
+
+def aggregate_town(
+    insee: str,
+    *,
+    resolutions: Sequence[int] | None = None,
+    landcover_sources: Sequence[landcover.LandCoverSource] | None = None,
+    town_dir: Path | None = None,
+    settings: Settings | None = None,
+) -> AggregateResult:
+    """H3 and commune indicators of one town (the ``aggregate`` stage).
+
+    Parameters
+    ----------
+    insee
+        Town code.
+    resolutions
+        H3 resolutions (default ``settings.h3_resolutions``).
+    landcover_sources
+        CORINE inputs; default the catalogue's land-cover datasets covering the town.
+    town_dir
+        Folder with the town's stage outputs (``facilities.parquet``,
+        ``access_<mode>_nodes.parquet``, ``access_<mode>_edges.parquet``); default
+        ``settings.town_dir(insee)``. Missing inputs are logged and their indicators
+        left out; everything else is still computed.
+    """
+    s = settings or get_settings()
+    res_list = sorted(set(resolutions or s.h3_resolutions))
+    for r in res_list:
+        if not 0 <= int(r) <= 15:
+            raise ValueError(f"H3 resolution must be in 0..15, got {r}")
+    c = communes.catchment(insee, settings=s)
+    insee = c.insee
+    tdir = Path(town_dir) if town_dir else s.town_dir(insee)
+    crs = c.crs
+    ref = communes.load_reference(s).set_index("insee")
+    zones = communes.commune_polygons(c.insee_codes, crs=crs, full_resolution=True,
+                                      settings=s)
+    zones = zones.merge(c.communes[["insee", "is_town"]], on="insee", how="left")
+    zones["population"] = ref["population"].reindex(zones["insee"]).astype("Float64").to_numpy()
+    pop_by_insee = zones.set_index("insee")["population"].astype(float)
+
+    lc_sources = (list(landcover_sources) if landcover_sources is not None
+                  else landcover.town_landcover_sources(insee, settings=s))
+    missing: list[str] = []
+    if not lc_sources:
+        missing.append(f"land cover: no CORINE source covers {insee} (pass --landcover "
+                       "FILE); land-cover shares empty, population spread by area")
+    facilities, graphs, input_missing = _town_inputs(insee, tdir, crs)
+    missing += input_missing
+    apl = apl_by_commune(s)
+
+    # --- communes -------------------------------------------------------------------
+    lc_communes, lc_meta = landcover.landcover_indicators(zones, lc_sources, id_col="insee")
+    if lc_sources and lc_meta.get("clc_missing"):
+        missing.append(f"land cover: {lc_meta['clc_missing']}")
+    built_communes = _built_area(zones, lc_sources, "insee")
+
+    layers: dict[int, gpd.GeoDataFrame] = {}
+    finest_pieces: pd.DataFrame | None = None
+    finest_cells: gpd.GeoDataFrame | None = None
+    for res in res_list:
+        grid = h3grid.h3_grid(c.area, res, crs=crs)
+        pieces = h3grid.cell_commune_pieces(grid, zones)
+        pieces.index = pd.Index(pieces["h3"] + "|" + pieces["insee"], name="piece")
+        built_pieces = _built_area(pieces.reset_index(), lc_sources, "piece")
+        pp = cell_population(pieces, pop_by_insee, piece_built=built_pieces,
+                             commune_built=built_communes)
+        pieces["population"] = pp["population"]
+        cell_pop = pieces.groupby("h3")["population"].sum().reindex(grid["h3"]).fillna(0.0)
+
+        table = grid[["h3", "resolution", "area_m2"]].set_index("h3")
+        table["population"] = cell_pop.to_numpy()
+        lc_cells, _ = landcover.landcover_indicators(grid, lc_sources, id_col="h3")
+        table = table.join(lc_cells.set_index("h3"))
+        apl_cols = [p.field for p in APL_PROFESSIONS]
+        table = table.join(area_weighted(pieces, apl, apl_cols))
+        table["apl_mg_sous_dote"] = _below(table["apl_mg"], s.apl_threshold)
+        if facilities is not None:
+            f = facilities.assign(h3=h3grid.points_to_cells(facilities, res))
+            counts = facility_counts(f, "h3").reindex(table.index).fillna(0).astype("int64")
+            table = table.join(counts).join(_per_10k(counts, table["population"]))
+        centroids = grid.set_index("h3").geometry.centroid
+        for mode, (nodes, edges) in graphs.items():
+            table = table.join(access_by_zone(nodes, grid, key="h3", mode=mode, settings=s))
+            if facilities is not None and edges is not None:
+                gps = facilities[facilities["subcategory"] == GP_SUBCATEGORY]
+                table[f"e2sfca_mg_{mode}_per_10k"] = gp_accessibility(
+                    centroids, table["population"], gps, nodes, edges, mode=mode, settings=s
+                )
+        layers[res] = gpd.GeoDataFrame(table.reset_index(),
+                                       geometry=grid.geometry.to_numpy(), crs=crs)
+        log.info("H3 r%d: %d cells, population %.0f", res, len(grid), cell_pop.sum())
+        finest_pieces, finest_cells = pieces, layers[res]
+
+    # --- commune layer -----------------------------------------------------------------
+    ctab = zones.drop(columns="geometry").set_index("insee")
+    ctab["area_m2"] = zones.set_index("insee").area
+    ctab = ctab.join(lc_communes.set_index("insee"))
+    ctab = ctab.join(apl.set_index("insee").drop(columns="apl_population"))
+    if facilities is not None:
+        f = _facility_insee(facilities, zones)
+        counts = facility_counts(f, "insee").reindex(ctab.index).fillna(0).astype("int64")
+        ctab = ctab.join(counts).join(_per_10k(counts, ctab["population"].astype(float)))
+    for mode, (nodes, _) in graphs.items():
+        ctab = ctab.join(access_by_zone(nodes, zones, key="insee", mode=mode, settings=s))
+        col = f"e2sfca_mg_{mode}_per_10k"
+        if finest_cells is not None and finest_pieces is not None and col in finest_cells:
+            ctab[col] = _population_weighted(finest_pieces, finest_cells.set_index("h3")[col])
+    commune_layer = gpd.GeoDataFrame(ctab.reset_index(), geometry=zones.geometry.to_numpy(),
+                                     crs=crs)
+
+    for m in missing:
+        log.warning("%s: %s", insee, m)
+    meta = {
+        "insee": insee,
+        "crs": crs,
+        "cog_year": s.cog_year,
+        "population_year": s.population_year,
+        "h3_resolutions": res_list,
+        **lc_meta,
+        "apl_vintage": "DREES APL 2021 (populations 2019)",
+        "apl_threshold": s.apl_threshold,
+        "e2sfca": {"supply": GP_SUBCATEGORY, "catchment_min": s.e2sfca_minutes,
+                   "decay": "truncated Gaussian"},
+        "walk_speed_kmh": s.walk_speed_kmh,
+        "bike_speed_kmh": s.bike_speed_kmh,
+        "missing": missing,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return AggregateResult(insee=insee, cells=layers, communes=commune_layer, metadata=meta,
+                           missing=missing)
+
+
+def _built_area(
+    zones: gpd.GeoDataFrame, sources_: Sequence[landcover.LandCoverSource], key: str
+) -> pd.Series | None:
+    """Artificialised area per zone from the latest vintage (None without land cover)."""
+    if not sources_:
+        return None
+    latest = max(s.year or 0 for s in sources_)
+    areas = [landcover.class_areas(zones, s, id_col=key) for s in sources_
+             if (s.year or 0) == latest]
+    best = landcover._best_per_zone(areas)
+    cols = [c for c in best.columns if isinstance(c, int | np.integer) and c // 100 == 1]
+    built = best[cols].sum(axis=1) if cols else pd.Series(0.0, index=best.index)
+    # Zones mostly outside the land cover: unknown built-up area.
+    return built.where(best["valid_area"] >= 0.5 * best["zone_area"])
+
+
+def _facility_insee(facilities: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Facilities with an ``insee`` column: their own code, else the polygon they are in."""
+    f = facilities.copy()
+    own = f["insee"] if "insee" in f.columns else pd.Series(pd.NA, index=f.index)
+    hit = gpd.sjoin(f[["geometry"]], zones[["insee", "geometry"]], how="left",
+                    predicate="within")
+    hit = hit[~hit.index.duplicated()]["insee"]
+    f["insee"] = own.where(own.notna(), hit.reindex(f.index))
+    return f
+
+
+def _population_weighted(pieces: pd.DataFrame, cell_values: pd.Series) -> pd.Series:
+    v = cell_values.reindex(pieces["h3"]).to_numpy(dtype=float)
+    w = pieces["population"].to_numpy(dtype=float)
+    ok = np.isfinite(v) & (w > 0)
+    num = pd.Series(np.where(ok, v * w, 0.0)).groupby(pieces["insee"].to_numpy()).sum()
+    den = pd.Series(np.where(ok, w, 0.0)).groupby(pieces["insee"].to_numpy()).sum()
+    return num / den.where(den > 0)
+
+
+def write_aggregate(result: AggregateResult, out_dir: Path) -> list[Path]:
+    """Write ``h3_r<res>.parquet`` and ``communes.parquet`` atomically, with the
+    metadata (vintages, rules, what is missing) under the ``pvdgeo`` key."""
+    out_dir = Path(out_dir)
+    written = []
+    for res, layer in sorted(result.cells.items()):
+        path = out_dir / f"h3_r{res}.parquet"
+        write_parquet(layer, path, metadata={**result.metadata, "layer": f"h3_r{res}"})
+        written.append(path)
+    path = out_dir / "communes.parquet"
+    write_parquet(result.communes, path, metadata={**result.metadata, "layer": "communes"})
+    written.append(path)
+    return written

@@ -46,7 +46,7 @@ import shapely
 from pyproj import CRS
 from tqdm.auto import tqdm
 
-from geo import sources
+from geo import communes, sources
 from geo.errors import (
     DataSourceError,
     InputFileError,
@@ -63,10 +63,13 @@ __all__ = [
     "LandCoverSource",
     "change_column",
     "class_areas",
+    "commune_landcover",
     "landcover_indicators",
     "landcover_shares",
+    "national_landcover_sources",
     "open_landcover",
     "shares_from_areas",
+    "source_extent",
     "town_landcover_sources",
 ]
 
@@ -261,7 +264,9 @@ def open_landcover(
     )
 
 
-def town_landcover_sources(insee: str, *, settings: Settings | None = None) -> list[LandCoverSource]:
+def town_landcover_sources(
+    insee: str, *, settings: Settings | None = None
+) -> list[LandCoverSource]:
     """Land-cover datasets of the catalogue covering town ``insee``, fetched.
 
     A dataset that cannot be fetched is logged and left out (the town still gets every
@@ -331,28 +336,42 @@ def _raster_class_areas(
 
 
 def _vector_class_areas(
-    zones: gpd.GeoDataFrame, source: LandCoverSource, id_col: str
+    zones: gpd.GeoDataFrame, source: LandCoverSource, id_col: str, chunk: int
 ) -> pd.DataFrame:
     z = zones[[id_col, "geometry"]].to_crs(source.crs)
     zone_area = pd.Series(z.area.to_numpy(), index=z[id_col].to_numpy())
-    xmin, ymin, xmax, ymax = z.total_bounds
-    clc = pyogrio.read_dataframe(
-        source.path, layer=source.layer, columns=[source.code_column],
-        bbox=(xmin, ymin, xmax, ymax),
-    )
-    if clc.crs is None:
-        clc = clc.set_crs(source.crs)
-    geoms = np.asarray(clc.geometry.values)
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        log.debug("%s: repairing %d invalid CLC polygons", source.label, int(bad.sum()))
-        geoms[bad] = shapely.make_valid(geoms[bad])
-    codes = _map_codes(pd.to_numeric(clc[source.code_column], errors="coerce").to_numpy())
-    zgeom = np.asarray(z.geometry.values)
-    tree = shapely.STRtree(geoms)
-    zi, ci = tree.query(zgeom, predicate="intersects")
-    areas = shapely.area(shapely.intersection(zgeom[zi], geoms[ci]))
-    df = pd.DataFrame({"zone": z[id_col].to_numpy()[zi], "code": codes[ci], "area": areas})
+    # Spatially compact chunks (Hilbert order), each reading only the CLC polygons in its
+    # bounding box: memory stays bounded with a national vector file.
+    order = np.argsort(z.geometry.hilbert_distance().to_numpy(), kind="stable")
+    z = z.iloc[order]
+    parts: list[pd.DataFrame] = []
+    starts = range(0, len(z), chunk)
+    for start in tqdm(starts, desc=f"land cover {source.label}", unit="chunk", disable=None,
+                      leave=False):
+        part = z.iloc[start : start + chunk]
+        try:
+            clc = pyogrio.read_dataframe(
+                source.path, layer=source.layer, columns=[source.code_column],
+                bbox=tuple(part.total_bounds),
+            )
+        except Exception as exc:  # pyogrio raises several error types for corrupt files
+            raise InputFileError(f"land cover file {source.path} cannot be read: {exc}") \
+                from None
+        if clc.empty:
+            continue
+        geoms = np.asarray(clc.geometry.values)
+        bad = ~shapely.is_valid(geoms)
+        if bad.any():
+            log.debug("%s: repairing %d invalid CLC polygons", source.label, int(bad.sum()))
+            geoms[bad] = shapely.make_valid(geoms[bad])
+        codes = _map_codes(pd.to_numeric(clc[source.code_column], errors="coerce").to_numpy())
+        zgeom = np.asarray(part.geometry.values)
+        tree = shapely.STRtree(geoms)
+        zi, ci = tree.query(zgeom, predicate="intersects")
+        areas = shapely.area(shapely.intersection(zgeom[zi], geoms[ci]))
+        parts.append(pd.DataFrame({"zone": part[id_col].to_numpy()[zi], "code": codes[ci],
+                                   "area": areas}))
+    df = pd.concat(parts) if parts else pd.DataFrame({"zone": [], "code": [], "area": []})
     df = df[(df["code"] > 0) & (df["area"] > 0)]
     summed = df.groupby(["zone", "code"], sort=False)["area"].sum()
     valid = summed.groupby(level="zone").sum().to_dict()
@@ -412,7 +431,7 @@ def class_areas(
         return _assemble([], {}, pd.Series([], dtype=float))
     if source.kind == "raster":
         return _raster_class_areas(zones, source, id_col, chunk)
-    return _vector_class_areas(zones, source, id_col)
+    return _vector_class_areas(zones, source, id_col, chunk)
 
 
 def shares_from_areas(areas: pd.DataFrame, *, level3: bool = True) -> pd.DataFrame:
@@ -549,6 +568,85 @@ def landcover_indicators(
         meta["clc_missing"] = (
             f"only one CLC vintage ({latest}); the artificialisation change needs two"
         )
-        log.info("land cover: only CLC %s available; %s left empty", latest, col)
+        log.debug("land cover: only CLC %s available; %s left empty", latest, col)
     shares.index.name = id_col
     return shares.reset_index(), meta
+
+
+# --- national table: shares per commune wherever land cover exists ---------------------------
+
+
+def national_landcover_sources(*, settings: Settings | None = None) -> list[LandCoverSource]:
+    """Every land-cover dataset of the catalogue that covers whole départements, fetched
+    (one that cannot be fetched is logged and left out)."""
+    s = settings or get_settings()
+    out = []
+    for ds in sources.load_catalogue(s).values():
+        if ds.kind != "landcover" or not (ds.departements or ds.scope == "national"):
+            continue
+        try:
+            path = sources.ensure(ds.id, s)
+        except DataSourceError as exc:
+            log.warning("land cover %s unavailable: %s", ds.id, exc)
+            continue
+        year = ds.extra.get("year")
+        out.append(open_landcover(path, year=int(year) if year else None, label=ds.id))
+    return out
+
+
+def source_extent(source: LandCoverSource) -> shapely.Polygon:
+    """Bounding box of a land-cover source, in EPSG:4326."""
+    if source.kind == "raster":
+        with rasterio.open(source.path) as ds:
+            bounds = tuple(ds.bounds)
+    else:
+        bounds = tuple(pyogrio.read_info(source.path, layer=source.layer)["total_bounds"])
+    box = gpd.GeoSeries([shapely.box(*bounds)], crs=source.crs).to_crs("EPSG:4326")
+    return box.iloc[0]
+
+
+def commune_landcover(
+    sources_: Sequence[LandCoverSource] | None = None,
+    *,
+    departements: Iterable[str] | None = None,
+    settings: Settings | None = None,
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Land-cover shares of every commune that a land-cover source covers (at least in
+    part), on full-resolution polygons where they exist.
+
+    Parameters
+    ----------
+    sources_
+        Land-cover inputs (default: :func:`national_landcover_sources`).
+    departements
+        Restrict to communes of these départements.
+
+    Returns
+    -------
+    (DataFrame, dict)
+        ``insee``, ``nom``, ``departement`` and the columns of
+        :func:`landcover_indicators` (read ``clc_nodata_share`` for partial coverage);
+        and metadata.
+    """
+    s = settings or get_settings()
+    srcs = list(sources_) if sources_ is not None else national_landcover_sources(settings=s)
+    if not srcs:
+        raise DataSourceError(
+            "no land-cover source available: fetch a CORINE dataset (pvdgeo fetch ...) or "
+            "pass files (--landcover FILE)"
+        )
+    polys = communes.commune_polygons(None, crs="EPSG:4326", full_resolution=True, settings=s)
+    ref = communes.load_reference(s).set_index("insee")
+    polys["departement"] = ref["departement"].reindex(polys["insee"]).to_numpy()
+    if departements is not None:
+        polys = polys[polys["departement"].isin(list(departements))]
+    extent = shapely.union_all([source_extent(src) for src in srcs])
+    polys = polys[polys.intersects(extent)].reset_index(drop=True)
+    log.info("land-cover shares of %d communes from %s", len(polys),
+             ", ".join(src.label for src in srcs))
+    shares, meta = landcover_indicators(polys, srcs, id_col="insee")
+    covered = shares["clc_nodata_share"] < 1.0
+    out = polys[["insee", "nom", "departement"]].merge(shares[covered], on="insee")
+    meta["communes"] = len(out)
+    meta["communes_fully_covered"] = int((out["clc_nodata_share"] < 1e-6).sum())
+    return out.reset_index(drop=True), meta

@@ -107,6 +107,9 @@ class Settings:
     h3_resolutions: tuple[int, ...] = (8, 9)
     #: APL below this (consultations per inhabitant per year) flags an under-served commune.
     apl_threshold: float = 2.5
+    #: E2SFCA catchment time (min) for GPs on foot and by bike; ``None``: the largest
+    #: time threshold (20 min). The distance decay reaches 0 at this time.
+    e2sfca_catchment_min: float | None = None
     #: Cross-source duplicate facilities: same category within this distance (m).
     dedup_distance_m: float = 50.0
     #: Peers: population band as a ratio around the town's population (0.5 -> x0.5..x2).
@@ -160,6 +163,13 @@ class Settings:
             return float(self.catchment_buffer_m)
         fastest_kmh = max(self.walk_speed_kmh, self.bike_speed_kmh)
         return fastest_kmh * 1000.0 * max(self.time_thresholds_min) / 60.0
+
+    @property
+    def e2sfca_minutes(self) -> float:
+        """E2SFCA catchment time (min): explicit, or the largest time threshold."""
+        if self.e2sfca_catchment_min is not None:
+            return float(self.e2sfca_catchment_min)
+        return float(max(self.time_thresholds_min))
 
     def speed_kmh(self, mode: str) -> float:
         """Flat-ground speed of a travel mode (``walk`` or ``bike``) in km/h."""
@@ -252,6 +262,10 @@ def _validate(s: Settings) -> None:
                  "apl_threshold", "http_timeout_s", "nearest_node_max_m"):
         if not getattr(s, name) > 0:
             problems.append(f"{name} must be > 0 (got {getattr(s, name)!r})")
+    if s.e2sfca_catchment_min is not None and not s.e2sfca_catchment_min > 0:
+        problems.append(
+            f"e2sfca_catchment_min must be > 0 minutes (got {s.e2sfca_catchment_min!r})"
+        )
     if s.catchment_buffer_m is not None and s.catchment_buffer_m < 0:
         problems.append(f"catchment_buffer_m must be >= 0 (got {s.catchment_buffer_m!r})")
     if not s.time_thresholds_min or any(t <= 0 for t in s.time_thresholds_min):
