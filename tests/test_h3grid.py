@@ -77,7 +77,7 @@ def test_cell_commune_pieces_shares(two_communes):
 
 
 def test_bad_inputs(two_communes):
-    with pytest.raises(ValueError, match="0..15"):
+    with pytest.raises(ValueError, match=r"0\.\.15"):
         h3grid.h3_grid(WEST, 16, crs="EPSG:2154")
     with pytest.raises(MissingCrsError, match="crs="):
         h3grid.cells_covering(WEST, 8)

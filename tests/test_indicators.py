@@ -15,52 +15,7 @@ from geo._io import read_parquet_metadata
 from geo.cli import main
 from geo.errors import MissingColumnsError
 
-# --- APL ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def apl(mirror_settings):
-    return indicators.apl_table(settings=mirror_settings)
-
-
-def test_apl_merged_codes_are_mapped_with_population_weights(apl, shared_data):
-    table, stats = apl
-    raw = pd.read_csv(shared_data / "apl/apl_medecins_generalistes_2021_drees.csv.gz",
-                      dtype={"Code commune": str}).set_index("Code commune")
-    cog = pd.read_csv(shared_data / "admin/communes_cog2026_decoupage_administratif.csv.gz",
-                      dtype=str, keep_default_na=False)
-    current = cog[cog["type"] == "commune-actuelle"]
-    # Codes of the APL file that are not current communes: communes merged since 2021
-    # (the COG's anciensCodes) and the municipal arrondissements of Paris, Lyon, Marseille.
-    former = {old: row.code for row in current.itertuples()
-              for old in row.anciensCodes.split(";") if old and old != row.code}
-    merged = [c for c in raw.index if c in former]
-    arm = cog[cog["type"] == "arrondissement-municipal"]
-    former.update(zip(arm["code"], arm["commune"], strict=True))
-    in_apl = [c for c in raw.index if c in former]
-    assert (len(merged), len(in_apl) - len(merged)) == (92, 45)
-    assert stats["apl_mg_former_codes"] == len(in_apl) == 137
-    assert stats["apl_mg_merged_into"] == len({former[c] for c in in_apl})
-    assert stats["apl_mg_unknown_codes"] == 0
-    col = "APL aux médecins généralistes de 65 ans et moins"
-    t = table.set_index("insee")
-    checked = 0
-    for new in ["75056", "13055", "69123", *sorted({former[c] for c in merged})[:10]]:
-        parts = raw.loc[[c for c in raw.index if former.get(c) == new or c == new]]
-        parts = parts[parts[col].notna()]
-        expected = (parts[col] * parts["Population totale"]).sum() / parts[
-            "Population totale"].sum()
-        assert t.at[new, "apl_mg"] == pytest.approx(expected, rel=1e-12)
-        checked += len(parts) > 1
-    assert checked >= 8
-    # an unmerged commune keeps its own value; the flag follows the 2.5 threshold
-    assert t.at["01306", "apl_mg"] == pytest.approx(raw.at["01306", col])
-    assert bool(t.at["01306", "apl_mg_sous_dote"]) == (raw.at["01306", col] < 2.5)
-    assert t.index.is_unique
-    assert set(indicators.APL_FIELDS) <= set(table.columns)
-    low = table["apl_mg"] < 2.5
-    assert (table.loc[low, "apl_mg_sous_dote"] == True).all()  # noqa: E712
-    assert table.loc[table["apl_mg"].isna(), "apl_mg_sous_dote"].isna().all()
+# --- APL per cell -----------------------------------------------------------------------
 
 
 def test_area_weighted_mean():
@@ -221,13 +176,18 @@ def test_cell_population_built_up_or_area():
 # --- the aggregate stage on real data ----------------------------------------------------------
 
 
-def test_aggregate_lot_town_cli(use_settings, tmp_path):
+def _cli(settings, *argv):
+    return main(["--mirror", str(settings.mirror), "--set", f"data_dir={settings.data_dir}",
+                 *argv])
+
+
+def test_aggregate_lot_town_cli(mirror_settings, tmp_path):
     out = tmp_path / "out"
-    assert main(["aggregate", "46127", "--res", "8", "--out", str(out)]) == 0
+    assert _cli(mirror_settings, "aggregate", "46127", "--res", "8", "--out", str(out)) == 0
     cells = gpd.read_parquet(out / "h3_r8.parquet")
     comm = gpd.read_parquet(out / "communes.parquet")
     meta = read_parquet_metadata(out / "h3_r8.parquet")
-    assert meta["clc_year"] == 2018 and meta["apl_mg_former_codes"] == 137
+    assert meta["clc_year"] == 2018 and meta["clc_sources"] == ["clc2018_lot"]
     assert any("access walk" in m for m in meta["missing"])
     assert cells["h3"].is_unique and cells.crs == "EPSG:2154"
     level1 = [c for c in cells.columns if c.startswith("clc_") and c[4].isalpha()
