@@ -11,6 +11,7 @@
 #   make facility-counts         facility counts per commune for all France (data/interim/)
 #   make portrait INSEE=46127    the town portrait compared with similar towns (portrait.html)
 #   make typology-stats          national statistics by typology (data/national/typologie/)
+#   make landcover-communes      CORINE shares of every commune land cover covers (data/interim/)
 #   make bench                   benchmarks, figures in bench/results/
 #   make viewer                  (re)build the map viewer of every built town
 #   make serve                   serve the viewer on http://127.0.0.1:$(PORT)/
@@ -40,11 +41,12 @@ VENV_STAMP := $(VENV)/.installed
 WEB_STAMP  := node_modules/.installed
 
 .PHONY: install install-web test lint demo town data bench serve viewer clean distclean help \
-	facility-counts portrait typology-stats
+	facility-counts portrait typology-stats \
+	landcover-communes
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '3,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,20p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- environment ----------------------------------------------------------------
 
@@ -110,6 +112,17 @@ $(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(PORTRAIT_C
 
 typology-stats: $(TYPOLOGY_STATS)
 
+# CORINE shares of every commune a catalogued land-cover dataset covers (the Lot here;
+# production: pass the national CORINE with `pvdgeo aggregate --landcover-communes
+# --landcover FILE`).
+LANDCOVER_COMMUNES := $(INTERIM)/landcover_communes.parquet
+$(LANDCOVER_COMMUNES): $(REFERENCE) $(RAW_communes_polygons) \
+		$(wildcard $(RAW_GROUP_landcover) $(RAW_GROUP_communes_fullres)) $(DATA)/sources.toml \
+		geo/landcover.py geo/communes.py | $(VENV_STAMP)
+	$(PVDGEO) aggregate --landcover-communes --out $@
+
+landcover-communes: $(LANDCOVER_COMMUNES)
+
 # --- one town --------------------------------------------------------------------------
 # Each town is an independent unit: inputs, outputs and logs under data/out/<INSEE>/, so
 # towns can run in parallel (scripts/run_towns.sh).
@@ -168,12 +181,29 @@ $(LOGS)/access.log: $(RAW)/streets.mk
 TOWN_OUTPUTS += $(LOGS)/access.log
 endif
 
+# H3 cells and commune indicators (geo.h3grid, geo.landcover, geo.indicators): CORINE
+# shares, APL, facility counts, access times and E2SFCA when the access stage wrote its
+# graph (ACCESS_OUTPUTS, empty for towns without streets); whatever input is missing is reported in the log and the rest still written.
+# Land-cover and full-resolution commune files are prerequisites once fetched
+# ($(wildcard)): the command fetches those covering the town itself, and a town outside
+# their coverage, or a dataset without an official URL, must not stop the run.
+H3_RES ?= 8 9
+AGGREGATE_CODE := geo/h3grid.py geo/landcover.py geo/indicators.py geo/cli/aggregate.py
+AGGREGATE := $(foreach r,$(H3_RES),$(OUT)/h3_r$(r).parquet) $(OUT)/communes.parquet
+$(AGGREGATE) &: $(TOWN_CARD) $(FACILITIES) $(FACILITY_COUNTS) $(ACCESS_OUTPUTS) $(RAW_GROUP_apl) \
+		$(wildcard $(RAW_GROUP_landcover) $(RAW_GROUP_communes_fullres)) \
+		$(DATA)/sources.toml $(AGGREGATE_CODE) | $(VENV_STAMP)
+	@mkdir -p $(LOGS)
+	$(PVDGEO) aggregate $(INSEE) --res $(shell echo $(H3_RES) | tr ' ' ,) --out $(OUT) \
+		2>&1 | tee $(LOGS)/aggregate.log
+TOWN_OUTPUTS += $(AGGREGATE)
+
 # Town portrait (geo.portrait): peers, every indicator against the peers' and France's
 # medians, HTML + CSV. Reads the national tables and the commune layer of every town run
 # present (the peers' local indicators); the town's own layer when it exists.
 PORTRAIT := $(OUT)/portrait.html
 $(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(FACILITIES) \
-		$(wildcard $(OUT)/communes.parquet) $(PORTRAIT_CODE) | $(VENV_STAMP)
+		$(OUT)/communes.parquet $(PORTRAIT_CODE) | $(VENV_STAMP)
 	@mkdir -p $(LOGS)
 	$(PVDGEO) portrait $(INSEE) 2>&1 | tee $(LOGS)/portrait.log
 TOWN_OUTPUTS += $(PORTRAIT)

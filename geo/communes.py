@@ -614,8 +614,11 @@ def commune_polygons(
     """
     s = settings or get_settings()
     polys = _polygons_wgs84(s)
+    if insee is not None:
+        insee = [validate_insee(c) for c in insee]
     if full_resolution:
-        polys = _with_full_resolution(polys, s)
+        wanted = None if insee is None else {departement_of(c) for c in insee}
+        polys = _with_full_resolution(polys, s, wanted)
     if insee is None:
         out = polys if include_arrondissements else polys[polys["type"] != "ARM"]
     else:
@@ -645,9 +648,16 @@ def commune_polygons(
     return out[["insee", "nom", "geometry"]].to_crs(crs).reset_index(drop=True)
 
 
-def _with_full_resolution(polys: gpd.GeoDataFrame, s: Settings) -> gpd.GeoDataFrame:
-    """``polys`` (EPSG:4326) with full-resolution geometries where a dataset has them."""
-    fullres = [d for d in sources.load_catalogue(s).values() if d.kind == "communes_fullres"]
+def _with_full_resolution(
+    polys: gpd.GeoDataFrame, s: Settings, departements: set[str] | None = None
+) -> gpd.GeoDataFrame:
+    """``polys`` (EPSG:4326) with full-resolution geometries where a dataset has them
+    (only datasets covering one of ``departements`` when given)."""
+    fullres = [d for d in sources.load_catalogue(s).values() if d.kind == "communes_fullres"
+               and (departements is None or not d.departements
+                    or set(d.departements) & departements)]
+    if not fullres:
+        return polys
     polys = polys.copy()
     for ds in fullres:
         deps = set(ds.departements)

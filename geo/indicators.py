@@ -37,9 +37,13 @@ APL per cell
     then recomputed on the cell's value.
 
 Facilities
-    ``n_<category>`` and ``n_<subcategory>``: facilities whose point lies in the cell
-    (H3 index of the point) or commune (the facility's ``insee``, else the polygon it
-    falls in); ``n_<category>_per_10k`` per 10,000 inhabitants.
+    ``n_<category>`` and ``n_<subcategory>``: per cell, the town's facility points
+    (``facilities.parquet``) whose H3 index is the cell; per commune, the national
+    commune counts (``data/interim/facility_counts_communes.parquet``, a complete
+    BPE-based inventory) when built, else the town's points in the commune (their
+    ``insee``, else the polygon they fall in). ``n_<category>_per_10k`` per 10,000
+    inhabitants (cells: their estimated population, below; only for cells of at least
+    ``MIN_CELL_POPULATION`` = 100 inhabitants).
 
 Access times
     For each mode and target, ``<mode>_<target>_minutes_min`` / ``_median`` over the
@@ -128,6 +132,9 @@ GP_SUBCATEGORY = "medecin_generaliste"
 #: Thresholds (minutes) of the ``<mode>_<target>_count_<N>min`` indicators.
 COUNT_MINUTES = (10, 15)
 MODES = ("walk", "bike")
+#: Cells with fewer estimated inhabitants get no ``n_<category>_per_10k`` (one facility
+#: among 10 people would read 1,000 per 10,000).
+MIN_CELL_POPULATION = 100.0
 
 _CODE_COL = "Code commune"
 _POP_COL = "Population totale"
@@ -315,13 +322,18 @@ def facility_counts(
     return out
 
 
-def _per_10k(counts: pd.DataFrame, population: pd.Series) -> pd.DataFrame:
+def _per_10k(
+    counts: pd.DataFrame, population: pd.Series, *, min_population: float = 0.0
+) -> pd.DataFrame:
+    """``n_<category>_per_10k``; missing where the population is 0 or below
+    ``min_population``."""
     pop = population.reindex(counts.index).astype(float)
+    pop = pop.where((pop > 0) & (pop >= min_population))
     out = pd.DataFrame(index=counts.index)
     for cat in CATEGORIES:
         col = f"n_{cat}"
         if col in counts:
-            out[f"{col}_per_10k"] = counts[col] / pop.where(pop > 0) * 10_000
+            out[f"{col}_per_10k"] = counts[col] / pop * 10_000
     return out
 
 
@@ -676,6 +688,8 @@ class AggregateResult:
     insee: str
     cells: dict[int, gpd.GeoDataFrame]
     communes: gpd.GeoDataFrame
+    #: CORINE polygons over the grid (None without land cover).
+    landcover: gpd.GeoDataFrame | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
 
@@ -771,7 +785,7 @@ def aggregate_town(
     # --- communes -------------------------------------------------------------------
     lc_communes, lc_meta = landcover.landcover_indicators(zones, lc_sources, id_col="insee")
     if lc_sources and lc_meta.get("clc_missing"):
-        missing.append(f"land cover: {lc_meta['clc_missing']}")
+        missing.append(f"land cover change: {lc_meta['clc_missing']}")
     built_communes = _built_area(zones, lc_sources, "insee")
 
     layers: dict[int, gpd.GeoDataFrame] = {}
@@ -797,7 +811,9 @@ def aggregate_town(
         if facilities is not None:
             f = facilities.assign(h3=h3grid.points_to_cells(facilities, res))
             counts = facility_counts(f, "h3").reindex(table.index).fillna(0).astype("int64")
-            table = table.join(counts).join(_per_10k(counts, table["population"]))
+            table = table.join(counts).join(
+                _per_10k(counts, table["population"], min_population=MIN_CELL_POPULATION)
+            )
         centroids = grid.set_index("h3").geometry.centroid
         for mode, (nodes, edges) in graphs.items():
             table = table.join(access_by_zone(nodes, grid, key="h3", mode=mode, settings=s))
@@ -816,10 +832,9 @@ def aggregate_town(
     ctab["area_m2"] = zones.set_index("insee").area
     ctab = ctab.join(lc_communes.set_index("insee"))
     ctab = ctab.join(apl.set_index("insee").drop(columns="apl_population"))
-    if facilities is not None:
-        f = _facility_insee(facilities, zones)
-        counts = facility_counts(f, "insee").reindex(ctab.index).fillna(0).astype("int64")
-        ctab = ctab.join(counts).join(_per_10k(counts, ctab["population"].astype(float)))
+    commune_counts, counts_source = _commune_facility_counts(zones, facilities, s)
+    if commune_counts is not None:
+        ctab = ctab.join(commune_counts)
     for mode, (nodes, _) in graphs.items():
         ctab = ctab.join(access_by_zone(nodes, zones, key="insee", mode=mode, settings=s))
         col = f"e2sfca_mg_{mode}_per_10k"
@@ -839,6 +854,7 @@ def aggregate_town(
         **lc_meta,
         "apl_vintage": "DREES APL 2021 (populations 2019)",
         "apl_threshold": s.apl_threshold,
+        "facility_counts_communes": counts_source,
         "e2sfca": {"supply": GP_SUBCATEGORY, "catchment_min": s.e2sfca_minutes,
                    "decay": "truncated Gaussian"},
         "walk_speed_kmh": s.walk_speed_kmh,
@@ -846,8 +862,10 @@ def aggregate_town(
         "missing": missing,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    return AggregateResult(insee=insee, cells=layers, communes=commune_layer, metadata=meta,
-                           missing=missing)
+    coarsest = layers[res_list[0]]
+    polygons = landcover.catchment_polygons(coarsest, lc_sources) if lc_sources else None
+    return AggregateResult(insee=insee, cells=layers, communes=commune_layer,
+                           landcover=polygons, metadata=meta, missing=missing)
 
 
 def _built_area(
@@ -864,6 +882,31 @@ def _built_area(
     built = best[cols].sum(axis=1) if cols else pd.Series(0.0, index=best.index)
     # Zones mostly outside the land cover: unknown built-up area.
     return built.where(best["valid_area"] >= 0.5 * best["zone_area"])
+
+
+def _commune_facility_counts(
+    zones: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame | None, s: Settings
+) -> tuple[pd.DataFrame | None, str | None]:
+    """Facility counts of the catchment communes: the national commune table
+    (``data/interim/facility_counts_communes.parquet``, complete BPE-based inventory)
+    when it has been built, else the town's facility points."""
+    national = s.interim_dir / "facility_counts_communes.parquet"
+    if national.exists():
+        table = pd.read_parquet(national).set_index("insee")
+        cols = [c for c in table.columns if c.startswith("n_")
+                or c in ("eolienne_mw", "commerces_chain_share")]
+        counts = table.reindex(zones["insee"])[cols]
+        counts.index.name = "insee"
+        return counts, str(national)
+    if facilities is None:
+        return None, None
+    log.info("commune facility counts from the town's facility points (%s not built: "
+             "`make facility-counts` gives complete BPE-based counts)", national)
+    f = _facility_insee(facilities, zones)
+    index = pd.Index(zones["insee"], name="insee")
+    counts = facility_counts(f, "insee").reindex(index).fillna(0).astype("int64")
+    pop = zones.set_index("insee")["population"].astype(float)
+    return counts.join(_per_10k(counts, pop)), "facilities.parquet"
 
 
 def _facility_insee(facilities: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -887,8 +930,10 @@ def _population_weighted(pieces: pd.DataFrame, cell_values: pd.Series) -> pd.Ser
 
 
 def write_aggregate(result: AggregateResult, out_dir: Path) -> list[Path]:
-    """Write ``h3_r<res>.parquet`` and ``communes.parquet`` atomically, with the
-    metadata (vintages, rules, what is missing) under the ``pvdgeo`` key."""
+    """Write ``h3_r<res>.parquet``, ``communes.parquet`` and, with land cover,
+    ``landcover.parquet`` (CORINE polygons over the grid; a stale one is removed when
+    there is no land cover) atomically, with the metadata (vintages, rules, what is
+    missing) under the ``pvdgeo`` key."""
     out_dir = Path(out_dir)
     written = []
     for res, layer in sorted(result.cells.items()):
@@ -898,4 +943,15 @@ def write_aggregate(result: AggregateResult, out_dir: Path) -> list[Path]:
     path = out_dir / "communes.parquet"
     write_parquet(result.communes, path, metadata={**result.metadata, "layer": "communes"})
     written.append(path)
+    path = out_dir / "landcover.parquet"
+    if result.landcover is not None:
+        write_parquet(result.landcover, path, metadata={
+            "layer": "landcover", "insee": result.insee,
+            "clc_year": result.metadata.get("clc_year"),
+            "clc_sources": result.metadata.get("clc_sources"),
+        })
+        written.append(path)
+    elif path.exists():
+        path.unlink()
+        log.info("removed %s: no land cover this run", path)
     return written

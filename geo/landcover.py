@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
+import rasterio.features
+import rasterio.windows
 import shapely
 from pyproj import CRS
 from tqdm.auto import tqdm
@@ -61,6 +63,7 @@ __all__ = [
     "LEVEL1",
     "LEVEL1_LABELS_FR",
     "LandCoverSource",
+    "catchment_polygons",
     "change_column",
     "class_areas",
     "commune_landcover",
@@ -288,16 +291,24 @@ def town_landcover_sources(
 # --- class areas -----------------------------------------------------------------------
 
 
+#: Lookup table pixel value -> CLC code (0: not a valid class) for integer values
+#: 0..999: EEA grid codes 1..44 and the 44 CLC codes themselves.
+_CODE_LUT = np.zeros(1000, dtype=np.int32)
+_CODE_LUT[list(_GRID_CODES)] = list(_GRID_CODES.values())
+_CODE_LUT[list(CLC_CODES)] = list(CLC_CODES)
+
+#: Below this many zones exactextract reads one raster window per zone; above, it reads
+#: the raster once, block by block, for all zones (4-5x faster for H3 grids).
+_RASTER_SEQUENTIAL_FROM = 200
+
+
 def _map_codes(values: np.ndarray) -> np.ndarray:
     """Pixel values -> CLC codes (EEA grid codes mapped); 0 where not a valid class."""
     v = np.asarray(values, dtype=float)
+    iv = np.where(np.isfinite(v), np.rint(v), -1)
+    inside = (iv >= 0) & (iv < len(_CODE_LUT))
     out = np.zeros(v.shape, dtype=np.int32)
-    finite = np.isfinite(v)
-    iv = np.where(finite, np.rint(v), -1).astype(np.int64)
-    grid = (iv >= 1) & (iv <= 44)
-    out[grid] = np.array([_GRID_CODES[i] for i in iv[grid]], dtype=np.int32)
-    direct = np.isin(iv, CLC_CODES)
-    out[direct] = iv[direct]
+    out[inside] = _CODE_LUT[iv[inside].astype(np.int64)]
     return out
 
 
@@ -311,28 +322,29 @@ def _raster_class_areas(
         pixel_area = abs(t.a * t.e - t.b * t.d)
     z = zones[[id_col, "geometry"]].to_crs(source.crs)
     zone_area = pd.Series(z.area.to_numpy(), index=z[id_col].to_numpy())
-    rows: list[tuple[object, int, float]] = []
-    valid: dict[object, float] = {}
+    strategy = ("raster-sequential" if len(z) >= _RASTER_SEQUENTIAL_FROM
+                else "feature-sequential")
+    if len(z) > chunk:  # spatially compact chunks: each reads a compact part of the raster
+        z = z.iloc[np.argsort(z.geometry.hilbert_distance().to_numpy(), kind="stable")]
+    parts = []
     starts = range(0, len(z), chunk)
-    bar = tqdm(starts, desc=f"land cover {source.label}", unit="chunk", disable=None,
-               leave=False)
-    for start in bar:
-        part = z.iloc[start : start + chunk]
+    for start in tqdm(starts, desc=f"land cover {source.label}", unit="chunk", disable=None,
+                      leave=False):
         df = exact_extract(
-            str(source.path), part, ["unique", "frac", "count"],
-            include_cols=[id_col], output="pandas",
+            str(source.path), z.iloc[start : start + chunk], ["unique", "frac", "count"],
+            include_cols=[id_col], output="pandas", strategy=strategy,
         )
-        for zid, uniq, frac, count in zip(
-            df[id_col], df["unique"], df["frac"], df["count"], strict=True
-        ):
-            covered = float(count) * pixel_area  # area of non-nodata pixels in the zone
-            codes = _map_codes(np.asarray(uniq))
-            areas = np.asarray(frac, dtype=float) * covered
-            ok = codes > 0
-            valid[zid] = float(areas[ok].sum())
-            rows.extend(zip([zid] * int(ok.sum()), codes[ok].tolist(), areas[ok].tolist(),
-                            strict=True))
-    return _assemble(rows, valid, zone_area)
+        lengths = df["unique"].map(len).to_numpy()
+        if lengths.sum() == 0:
+            continue
+        # fractions of the zone's non-nodata pixel area, per distinct value
+        covered = df["count"].to_numpy(dtype=float) * pixel_area
+        parts.append(pd.DataFrame({
+            "zone": np.repeat(df[id_col].to_numpy(), lengths),
+            "code": _map_codes(np.concatenate(df["unique"].to_numpy())),
+            "area": np.concatenate(df["frac"].to_numpy()) * np.repeat(covered, lengths),
+        }))
+    return _assemble(parts, zone_area)
 
 
 def _vector_class_areas(
@@ -371,24 +383,21 @@ def _vector_class_areas(
         areas = shapely.area(shapely.intersection(zgeom[zi], geoms[ci]))
         parts.append(pd.DataFrame({"zone": part[id_col].to_numpy()[zi], "code": codes[ci],
                                    "area": areas}))
-    df = pd.concat(parts) if parts else pd.DataFrame({"zone": [], "code": [], "area": []})
-    df = df[(df["code"] > 0) & (df["area"] > 0)]
-    summed = df.groupby(["zone", "code"], sort=False)["area"].sum()
-    valid = summed.groupby(level="zone").sum().to_dict()
-    rows = [(zid, int(code), float(a)) for (zid, code), a in summed.items()]
-    return _assemble(rows, valid, zone_area)
+    return _assemble(parts, zone_area)
 
 
-def _assemble(
-    rows: list[tuple[object, int, float]], valid: dict[object, float], zone_area: pd.Series
-) -> pd.DataFrame:
-    long = pd.DataFrame(rows, columns=["zone", "code", "area"])
+def _assemble(parts: Sequence[pd.DataFrame], zone_area: pd.Series) -> pd.DataFrame:
+    """Long ``zone, code, area`` pieces -> one row per zone, one column per CLC code,
+    plus ``valid_area`` and ``zone_area`` (invalid codes, 0, are dropped)."""
+    long = (pd.concat(parts, ignore_index=True) if parts
+            else pd.DataFrame({"zone": [], "code": [], "area": []}))
+    long = long[(long["code"] > 0) & (long["area"] > 0)]
     wide = long.pivot_table(index="zone", columns="code", values="area", aggfunc="sum",
                             fill_value=0.0)
     wide = wide.reindex(zone_area.index, fill_value=0.0)
     wide.columns = [int(c) for c in wide.columns]
     wide = wide[sorted(wide.columns)]
-    wide["valid_area"] = pd.Series(valid, dtype=float).reindex(zone_area.index).fillna(0.0)
+    wide["valid_area"] = wide.sum(axis=1)
     wide["zone_area"] = zone_area.to_numpy()
     wide.index.name = "zone"
     return wide
@@ -399,7 +408,7 @@ def class_areas(
     source: LandCoverSource,
     *,
     id_col: str,
-    chunk: int = 5000,
+    chunk: int = 20_000,
 ) -> pd.DataFrame:
     """Area of each CLC class in each zone, in the source CRS's squared units.
 
@@ -428,7 +437,7 @@ def class_areas(
         dup = zones.loc[zones[id_col].duplicated(), id_col].head(3).tolist()
         raise InputFileError(f"zones: {id_col} is not unique (e.g. {dup})")
     if len(zones) == 0:
-        return _assemble([], {}, pd.Series([], dtype=float))
+        return _assemble([], pd.Series([], dtype=float))
     if source.kind == "raster":
         return _raster_class_areas(zones, source, id_col, chunk)
     return _vector_class_areas(zones, source, id_col, chunk)
@@ -650,3 +659,71 @@ def commune_landcover(
     meta["communes"] = len(out)
     meta["communes_fully_covered"] = int((out["clc_nodata_share"] < 1e-6).sum())
     return out.reset_index(drop=True), meta
+
+
+# --- CORINE polygons of a catchment (the map's land-cover layer) ----------------------------
+
+
+def catchment_polygons(
+    area: gpd.GeoDataFrame | gpd.GeoSeries,
+    sources_: Sequence[LandCoverSource],
+) -> gpd.GeoDataFrame | None:
+    """CORINE polygons of the latest vintage clipped to ``area``, in the area's CRS.
+
+    Raster sources are polygonised (adjacent pixels of one class merged, edges along
+    pixel sides, reprojected vertex by vertex), vector sources clipped.
+
+    Returns
+    -------
+    GeoDataFrame or None
+        ``code_<yy>`` (level-3 CLC code, e.g. ``code_18``), ``clc_level1`` (group key),
+        ``label`` (French), ``area_m2``, ``geometry``; None without a source.
+    """
+    if not sources_:
+        return None
+    if area.crs is None:
+        raise MissingCrsError("the area to clip land cover to has no CRS")
+    latest = max(s.year or 0 for s in sources_)
+    outline = shapely.union_all(np.asarray(area.geometry.values))
+    parts = []
+    for src in (s for s in sources_ if (s.year or 0) == latest):
+        local = gpd.GeoSeries([outline], crs=area.crs).to_crs(src.crs).iloc[0]
+        if src.kind == "raster":
+            with rasterio.open(src.path) as ds:
+                w = rasterio.windows.from_bounds(*local.bounds, transform=ds.transform)
+                c0, r0 = int(np.floor(w.col_off)) - 1, int(np.floor(w.row_off)) - 1
+                c1 = int(np.ceil(w.col_off + w.width)) + 1
+                r1 = int(np.ceil(w.row_off + w.height)) + 1
+                c0, r0 = max(c0, 0), max(r0, 0)
+                c1, r1 = min(c1, ds.width), min(r1, ds.height)
+                if c1 <= c0 or r1 <= r0:
+                    continue  # the area is outside this raster
+                win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+                values = ds.read(src.band, window=win)
+                transform = ds.window_transform(win)
+            codes = _map_codes(values)
+            shapes = rasterio.features.shapes(codes, mask=codes > 0, transform=transform)
+            geoms, vals = zip(*((shapely.geometry.shape(g), int(v)) for g, v in shapes),
+                              strict=True) if codes.any() else ((), ())
+        else:
+            clc = pyogrio.read_dataframe(src.path, layer=src.layer, columns=[src.code_column],
+                                         bbox=tuple(local.bounds))
+            vals = tuple(_map_codes(pd.to_numeric(clc[src.code_column], errors="coerce")
+                                    .to_numpy()))
+            geoms = tuple(shapely.make_valid(np.asarray(clc.geometry.values)))
+        part = gpd.GeoDataFrame({"code": list(vals)}, geometry=list(geoms), crs=src.crs)
+        parts.append(part[part["code"] > 0].to_crs(area.crs))
+    if not parts:
+        return None
+    gdf = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=area.crs)
+    gdf["geometry"] = gdf.geometry.intersection(outline)
+    gdf = gdf[~gdf.geometry.is_empty & (gdf.area > 0)]
+    gdf = gdf.dissolve(by="code", as_index=False).explode(index_parts=False)
+    col = f"code_{latest % 100:02d}" if latest else "code"
+    out = gpd.GeoDataFrame({
+        col: gdf["code"].astype("int32").to_numpy(),
+        "clc_level1": gdf["code"].map(lambda c: LEVEL1[c // 100]).to_numpy(),
+        "label": gdf["code"].map(CLC_LABELS_FR).to_numpy(),
+        "area_m2": gdf.area.to_numpy(),
+    }, geometry=gdf.geometry.to_numpy(), crs=area.crs)
+    return out.reset_index(drop=True)

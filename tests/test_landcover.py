@@ -249,3 +249,21 @@ def test_bad_inputs(tmp_path, lot_source, shared_data):
         landcover.landcover_shares(zones, lot_source, id_col="z")
     with pytest.raises(MissingColumnsError, match="insee"):
         landcover.landcover_shares(zones, lot_source, id_col="insee")
+
+
+def test_catchment_polygons_match_exact_shares(shared_data, cahors_cells):
+    """Polygonised CORINE over a grid: same class areas as exactextract on the grid."""
+    src = landcover.open_landcover(shared_data / CAHORS_2154)
+    polys = landcover.catchment_polygons(cahors_cells, [src])
+    assert {"code_18", "clc_level1", "label", "area_m2"} <= set(polys.columns)
+    assert polys.crs == cahors_cells.crs and polys.geom_type.eq("Polygon").all()
+    outline = shapely.union_all(cahors_cells.geometry.values)
+    assert polys.area.sum() == pytest.approx(outline.area, rel=1e-9)
+    by_code = polys.groupby("code_18")["area_m2"].sum()
+    zone = gpd.GeoDataFrame({"z": ["grid"]}, geometry=[outline], crs=cahors_cells.crs)
+    areas = landcover.class_areas(zone, src, id_col="z").iloc[0]
+    for code, a in by_code.items():
+        assert a == pytest.approx(areas[code], rel=1e-6)
+    assert set(polys["label"]) <= set(landcover.CLC_LABELS_FR.values())
+    far = gpd.GeoSeries([shapely.Point(850_000, 6_570_000).buffer(500)], crs="EPSG:2154")
+    assert landcover.catchment_polygons(far, [src]) is None
