@@ -93,13 +93,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
-from geo import communes, h3grid, landcover, sources
-from geo._io import atomic_path, write_parquet
+from geo import access, communes, h3grid, landcover, network, sources
+from geo._io import atomic_path, read_parquet_metadata, write_parquet
 from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
+from geo.network import StreetGraph
 from geo.settings import Settings, get_settings
 
 __all__ = [
@@ -118,7 +117,6 @@ __all__ = [
     "facility_counts",
     "gaussian_decay",
     "gp_accessibility",
-    "graph_times_to_targets",
     "read_apl_file",
     "write_aggregate",
 ]
@@ -396,57 +394,52 @@ def access_by_zone(
     joined = gpd.sjoin(pts, zones[[key, "geometry"]], how="inner", predicate="within")
     grouped = joined.groupby(key)
     index = pd.Index(zones[key].to_numpy(), name=key)
-    out = pd.DataFrame(index=index)
-    out[f"{mode}_nodes"] = grouped.size().reindex(index).fillna(0).astype("int64")
+    n_nodes = grouped.size().reindex(index).fillna(0).astype("int64")
+    cols: dict[str, pd.Series] = {f"{mode}_nodes": n_nodes}
 
     # Zones without nodes: the nearest node, plus a walked leg.
-    empty = out[f"{mode}_nodes"] == 0
-    xy = np.column_stack([pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy()])
-    leg = pd.Series(np.nan, index=index)
-    nearest = pd.Series(-1, index=index, dtype="int64")
-    if empty.any() and len(xy):
-        zempty = zones.set_index(key).loc[out.index[empty]]
+    empty = (n_nodes == 0).to_numpy()
+    near_zone = np.zeros(len(index), dtype=bool)  # zones filled from a nearest node
+    near_idx = np.zeros(0, dtype=np.int64)
+    leg = np.zeros(0)
+    if empty.any() and len(pts):
+        xy = np.column_stack([pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy()])
+        zempty = zones.set_index(key).loc[index[empty]]
         centre = zempty.geometry.centroid
         outside = ~zempty.geometry.contains(centre)
         centre[outside] = zempty.geometry[outside].representative_point()
         dist, idx = cKDTree(xy).query(np.column_stack([centre.x, centre.y]))
         ok = dist <= s.nearest_node_max_m
-        leg[out.index[empty][ok]] = _walk_minutes(dist[ok], s)
-        nearest[out.index[empty][ok]] = idx[ok]
+        near_zone[np.flatnonzero(empty)[ok]] = True
+        near_idx, leg = idx[ok], _walk_minutes(dist[ok], s)
 
-    has_near = nearest >= 0
-    near_idx = nearest[has_near].to_numpy()
+    def per_zone(col: str, how: str) -> np.ndarray:
+        values = pd.to_numeric(joined[col], errors="coerce").groupby(joined[key])
+        return np.array(getattr(values, how)().reindex(index), dtype=float)
+
+    def at_nearest(col: str) -> np.ndarray:
+        return pd.to_numeric(pts[col], errors="coerce").to_numpy(dtype=float)[near_idx]
+
     for target in targets:
         col = f"{target}_minutes"
-        minutes = pd.to_numeric(joined[col], errors="coerce")
-        tmin = minutes.groupby(joined[key]).min().reindex(index)
-        tmed = minutes.groupby(joined[key]).median().reindex(index)
-        if has_near.any():
-            node_t = pd.to_numeric(pts[col], errors="coerce").to_numpy()[near_idx]
-            fill = node_t + leg[has_near].to_numpy()
-            tmin[has_near] = fill
-            tmed[has_near] = fill
-        out[f"{mode}_{target}_minutes_min"] = tmin
-        out[f"{mode}_{target}_minutes_median"] = tmed
+        tmin, tmed = per_zone(col, "min"), per_zone(col, "median")
+        fill = at_nearest(col) + leg
+        tmin[near_zone] = fill
+        tmed[near_zone] = fill
+        cols[f"{mode}_{target}_minutes_min"] = pd.Series(tmin, index=index)
+        cols[f"{mode}_{target}_minutes_median"] = pd.Series(tmed, index=index)
         available = count_cols.get(target, {})
         for limit in COUNT_MINUTES:
-            name = f"{mode}_{target}_count_{limit}min"
-            if limit in available:
-                med = pd.to_numeric(joined[available[limit]], errors="coerce")
-                out[name] = med.groupby(joined[key]).median().reindex(index)
-            else:
-                out[name] = np.nan
-            if has_near.any() and available:
-                fills = []
-                for node, walk in zip(near_idx, leg[has_near].to_numpy(), strict=True):
-                    fits = [n for n in available if n <= limit - walk]
-                    if fits:
-                        fills.append(float(pd.to_numeric(
-                            pts[available[max(fits)]].iloc[node], errors="coerce")))
-                    else:
-                        fills.append(0.0)
-                out.loc[has_near[has_near].index, name] = fills
-    return out
+            counts = (per_zone(available[limit], "median") if limit in available
+                      else np.full(len(index), np.nan))
+            if available:
+                # lower bound: the node's count at the largest threshold <= limit - leg
+                lower = np.zeros(len(near_idx))
+                for n in sorted(available):
+                    lower = np.where(n <= limit - leg, at_nearest(available[n]), lower)
+                counts[near_zone] = lower
+            cols[f"{mode}_{target}_count_{limit}min"] = pd.Series(counts, index=index)
+    return pd.DataFrame(cols, index=index)
 
 
 # --- graph travel times and E2SFCA -----------------------------------------------------------
@@ -505,78 +498,15 @@ def e2sfca(
     return access.reindex(demand.index).fillna(0.0).rename("e2sfca")
 
 
-def _edge_columns(edges: pd.DataFrame, mode: str) -> tuple[str, str, str]:
-    time_col = f"{mode}_s"
-    missing = [c for c in ("u", "v", time_col) if c not in edges.columns]
-    if missing:
-        raise MissingColumnsError(f"access_{mode}_edges", missing, list(edges.columns))
-    return "u", "v", time_col
-
-
-def graph_times_to_targets(
-    edges: pd.DataFrame,
-    targets: Sequence[Any],
-    *,
-    mode: str,
-    cutoff_s: float,
-) -> pd.DataFrame:
-    """Shortest travel times (s) from every node to each target node, within a cutoff.
-
-    Parameters
-    ----------
-    edges
-        Directed edges ``u``, ``v``, ``<mode>_s`` (seconds); a two-way street has both
-        directions.
-    targets
-        Target node ids.
-    cutoff_s
-        Longest time kept (seconds).
-
-    Returns
-    -------
-    Long DataFrame ``target``, ``node``, ``seconds`` (reachable pairs only).
-    """
-    u, v, tcol = _edge_columns(edges, mode)
-    ids = pd.Index(pd.unique(np.concatenate([edges[u].to_numpy(), edges[v].to_numpy()])))
-    n = len(ids)
-    w = pd.to_numeric(edges[tcol], errors="coerce").to_numpy(dtype=float)
-    ok = np.isfinite(w) & (w >= 0)
-    # Transposed graph (v -> u): distances from the targets on it are times *to* them.
-    mat = sparse.coo_matrix(
-        (np.maximum(w[ok], 1e-9), (ids.get_indexer(edges[v].to_numpy()[ok]),
-                                   ids.get_indexer(edges[u].to_numpy()[ok]))),
-        shape=(n, n),
-    ).tocsr()
-    tgt = [t for t in dict.fromkeys(targets) if t in ids]
-    if not tgt:
-        return pd.DataFrame({"target": [], "node": [], "seconds": []})
-    dist = csgraph.dijkstra(mat, directed=True, indices=ids.get_indexer(tgt), limit=cutoff_s)
-    rows, cols = np.nonzero(np.isfinite(dist))
-    return pd.DataFrame({
-        "target": np.asarray(tgt, dtype=object)[rows],
-        "node": ids.to_numpy()[cols],
-        "seconds": dist[rows, cols],
-    })
-
-
-def _node_ids(nodes: pd.DataFrame) -> np.ndarray:
-    for col in ("node", "osmid", "node_id", "id"):
-        if col in nodes.columns:
-            return nodes[col].to_numpy()
-    return nodes.index.to_numpy()
-
-
 def gp_accessibility(
     demand_points: gpd.GeoSeries,
     population: pd.Series,
     gps: gpd.GeoDataFrame,
-    nodes: gpd.GeoDataFrame,
-    edges: pd.DataFrame,
+    graph: StreetGraph,
     *,
-    mode: str,
     settings: Settings | None = None,
 ) -> pd.Series:
-    """E2SFCA GPs per 10,000 inhabitants at each demand point, on the street graph.
+    """E2SFCA GPs per 10,000 inhabitants at each demand point, on a street graph.
 
     Parameters
     ----------
@@ -585,53 +515,44 @@ def gp_accessibility(
     population
         Population per zone id (same index).
     gps
-        General practitioner points (one practitioner per row).
-    nodes, edges
-        The mode's street graph (``access_<mode>_nodes`` / ``_edges``).
-    mode
-        ``walk`` or ``bike``.
+        General practitioner points (one practitioner per row). They snap to the nearest
+        street link (:func:`geo.access.times_within`); those farther than
+        ``settings.snap_max_m`` are left out (logged).
+    graph
+        The mode's street graph (e.g. :func:`geo.network.graph_from_frames` of the
+        access stage's files); its mode names the output.
 
     Returns
     -------
-    Series indexed like ``demand_points``: GPs per 10,000 inhabitants; NaN where the
-    point is farther than ``settings.nearest_node_max_m`` from the graph.
+    Series ``e2sfca_mg_<mode>_per_10k`` indexed like ``demand_points``: GPs per 10,000
+    inhabitants; NaN where the point is farther than ``settings.nearest_node_max_m``
+    from the graph.
     """
     s = settings or get_settings()
-    s.speed_kmh(mode)
     t0 = s.e2sfca_minutes
-    crs = demand_points.crs
-    if crs is None:
-        raise MissingCrsError("E2SFCA demand points have no CRS")
-    node_geom = nodes.geometry.to_crs(crs)
-    xy = np.column_stack([node_geom.x.to_numpy(), node_geom.y.to_numpy()])
-    ids = _node_ids(nodes)
-    tree = cKDTree(xy)
-    dd, di = tree.query(np.column_stack([demand_points.x, demand_points.y]))
-    d_ok = dd <= s.nearest_node_max_m
-    demand = pd.DataFrame({"zone": demand_points.index[d_ok], "node": ids[di[d_ok]],
-                           "leg": _walk_minutes(dd[d_ok], s)})
-    g = gps.geometry.to_crs(crs)
-    gd, gi = tree.query(np.column_stack([g.x, g.y])) if len(g) else (np.array([]),
-                                                                       np.array([], int))
-    g_ok = gd <= s.nearest_node_max_m
-    supply = pd.DataFrame({"gp": np.arange(len(g))[g_ok], "node": ids[gi[g_ok]],
-                           "leg": _walk_minutes(gd[g_ok], s)})
-    result = pd.Series(np.nan, index=demand_points.index, name=f"e2sfca_mg_{mode}_per_10k")
-    result[demand["zone"].to_numpy()] = 0.0
-    if supply.empty or demand.empty:
+    name = f"e2sfca_mg_{graph.mode}_per_10k"
+    near = access.nearest_nodes(graph, demand_points, settings=s)
+    on_graph = near["node"].to_numpy() >= 0
+    result = pd.Series(np.nan, index=demand_points.index, name=name)
+    result[on_graph] = 0.0
+    if len(gps) == 0 or not on_graph.any():
         return result
-    paths = graph_times_to_targets(edges, supply["node"].tolist(), mode=mode,
-                                   cutoff_s=t0 * 60.0)
-    pairs = supply.merge(paths, left_on="node", right_on="target").merge(
-        demand, left_on="node_y", right_on="node", suffixes=("_gp", "_zone")
-    )
-    times = pd.DataFrame({
-        "supply": pairs["gp"],
-        "demand": pairs["zone"],
-        "minutes": pairs["leg_gp"] + pairs["seconds"] / 60.0 + pairs["leg_zone"],
+    # minutes from every node within t0 to each GP (the direction patients travel)
+    reach = access.times_within(graph, gps.geometry, t0, direction="to", settings=s)
+    unsnapped = len(gps) - reach["point"].nunique()
+    if unsnapped:
+        log.debug("E2SFCA %s: %d GP(s) not within reach of any node", graph.mode, unsnapped)
+    demand = pd.DataFrame({
+        "zone": demand_points.index[on_graph],
+        "node": near["node"].to_numpy()[on_graph],
+        "leg": _walk_minutes(near["distance_m"].to_numpy()[on_graph], s),
     })
+    pairs = reach.merge(demand, on="node")
+    times = pd.DataFrame({"supply": pairs["point"], "demand": pairs["zone"],
+                          "minutes": pairs["minutes"] + pairs["leg"]})
     pop = population.reindex(demand["zone"]).fillna(0.0)
-    acc = e2sfca(times, pd.Series(1.0, index=supply["gp"]), pop, catchment_min=t0)
+    supply = pd.Series(1.0, index=pd.RangeIndex(len(gps)))
+    acc = e2sfca(times, supply, pop, catchment_min=t0)
     result[acc.index] = acc.to_numpy() * 10_000
     return result
 
@@ -725,7 +646,7 @@ def _town_inputs(
                            f"(no street network for {insee}?); no {mode} times or E2SFCA")
             continue
         edges_path = town_dir / f"access_{mode}_edges.parquet"
-        edges = pd.read_parquet(edges_path) if edges_path.exists() else None
+        edges = _read_parquet(edges_path, "access edges")
         if edges is None:
             missing.append(f"E2SFCA {mode}: no {edges_path}")
         graphs[mode] = (nodes, edges)
@@ -788,44 +709,27 @@ def aggregate_town(
         missing.append(f"land cover change: {lc_meta['clc_missing']}")
     built_communes = _built_area(zones, lc_sources, "insee")
 
+    street_graphs = {mode: network.graph_from_frames(nodes, edges, mode, settings=s)
+                     for mode, (nodes, edges) in graphs.items() if edges is not None}
+    gps = None
+    if facilities is not None and street_graphs:
+        gps = facilities[facilities["subcategory"] == GP_SUBCATEGORY]
+        log.info("E2SFCA: %d general practitioner(s) in the facility table", len(gps))
+        if gps.empty:
+            gps = None
+            missing.append("E2SFCA: no general practitioner (medecin_generaliste) in the "
+                           "facility table (unknown supply, not zero); not computed")
     layers: dict[int, gpd.GeoDataFrame] = {}
     finest_pieces: pd.DataFrame | None = None
     finest_cells: gpd.GeoDataFrame | None = None
     for res in res_list:
-        grid = h3grid.h3_grid(c.area, res, crs=crs)
-        pieces = h3grid.cell_commune_pieces(grid, zones)
-        pieces.index = pd.Index(pieces["h3"] + "|" + pieces["insee"], name="piece")
-        built_pieces = _built_area(pieces.reset_index(), lc_sources, "piece")
-        pp = cell_population(pieces, pop_by_insee, piece_built=built_pieces,
-                             commune_built=built_communes)
-        pieces["population"] = pp["population"]
-        cell_pop = pieces.groupby("h3")["population"].sum().reindex(grid["h3"]).fillna(0.0)
-
-        table = grid[["h3", "resolution", "area_m2"]].set_index("h3")
-        table["population"] = cell_pop.to_numpy()
-        lc_cells, _ = landcover.landcover_indicators(grid, lc_sources, id_col="h3")
-        table = table.join(lc_cells.set_index("h3"))
-        apl_cols = [p.field for p in APL_PROFESSIONS]
-        table = table.join(area_weighted(pieces, apl, apl_cols))
-        table["apl_mg_sous_dote"] = _below(table["apl_mg"], s.apl_threshold)
-        if facilities is not None:
-            f = facilities.assign(h3=h3grid.points_to_cells(facilities, res))
-            counts = facility_counts(f, "h3").reindex(table.index).fillna(0).astype("int64")
-            table = table.join(counts).join(
-                _per_10k(counts, table["population"], min_population=MIN_CELL_POPULATION)
-            )
-        centroids = grid.set_index("h3").geometry.centroid
-        for mode, (nodes, edges) in graphs.items():
-            table = table.join(access_by_zone(nodes, grid, key="h3", mode=mode, settings=s))
-            if facilities is not None and edges is not None:
-                gps = facilities[facilities["subcategory"] == GP_SUBCATEGORY]
-                table[f"e2sfca_mg_{mode}_per_10k"] = gp_accessibility(
-                    centroids, table["population"], gps, nodes, edges, mode=mode, settings=s
-                )
-        layers[res] = gpd.GeoDataFrame(table.reset_index(),
-                                       geometry=grid.geometry.to_numpy(), crs=crs)
-        log.info("H3 r%d: %d cells, population %.0f", res, len(grid), cell_pop.sum())
-        finest_pieces, finest_cells = pieces, layers[res]
+        layers[res], finest_pieces = _cell_layer(
+            c.area, res, crs=crs, zones=zones, population=pop_by_insee,
+            lc_sources=lc_sources, built_communes=built_communes, apl=apl,
+            facilities=facilities, graphs=graphs, street_graphs=street_graphs, gps=gps,
+            settings=s,
+        )
+        finest_cells = layers[res]
 
     # --- commune layer -----------------------------------------------------------------
     ctab = zones.drop(columns="geometry").set_index("insee")
@@ -855,6 +759,9 @@ def aggregate_town(
         "apl_vintage": "DREES APL 2021 (populations 2019)",
         "apl_threshold": s.apl_threshold,
         "facility_counts_communes": counts_source,
+        "facilities_vintages": _input_metadata(tdir / "facilities.parquet").get("vintages"),
+        "streets": {mode: {k: _input_metadata(tdir / f"access_{mode}_nodes.parquet").get(k)
+                           for k in ("source", "vintage", "dem")} for mode in graphs},
         "e2sfca": {"supply": GP_SUBCATEGORY, "catchment_min": s.e2sfca_minutes,
                    "decay": "truncated Gaussian"},
         "walk_speed_kmh": s.walk_speed_kmh,
@@ -866,6 +773,62 @@ def aggregate_town(
     polygons = landcover.catchment_polygons(coarsest, lc_sources) if lc_sources else None
     return AggregateResult(insee=insee, cells=layers, communes=commune_layer,
                            landcover=polygons, metadata=meta, missing=missing)
+
+
+def _cell_layer(
+    area: Any,
+    res: int,
+    *,
+    crs: str,
+    zones: gpd.GeoDataFrame,
+    population: pd.Series,
+    lc_sources: Sequence[landcover.LandCoverSource],
+    built_communes: pd.Series | None,
+    apl: pd.DataFrame,
+    facilities: gpd.GeoDataFrame | None,
+    graphs: dict[str, tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]],
+    street_graphs: dict[str, StreetGraph],
+    gps: gpd.GeoDataFrame | None,
+    settings: Settings,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """One H3 layer of :func:`aggregate_town` and its cell x commune pieces (with their
+    population)."""
+    s = settings
+    grid = h3grid.h3_grid(area, res, crs=crs)
+    pieces = h3grid.cell_commune_pieces(grid, zones)
+    pieces.index = pd.Index(pieces["h3"] + "|" + pieces["insee"], name="piece")
+    built_pieces = _built_area(pieces.reset_index(), lc_sources, "piece")
+    pieces["population"] = cell_population(pieces, population, piece_built=built_pieces,
+                                           commune_built=built_communes)["population"]
+    cell_pop = pieces.groupby("h3")["population"].sum().reindex(grid["h3"]).fillna(0.0)
+
+    table = grid[["h3", "resolution", "area_m2"]].set_index("h3")
+    table["population"] = cell_pop.to_numpy()
+    lc_cells, _ = landcover.landcover_indicators(grid, lc_sources, id_col="h3")
+    parts = [lc_cells.set_index("h3"),
+             area_weighted(pieces, apl, [p.field for p in APL_PROFESSIONS])]
+    if facilities is not None:
+        f = facilities.assign(h3=h3grid.points_to_cells(facilities, res))
+        counts = facility_counts(f, "h3").reindex(table.index).fillna(0).astype("int64")
+        parts += [counts, _per_10k(counts, table["population"],
+                                   min_population=MIN_CELL_POPULATION)]
+    centroids = grid.set_index("h3").geometry.centroid
+    for mode, (nodes, _) in graphs.items():
+        parts.append(access_by_zone(nodes, grid, key="h3", mode=mode, settings=s))
+        if gps is not None and mode in street_graphs:
+            parts.append(gp_accessibility(centroids, table["population"], gps,
+                                          street_graphs[mode], settings=s).to_frame())
+    table = table.join(parts)
+    flag = _below(table["apl_mg"], s.apl_threshold).rename("apl_mg_sous_dote")
+    at = table.columns.get_loc("apl_sages_femmes") + 1
+    table.insert(at, "apl_mg_sous_dote", flag)
+    log.info("H3 r%d: %d cells, population %.0f", res, len(grid), cell_pop.sum())
+    layer = gpd.GeoDataFrame(table.reset_index(), geometry=grid.geometry.to_numpy(), crs=crs)
+    return layer, pieces
+
+
+def _input_metadata(path: Path) -> dict[str, Any]:
+    return read_parquet_metadata(path) if path.exists() else {}
 
 
 def _built_area(

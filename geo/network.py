@@ -56,6 +56,7 @@ from geo.errors import (
     DataSourceError,
     EmptyGraphError,
     InputFileError,
+    MissingColumnsError,
     MissingCrsError,
 )
 from geo.settings import Settings, get_settings
@@ -69,6 +70,7 @@ __all__ = [
     "Streets",
     "bike_speed_kmh",
     "build_graph",
+    "graph_from_frames",
     "load_streets",
     "mode_rules",
     "read_osm",
@@ -1194,6 +1196,82 @@ class StreetGraph:
             f"{r.get('components', '?')} connected component(s), kept the largest, "
             f"dropped {r.get('dropped_nodes', 0):,} vertices in the others"
         )
+
+
+def graph_from_frames(
+    nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, mode: str, *,
+    settings: Settings | None = None,
+) -> StreetGraph:
+    """Rebuild a :class:`StreetGraph` from what the access stage wrote
+    (``access_<mode>_nodes.parquet`` and ``access_<mode>_edges.parquet``), so later stages
+    (H3 aggregation, E2SFCA) search the same graph without re-reading the streets.
+
+    Link times are exact; times to points inside a link are interpolated along its
+    length (exact on flat links, an approximation of the slope profile otherwise).
+
+    Parameters
+    ----------
+    nodes
+        ``node_id`` and point geometries.
+    edges
+        ``u``, ``v`` (node ids), ``length_m``, ``<mode>_s`` (u to v) and
+        ``<mode>_reverse_s`` (v to u; NaN where not allowed), LineStrings from u to v.
+    """
+    s = settings or get_settings()
+    speed = s.speed_kmh(mode)
+    t_fwd, t_bwd = f"{mode}_s", f"{mode}_reverse_s"
+    for name, frame, cols in (("access nodes", nodes, ["node_id"]),
+                              ("access edges", edges, ["u", "v", "length_m", t_fwd, t_bwd])):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise MissingColumnsError(name, missing, list(frame.columns))
+        if frame.crs is None:
+            raise InputFileError(f"{name} have no CRS")
+    if len(edges) == 0:
+        raise EmptyGraphError(f"the {mode} graph has no link")
+    crs = _check_metric(nodes.crs.to_string())
+    edges = edges.to_crs(nodes.crs)
+    node_id = nodes["node_id"].to_numpy()
+    index = pd.Index(node_id)
+    u = index.get_indexer(edges["u"].to_numpy())
+    v = index.get_indexer(edges["v"].to_numpy())
+    if (u < 0).any() or (v < 0).any():
+        raise InputFileError(f"{int((u < 0).sum() + (v < 0).sum())} {mode} link end(s) "
+                             "are not in the node table")
+    coords, which = shapely.get_coordinates(edges.geometry.values, return_index=True)
+    counts = np.bincount(which, minlength=len(edges))
+    vtx_ptr = np.r_[0, np.cumsum(counts)]
+    step = np.r_[0.0, np.hypot(*np.diff(coords, axis=0).T)]
+    step[vtx_ptr[:-1]] = 0.0  # first vertex of each link
+    cum = np.cumsum(step)
+    vtx_m = cum - np.repeat(cum[vtx_ptr[:-1]], counts)
+    geom_len = vtx_m[vtx_ptr[1:] - 1]
+    length = edges["length_m"].to_numpy(float)
+    fwd = edges[t_fwd].to_numpy(float)
+    bwd = edges[t_bwd].to_numpy(float)
+    flat = length / (speed / 3.6)
+    link_fwd = np.where(np.isfinite(fwd), fwd, flat)
+    link_bwd = np.where(np.isfinite(bwd), bwd, flat)
+    frac = np.divide(vtx_m, np.repeat(np.where(geom_len > 0, geom_len, 1.0), counts))
+    vtx_fwd = frac * np.repeat(link_fwd, counts)
+    # time back to u from a vertex: the v->u time of the part between u and the vertex
+    vtx_bwd = frac * np.repeat(link_bwd, counts)
+    links = pd.DataFrame({
+        "way_id": edges["way_id"].to_numpy() if "way_id" in edges else pd.NA,
+        "highway": edges["highway"].to_numpy() if "highway" in edges else pd.NA,
+        "name": edges["name"].to_numpy() if "name" in edges else pd.NA,
+        "segments": np.maximum(counts - 1, 1).astype(np.int64),
+    })
+    return StreetGraph(
+        mode=mode, crs=crs, speed_kmh=speed, node_id=node_id,
+        node_xy=shapely.get_coordinates(nodes.geometry.values),
+        link_u=u.astype(np.int64), link_v=v.astype(np.int64),
+        link_forward=np.isfinite(fwd), link_backward=np.isfinite(bwd),
+        link_length_m=length, link_fwd_s=link_fwd, link_bwd_s=link_bwd, links=links,
+        vtx_ptr=vtx_ptr, vtx_xy=coords, vtx_m=vtx_m * np.repeat(
+            np.divide(length, geom_len, out=np.ones_like(length), where=geom_len > 0), counts),
+        vtx_fwd_s=vtx_fwd, vtx_bwd_s=vtx_bwd, source="access files",
+    )
 
 
 def _min_csr(tail: np.ndarray, head: np.ndarray, cost: np.ndarray, n: int) -> sparse.csr_array:

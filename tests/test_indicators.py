@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import geopandas as gpd
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo import indicators
+from geo import access, indicators, network
 from geo._io import read_parquet_metadata
 from geo.cli import main
 from geo.errors import MissingColumnsError
@@ -87,16 +88,19 @@ def test_access_by_zone_medians_and_nearest_node_rule(mirror_settings):
 # --- E2SFCA ---------------------------------------------------------------------------------
 
 
-def _line_graph():
-    """Four nodes 375 m apart (5 min at 4.5 km/h), two-way edges."""
+def _line_graph(mode):
+    """Four nodes 375 m apart (5 min at 4.5 km/h, 1.5 min at 15 km/h), two-way links."""
     xs = [0.0, 375.0, 750.0, 1125.0]
-    nodes = gpd.GeoDataFrame({"node": [0, 1, 2, 3]},
+    nodes = gpd.GeoDataFrame({"node_id": [10, 11, 12, 13]},
                              geometry=[shapely.Point(x, 0) for x in xs], crs="EPSG:2154")
-    u = [0, 1, 1, 2, 2, 3]
-    v = [1, 0, 2, 1, 3, 2]
-    edges = pd.DataFrame({"u": u, "v": v, "length_m": 375.0, "walk_s": 300.0,
-                          "bike_s": 90.0})
-    return nodes, edges
+    secs = {"walk": 300.0, "bike": 90.0}[mode]
+    edges = gpd.GeoDataFrame(
+        {"u": [10, 11, 12], "v": [11, 12, 13], "length_m": 375.0, f"{mode}_s": secs,
+         f"{mode}_reverse_s": secs},
+        geometry=[shapely.LineString([(a, 0), (b, 0)]) for a, b in itertools.pairwise(xs)],
+        crs="EPSG:2154",
+    )
+    return network.graph_from_frames(nodes, edges, mode)
 
 
 def _w(t, t0=20.0):
@@ -131,34 +135,54 @@ def test_e2sfca_hand_computed():
 
 def test_gp_accessibility_on_a_street_graph(mirror_settings):
     s = mirror_settings.replace(e2sfca_catchment_min=20)
-    nodes, edges = _line_graph()
     gps = gpd.GeoDataFrame({"subcategory": ["medecin_generaliste"] * 2},
                            geometry=[shapely.Point(0, 0), shapely.Point(1125, 0)],
                            crs="EPSG:2154")
-    # cell "a" is 75 m (1 min walk) off node 0; cell "c" sits on node 2
+    # cell "a" is 75 m (1 min walk) off node 10; cell "c" sits on node 12
     pts = gpd.GeoSeries([shapely.Point(0, 75), shapely.Point(750, 0)], index=["a", "c"],
                         crs="EPSG:2154")
     pop = pd.Series({"a": 100.0, "c": 200.0})
-    out = indicators.gp_accessibility(pts, pop, gps, nodes, edges, mode="walk", settings=s)
+    out = indicators.gp_accessibility(pts, pop, gps, _line_graph("walk"), settings=s)
+    assert out.name == "e2sfca_mg_walk_per_10k"
     r0 = 1 / (100 * _w(1) + 200 * _w(10))
     r3 = 1 / (100 * _w(16) + 200 * _w(5))
     assert out["a"] == pytest.approx((r0 * _w(1) + r3 * _w(16)) * 1e4, rel=1e-9)
     assert out["c"] == pytest.approx((r0 * _w(10) + r3 * _w(5)) * 1e4, rel=1e-9)
-    # on a bike each edge takes 1.5 min (the walked leg to the network stays 1 min)
-    bike = indicators.gp_accessibility(pts, pop, gps, nodes, edges, mode="bike",
-                                       settings=s)
+    # on a bike each link takes 1.5 min (the walked leg to the network stays 1 min)
+    bike = indicators.gp_accessibility(pts, pop, gps, _line_graph("bike"), settings=s)
     r0 = 1 / (100 * _w(1) + 200 * _w(3))
     r3 = 1 / (100 * _w(5.5) + 200 * _w(1.5))
     assert bike["a"] == pytest.approx((r0 * _w(1) + r3 * _w(5.5)) * 1e4, rel=1e-9)
+    # a GP in the middle of a link counts its partial link time
+    mid = gps.iloc[[0]].set_geometry([shapely.Point(187.5, 0)])
+    one = indicators.gp_accessibility(pts, pop, mid, _line_graph("walk"), settings=s)
+    r = 1 / (100 * _w(1 + 2.5) + 200 * _w(7.5))
+    assert one["c"] == pytest.approx(r * _w(7.5) * 1e4, rel=1e-9)
+    # a cell beyond nearest_node_max_m from the graph gets nothing
+    far = gpd.GeoSeries([shapely.Point(0, 5000)], index=["far"], crs="EPSG:2154")
+    none = indicators.gp_accessibility(far, pd.Series({"far": 10.0}), gps,
+                                       _line_graph("walk"), settings=s)
+    assert np.isnan(none["far"])
 
 
-def test_graph_times_follow_one_way_edges():
-    edges = pd.DataFrame({"u": [1, 2], "v": [2, 3], "walk_s": [60.0, 60.0]})
-    times = indicators.graph_times_to_targets(edges, [3], mode="walk", cutoff_s=1e6)
-    got = dict(zip(times["node"], times["seconds"], strict=True))
-    assert got == {3: 0.0, 2: 60.0, 1: 120.0}
-    back = indicators.graph_times_to_targets(edges, [1], mode="walk", cutoff_s=1e6)
-    assert back["node"].tolist() == [1]  # nothing reaches node 1 against the one-way
+def test_graph_from_access_frames_matches_the_built_graph(pdv_streets, mirror_settings):
+    """The graph rebuilt from the access stage's node and edge tables is the graph the
+    access stage searched: same arcs and times, same times to facilities."""
+    for mode in ("walk", "bike"):
+        built = network.build_graph(pdv_streets, mode, settings=mirror_settings)
+        again = network.graph_from_frames(built.nodes_frame(), built.edges_frame(), mode,
+                                          settings=mirror_settings)
+        assert (built.matrix != again.matrix).nnz == 0
+        np.testing.assert_allclose(again.matrix.data, built.matrix.data, rtol=1e-12)
+        pts = gpd.GeoSeries(shapely.points(built.node_xy[::40] + np.array([7.0, 3.0])),
+                            crs="EPSG:2154")
+        a = access.times_within(built, pts, 10, settings=mirror_settings)
+        b = access.times_within(again, pts, 10, settings=mirror_settings)
+        pd.testing.assert_frame_equal(a, b, atol=1e-6)
+    with pytest.raises(MissingColumnsError, match="walk_reverse_s"):
+        network.graph_from_frames(built.nodes_frame(),
+                                  built.edges_frame().rename(columns={"bike_s": "walk_s"}),
+                                  "walk")
 
 
 def test_cell_population_built_up_or_area():
@@ -176,14 +200,9 @@ def test_cell_population_built_up_or_area():
 # --- the aggregate stage on real data ----------------------------------------------------------
 
 
-def _cli(settings, *argv):
-    return main(["--mirror", str(settings.mirror), "--set", f"data_dir={settings.data_dir}",
-                 *argv])
-
-
-def test_aggregate_lot_town_cli(mirror_settings, tmp_path):
+def test_aggregate_lot_town_cli(use_settings, tmp_path):
     out = tmp_path / "out"
-    assert _cli(mirror_settings, "aggregate", "46127", "--res", "8", "--out", str(out)) == 0
+    assert main(["aggregate", "46127", "--res", "8", "--out", str(out)]) == 0
     cells = gpd.read_parquet(out / "h3_r8.parquet")
     comm = gpd.read_parquet(out / "communes.parquet")
     meta = read_parquet_metadata(out / "h3_r8.parquet")
@@ -202,3 +221,30 @@ def test_aggregate_lot_town_cli(mirror_settings, tmp_path):
     # the town is wholly inside the grid: its population is spread entirely over cells
     assert cells["population"].sum() > town["population"]
     assert comm["insee"].str.len().eq(5).all()
+
+
+def test_rouen_clip_cells_have_land_cover_and_access_times(use_settings, tmp_path):
+    """Rouen (76540): CORINE 2012 clip + the OSM road lines inside it, through the real
+    stages (facilities, access, aggregate): some cells get both land cover and times."""
+    out = tmp_path / "76540"
+    assert main(["facilities", "76540", "--out", str(out / "facilities.parquet")]) == 0
+    assert main(["access", "76540", "--out", str(out)]) == 0
+    assert main(["aggregate", "76540", "--res", "9", "--out", str(out)]) == 0
+    cells = gpd.read_parquet(out / "h3_r9.parquet")
+    meta = read_parquet_metadata(out / "h3_r9.parquet")
+    assert meta["clc_year"] == 2012 and meta["clc_sources"] == ["clc2012_rouen"]
+    assert any(m.startswith("land cover change") for m in meta["missing"])
+    covered = cells["clc_nodata_share"] < 1
+    timed = cells["walk_culture_minutes_median"].notna()
+    with_nodes = cells["walk_nodes"] > 0
+    assert (covered & with_nodes).sum() >= 5
+    assert (covered & timed).sum() > (covered & with_nodes).sum()  # nearest-node fill
+    both = cells[covered & with_nodes]
+    assert (both["clc_artificialise_share"] > 0.5).all()  # the city centre
+    assert (both["walk_culture_minutes_min"] <= both["walk_culture_minutes_median"]).all()
+    # beyond the clip: no land cover, but APL and population everywhere
+    assert (~covered).sum() > 0 and cells.loc[~covered, "clc_artificialise_share"].isna().all()
+    assert cells["apl_mg"].notna().all()
+    assert (out / "landcover.parquet").exists()
+    assert gpd.read_parquet(out / "landcover.parquet")["code_12"].isin(
+        [111, 112, 121, 122, 123, 141, 142, 211, 231, 311, 312, 511]).all()

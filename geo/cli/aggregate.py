@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "--landcover-communes, the output file")
     p.add_argument("--inputs", type=Path, default=None, metavar="DIR",
                    help="folder with the town's facilities and access outputs "
-                   "(default data/out/<INSEE>)")
+                   "(default: --out, else data/out/<INSEE>)")
     p.add_argument("--landcover-communes", action="store_true",
                    help="national table: land-cover shares of every covered commune")
     p.add_argument("--departement", nargs="+", default=None, metavar="DEP",
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.insee,
         resolutions=_parse_resolutions(args.res),
         landcover_sources=sources,
-        town_dir=args.inputs,
+        town_dir=args.inputs or args.out,
         settings=settings,
     )
     out_dir = args.out or settings.town_dir(result.insee)
