@@ -8,18 +8,18 @@ licences and vintages recorded in the outputs. Each product is built once per se
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from synthetic_town import TOWN, write_synthetic_town
+from browser.harness import require_browser
+from synthetic_town import OTHER_TOWN, TOWN, write_synthetic_town
 
 from geo import sources
 from geo.export.gpkg import build_gpkg
 from geo.export.tiles import PMTilesSummary, build_pmtiles
 from geo.export.viewer import build_viewer
-from geo.settings import PROJECT_ROOT, Settings, load_settings
+from geo.settings import Settings, load_settings
 
 #: Datasets behind the demo town's layers, fetched from the mirror for provenance.
 PROVENANCE_DATASETS = ("communes_cog", "apl_mg", "osm_pont_de_veyle")
@@ -50,10 +50,6 @@ def town_pmtiles(town_gpkg: Path, publish_settings: Settings) -> PMTilesSummary:
     return build_pmtiles(TOWN, settings=publish_settings)
 
 
-#: A second built town: no street network, with land cover (like a Lot town).
-OTHER_TOWN = ("46127", "Gourdon")
-
-
 @pytest.fixture(scope="session")
 def other_town_pmtiles(publish_settings: Settings) -> PMTilesSummary:
     insee, nom = OTHER_TOWN
@@ -72,16 +68,7 @@ def built_viewer(town_pmtiles: PMTilesSummary, other_town_pmtiles: PMTilesSummar
 
 @pytest.fixture(scope="session")
 def node() -> str:
-    """The ``node`` executable and the npm packages (fails under CI when missing)."""
-    exe = shutil.which("node")
-    missing = []
-    if exe is None:
-        missing.append("node")
-    if not (PROJECT_ROOT / "node_modules" / "playwright-core").is_dir():
-        missing.append("node_modules (make install-web)")
-    if missing:
-        msg = f"needs {', '.join(missing)}"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return str(exe)
+    """The ``node`` executable, with the npm packages and Chromium (skips, or fails under
+    CI, when one is missing)."""
+    require_browser()
+    return str(shutil.which("node"))

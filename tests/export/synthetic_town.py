@@ -19,6 +19,8 @@ from shapely.geometry import LineString, Point, Polygon, box
 from geo._io import write_parquet
 
 TOWN = "01306"
+#: A second built town in the viewer tests: no street network, with land cover.
+OTHER_TOWN = ("46127", "Gourdon")
 #: Town hall of Pont-de-Veyle (EPSG:2154, approximately).
 HALL_X, HALL_Y = 845_365.0, 6_575_495.0
 L93 = "EPSG:2154"
@@ -184,5 +186,5 @@ def layer_names(streets: bool = True) -> list[str]:
     return names + (["isochrones", "network_edges"] if streets else [])
 
 
-__all__ = ["TOWN", "layer_names", "write_synthetic_town"]
+__all__ = ["OTHER_TOWN", "TOWN", "layer_names", "write_synthetic_town"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OTHER_TOWN
-from synthetic_town import TOWN
+from browser.harness import ARTIFACTS, CHROMIUM
+from synthetic_town import OTHER_TOWN, TOWN
 
 from geo.export.serve import serve_in_thread
 from geo.export.viewer import build_viewer
@@ -25,18 +25,11 @@ from geo.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCRIPT = PROJECT_ROOT / "tests" / "browser" / "viewer_check.mjs"
-ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture(scope="module")
 def browser_run(node: str, built_viewer: Path, publish_settings: Settings) -> Iterator[dict]:
-    if not Path(CHROMIUM).is_file():
-        msg = f"headless Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(msg)
-        pytest.skip(msg)
     server, url = serve_in_thread(publish_settings.out_dir)
     try:
         proc = subprocess.run([node, str(SCRIPT), url, TOWN, str(ARTIFACTS), OTHER_TOWN[0]],
