@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 from geo._categories import load_categories
 from geo.errors import InputFileError
+from geo.landcover import CLC_LABELS_FR, LEVEL1_LABELS_FR
 from geo.settings import Settings, get_settings
 
 __all__ = [
+    "CLC_LEVEL1_LABELS",
     "FieldLabel",
     "category_groups",
     "category_labels",
@@ -67,12 +69,9 @@ _BUILTIN_LABELS = {
     "patrimoine": "patrimoine",
 }
 
-_CLC_LEVEL1 = {
-    "artificialise": "territoires artificialisés",
-    "agricole": "territoires agricoles",
-    "foret_semi_naturel": "forêts et milieux semi-naturels",
-    "zone_humide": "zones humides",
-    "eau": "surfaces en eau",
+#: French labels of the level-1 CORINE Land Cover keys (lower case, for sentences).
+CLC_LEVEL1_LABELS = {
+    **{k: v[0].lower() + v[1:] for k, v in LEVEL1_LABELS_FR.items()},
     "nodata": "sans donnée",
 }
 
@@ -129,7 +128,13 @@ _FIXED: dict[str, tuple[str, str]] = {
     "clc_artificialise_change_2012_2018": (
         "Évolution de la part artificialisée 2012-2018", "points de %"),
     "apl_mg_sous_dote": ("Sous-doté en médecins généralistes (APL < 2,5)", ""),
-    "code_18": ("Code CORINE Land Cover", ""),
+    "code_18": ("Code CORINE Land Cover 2018", ""),
+    "code_12": ("Code CORINE Land Cover 2012", ""),
+    "clc_level1": ("Occupation des sols (CORINE, niveau 1)", ""),
+    "label": ("Classe CORINE Land Cover", ""),
+    "resolution": ("Résolution H3", ""),
+    "walk_nodes": ("Nœuds du réseau piéton dans la zone", ""),
+    "bike_nodes": ("Nœuds du réseau cyclable dans la zone", ""),
 }
 
 
@@ -225,8 +230,9 @@ def field_label(name: str, labels: Mapping[str, str] | None = None) -> FieldLabe
         return FieldLabel(f"Nombre d'équipements : {_target(m[1], labels)}")
     if m := re.match(r"^clc_(.+)_share$", name):
         key = m[1]
-        what = _CLC_LEVEL1.get(key, f"CORINE {key}" if key.isdigit() else key.replace("_", " "))
-        return FieldLabel(f"Part {what}", "%")
+        if key.isdigit() and int(key) in CLC_LABELS_FR:
+            return FieldLabel(f"Part CORINE {key} : {CLC_LABELS_FR[int(key)].lower()}", "%")
+        return FieldLabel(f"Part {CLC_LEVEL1_LABELS.get(key, key.replace('_', ' '))}", "%")
     if m := re.match(r"^(.+)_(m|km|kmh|s|minutes|mw|km2)$", name):
         unit = {"kmh": "km/h", "minutes": "min", "mw": "MW", "km2": "km²"}.get(m[2], m[2])
         return FieldLabel(m[1].replace("_", " ").capitalize(), unit)

@@ -29,6 +29,7 @@ import pandas as pd
 from geo._io import read_parquet_metadata
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.export.fields import category_groups, category_labels
+from geo.landcover import LEVEL1
 from geo.settings import Settings, get_settings
 
 __all__ = [
@@ -89,7 +90,7 @@ LAYERS: tuple[LayerSpec, ...] = (
 
 _BY_NAME = {spec.name: spec for spec in LAYERS}
 
-_CLC_LEVEL1 = ("artificialise", "agricole", "foret_semi_naturel", "zone_humide", "eau")
+_CLC_LEVEL1 = tuple(LEVEL1.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from pmtiles.reader import MmapSource, Reader
 
 from geo._io import atomic_path, write_json_atomic
 from geo.errors import InputFileError
-from geo.export.fields import category_labels, field_labels
+from geo.export.fields import CLC_LEVEL1_LABELS, category_labels, field_labels
 from geo.export.views import STYLES_DIR, load_views
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -60,11 +60,8 @@ _VENDOR = (
 #: Labels of coded values shown in popups.
 _VALUE_LABELS = {
     "mode": {"walk": "à pied", "bike": "à vélo"},
-    "clc_dominant": {
-        "artificialise": "territoires artificialisés", "agricole": "territoires agricoles",
-        "foret_semi_naturel": "forêts et milieux semi-naturels",
-        "zone_humide": "zones humides", "eau": "surfaces en eau",
-    },
+    "clc_level1": CLC_LEVEL1_LABELS,
+    "clc_dominant": CLC_LEVEL1_LABELS,
     "highway": {
         "motorway": "autoroute", "trunk": "voie express", "primary": "route principale",
         "secondary": "route secondaire", "tertiary": "route tertiaire",

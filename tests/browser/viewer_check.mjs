@@ -91,6 +91,12 @@ try {
     await page.waitForFunction(() => document.body.dataset.view === "occupation_sols" && document.body.dataset.state === "ready",
       null, { timeout: TIMEOUT_MS, polling: 200 });
     result.other.landcover = await page.evaluate(() => window.pvdViewer.renderedCounts());
+    // street scale: the CORINE polygons replace the hexagons
+    result.other.landcoverZoom15 = await page.evaluate(() => new Promise((resolve) => {
+      const { map } = window.pvdViewer;
+      map.once("idle", () => resolve(window.pvdViewer.renderedCounts()));
+      map.jumpTo({ zoom: 15 });
+    }));
     await page.screenshot({ path: screenshot });
     result.other.screenshot = screenshot;
   }

@@ -154,6 +154,25 @@ def _edges(mode: str, step: float) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, crs=L93)
 
 
+def _corine(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """CORINE polygons as the aggregate stage writes them (``landcover.parquet``)."""
+    classes = [(112, "artificialise", "Tissu urbain discontinu"),
+               (211, "agricole", "Terres arables hors périmètres d'irrigation"),
+               (311, "foret_semi_naturel", "Forêts de feuillus"),
+               (411, "zone_humide", "Marais intérieurs"),
+               (512, "eau", "Plans d'eau")]
+    x0, y0, x1, y1 = communes.total_bounds
+    rows = []
+    step = 500.0
+    for i, x in enumerate(np.arange(x0, x1, step)):
+        for j, y in enumerate(np.arange(y0, y1, step)):
+            code, level1, label = classes[(i * 7 + j * 3) % len(classes)]
+            cell = box(x, y, x + step, y + step)
+            rows.append({"code_18": code, "clc_level1": level1, "label": label,
+                         "area_m2": cell.area, "geometry": cell})
+    return gpd.GeoDataFrame(rows, crs=L93)
+
+
 def write_synthetic_town(town_dir: Path, *, streets: bool = True, landcover: bool = False,
                          card: bool = True, insee: str = TOWN,
                          nom: str = "Pont-de-Veyle") -> Path:
@@ -165,6 +184,9 @@ def write_synthetic_town(town_dir: Path, *, streets: bool = True, landcover: boo
     _cells(8, communes, landcover).to_parquet(town_dir / "h3_r8.parquet")
     _cells(9, communes, landcover).to_parquet(town_dir / "h3_r9.parquet")
     _facilities(insee).to_parquet(town_dir / "facilities.parquet")
+    if landcover:
+        write_parquet(_corine(communes), town_dir / "landcover.parquet",
+                      metadata={"layer": "landcover", "insee": insee, "clc_year": 2018})
     if streets:
         write_parquet(_isochrones(), town_dir / "isochrones.parquet",
                       metadata={"insee": insee, "origin": "OSM amenity=townhall (Mairie)"})
@@ -180,9 +202,10 @@ def write_synthetic_town(town_dir: Path, *, streets: bool = True, landcover: boo
     return town_dir
 
 
-def layer_names(streets: bool = True) -> list[str]:
+def layer_names(streets: bool = True, landcover: bool = False) -> list[str]:
     """Layers a GeoPackage of the synthetic town holds."""
     names = ["communes", "h3_r8", "h3_r9", "facilities"]
+    names += ["landcover"] if landcover else []
     return names + (["isochrones", "network_edges"] if streets else [])
 
 

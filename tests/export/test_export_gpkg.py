@@ -176,8 +176,10 @@ def test_land_cover_and_missing_optional_layers(publish_settings: Settings,
                                                 tmp_path: Path) -> None:
     folder = write_synthetic_town(tmp_path / TOWN, streets=False, landcover=True, card=False)
     out = build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
-    assert set(map(str, pyogrio.list_layers(out)[:, 0])) == {*layer_names(streets=False),
-                                                             "layer_styles"}
+    assert set(map(str, pyogrio.list_layers(out)[:, 0])) == {
+        *layer_names(streets=False, landcover=True), "layer_styles"}
+    corine = _qml(out, "landcover", "CORINE Land Cover (niveau 1)").find("renderer-v2")
+    assert (corine.get("type"), corine.get("attr")) == ("categorizedSymbol", "clc_level1")
     cells = pyogrio.read_dataframe(out, layer="h3_r9")
     keys = ["artificialise", "agricole", "foret_semi_naturel", "zone_humide", "eau"]
     shares = cells[[f"clc_{k}_share" for k in keys]].to_numpy()

@@ -104,4 +104,6 @@ def test_town_picker_and_missing_layers(browser_run: dict) -> None:
     assert "Pas de couche « isochrones » pour cette ville : donnée non disponible." in (
         "\n".join(other["legend"]))
     assert other["landcover"]["sols-h3"] > 0
+    zoomed = other["landcoverZoom15"]
+    assert zoomed["sols-corine"] > 0 and zoomed["sols-h3"] == 0
     assert browser_run["errors"] == []
