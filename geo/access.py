@@ -354,20 +354,20 @@ def nearest_times(
     snap = snap if snap is not None else snap_points(graph, facilities, settings=settings)
     targets = {"all": np.ones(len(snap), dtype=bool)} if targets is None else targets
     n = graph.n_nodes
-    masks = {name: _as_mask(sel, len(snap)) & snap["snapped"].to_numpy(bool)
-             for name, sel in targets.items()}
-    groups = []
-    for mask in masks.values():
-        anchors = _anchors_from_snap(snap[mask])
-        groups.append(_toward_groups(graph, anchors))
+    ok = snap["snapped"].to_numpy(bool)
+    anchors = _anchors_from_snap(snap)  # the snapped facilities, in order
+    masks = {name: (_as_mask(sel, len(snap)) & ok)[ok] for name, sel in targets.items()}
+    heads, secs = _toward_groups(graph, anchors)
+    groups = [(heads[np.r_[m, m]], secs[np.r_[m, m]]) for m in masks.values()]
     augmented = _with_sources(graph.matrix_t, groups)
     out = {}
-    for k, name in enumerate(masks):
-        if not masks[name].any():
+    for k, (name, mask) in enumerate(masks.items()):
+        if not mask.any():
             out[name] = np.full(n, np.nan)
             continue
         dist = dijkstra(augmented, directed=True, indices=n + k)[:n]
-        out[name] = np.where(np.isfinite(dist), dist / 60.0, np.nan)
+        dist[np.isinf(dist)] = np.nan
+        out[name] = dist / 60.0
     return pd.DataFrame(out)
 
 
@@ -574,25 +574,14 @@ def isochrones(
     top = lo[1] + nrow * cell
     col = np.floor((xy[:, 0] - lo[0]) / cell).astype(np.int64)
     row = np.floor((top - xy[:, 1]) / cell).astype(np.int64)
-    grid = np.full(nrow * ncol, np.inf)
-    np.minimum.at(grid, row * ncol + col, t)
-    # time to the nearest reached street point within buffer_m of each cell
-    near = _disk_min_filter(grid.reshape(nrow, ncol), buffer / cell)
-    from rasterio.features import shapes
-    from rasterio.transform import from_origin
-
-    transform = from_origin(lo[0], top, cell, cell)
+    grid = np.full(nrow * ncol, np.inf, dtype=np.float32)
+    np.minimum.at(grid, row * ncol + col, t.astype(np.float32))
+    # earliest time of the street points within buffer_m of each cell; traced cell edges
+    # lie half a cell beyond the cell centres tested, hence the half-cell smaller disk
+    near = _disk_min_filter(grid.reshape(nrow, ncol), max(buffer / cell - 0.5, 0.0))
     rows = []
     for m in mins:
-        inside = near <= m * 60.0
-        polys = [
-            shapely.polygons(shapely.linearrings(np.asarray(g["coordinates"][0])),
-                             holes=[shapely.linearrings(np.asarray(h))
-                                    for h in g["coordinates"][1:]] or None)
-            for g, _ in shapes(inside.view(np.uint8), mask=inside, connectivity=4,
-                               transform=transform)
-        ] if inside.any() else []
-        geom = MultiPolygon(polys) if polys else MultiPolygon()
+        geom = _trace(near <= np.float32(m * 60.0), lo[0], top, cell)
         rows.append({"mode": graph.mode, "minutes": int(m), "area_m2": geom.area,
                      "street_km": samples.street_m(m * 60.0) / 1000, "geometry": geom})
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=graph.crs)
@@ -612,6 +601,29 @@ class Samples:
         same = self.link[1:] == self.link[:-1]
         both = (self.seconds[1:] <= limit_s) & (self.seconds[:-1] <= limit_s) & same
         return float((self.offset_m[1:] - self.offset_m[:-1])[both].sum())
+
+
+def _trace(inside: np.ndarray, left: float, top: float, cell: float) -> MultiPolygon:
+    """The cells of a boolean grid as polygons traced along cell edges (4-connected, so
+    parts touching at a corner are separate polygons and the result is valid)."""
+    from rasterio.features import shapes
+    from rasterio.transform import from_origin
+
+    rows_any = np.flatnonzero(inside.any(axis=1))
+    if rows_any.size == 0:
+        return MultiPolygon()
+    cols_any = np.flatnonzero(inside.any(axis=0))
+    r0, r1, c0, c1 = rows_any[0], rows_any[-1] + 1, cols_any[0], cols_any[-1] + 1
+    crop = np.ascontiguousarray(inside[r0:r1, c0:c1])
+    transform = from_origin(left + c0 * cell, top - r0 * cell, cell, cell)
+    polys = [
+        shapely.polygons(shapely.linearrings(np.asarray(g["coordinates"][0])),
+                         holes=[shapely.linearrings(np.asarray(h))
+                                for h in g["coordinates"][1:]] or None)
+        for g, _ in shapes(crop.view(np.uint8), mask=crop, connectivity=4,
+                           transform=transform)
+    ]
+    return MultiPolygon(polys)
 
 
 def _disk_min_filter(values: np.ndarray, radius: float) -> np.ndarray:

@@ -1391,6 +1391,67 @@ def build_graph(
     return g
 
 
+def _interior_vertices(
+    a: np.ndarray, b: np.ndarray, fw: np.ndarray, bw: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices a chain passes through (two segments, same allowed directions), and the
+    segment pairs they join. One vertex of every pure cycle stays a node."""
+    m = a.size
+    seg = np.arange(m)
+    # incidences (vertex, segment, vertex is the segment's b end), grouped by vertex
+    inc_v = np.concatenate([a, b])
+    order = np.argsort(inc_v, kind="stable")
+    inc_s = np.concatenate([seg, seg])[order]
+    inc_end_b = (order >= m)
+    deg = np.bincount(inc_v, minlength=n)
+    del inc_v, order
+    start = np.r_[0, np.cumsum(deg)[:-1]]
+    cand = np.flatnonzero(deg == 2)
+    s1, s2 = inc_s[start[cand]], inc_s[start[cand] + 1]
+    e1b, e2b = inc_end_b[start[cand]], inc_end_b[start[cand] + 1]
+    del inc_s, inc_end_b, start
+    # into the vertex / out of it along each segment
+    in1 = np.where(e1b, fw[s1], bw[s1])
+    out1 = np.where(e1b, bw[s1], fw[s1])
+    in2 = np.where(e2b, fw[s2], bw[s2])
+    out2 = np.where(e2b, bw[s2], fw[s2])
+    ok = (in1 == out2) & (out1 == in2)
+    interior = np.zeros(n, dtype=bool)
+    interior[cand[ok]] = True
+    pair_v, pair_a, pair_b = cand[ok], s1[ok], s2[ok]
+    if pair_a.size:
+        chain = sparse.coo_array((np.ones(pair_a.size, dtype=np.int8), (pair_a, pair_b)),
+                                 shape=(m, m))
+        _, lab = connected_components(chain, directed=False)
+        n_pairs = np.bincount(lab[pair_a], minlength=lab.max() + 1)
+        n_segs = np.bincount(lab, minlength=lab.max() + 1)
+        cyclic = n_pairs >= n_segs
+        if cyclic.any():
+            pair_lab = lab[pair_a]
+            first_pair = pd.Series(np.arange(pair_a.size)).groupby(pair_lab).first()
+            breaks = first_pair[cyclic[first_pair.index.to_numpy()]].to_numpy()
+            interior[pair_v[breaks]] = False
+            keep_pair = np.ones(pair_a.size, dtype=bool)
+            keep_pair[breaks] = False
+            pair_a, pair_b = pair_a[keep_pair], pair_b[keep_pair]
+    return interior, pair_a, pair_b
+
+
+def _orient(
+    sa: np.ndarray, sb: np.ndarray, new_chain: np.ndarray, interior: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end vertex of each ordered segment, and whether it runs against its way.
+
+    A chain's first segment leaves its end node; the others leave the vertex they share
+    with the previous segment.
+    """
+    prev_a, prev_b = np.r_[-1, sa[:-1]], np.r_[-1, sb[:-1]]
+    shares_a = interior[sa] & ((sa == prev_a) | (sa == prev_b))
+    del prev_a, prev_b
+    start_a = np.where(new_chain, ~interior[sa], shares_a)
+    return np.where(start_a, sa, sb), np.where(start_a, sb, sa), ~start_a
+
+
 def _chain_order(
     pair_a: np.ndarray, pair_b: np.ndarray, starts: np.ndarray, lab: np.ndarray, m: int
 ) -> np.ndarray:
@@ -1404,7 +1465,8 @@ def _chain_order(
     root = m
     rows = np.concatenate([pair_a, pair_b, np.full(starts.size, root)])
     cols = np.concatenate([pair_b, pair_a, starts])
-    walk = sparse.csr_array((np.ones(rows.size), (rows, cols)), shape=(m + 1, m + 1))
+    walk = sparse.csr_array((np.ones(rows.size, dtype=np.int8), (rows, cols)),
+                            shape=(m + 1, m + 1))
     _, pred = breadth_first_order(walk, root, directed=True, return_predecessors=True)
     nxt = pred.copy()
     nxt[root] = root
@@ -1432,63 +1494,25 @@ def _contract(
     """Chains of segments through degree-2 vertices -> links with vertex arrays."""
     a, b = st.seg_a, st.seg_b
     m, n = a.size, len(st.node_id)
-    seg = np.arange(m)
-    # incidences: (vertex, segment, vertex is the segment's b end)
-    inc_v = np.concatenate([a, b])
-    inc_s = np.concatenate([seg, seg])
-    inc_end_b = np.concatenate([np.zeros(m, bool), np.ones(m, bool)])
-    order = np.argsort(inc_v, kind="stable")
-    inc_v, inc_s, inc_end_b = inc_v[order], inc_s[order], inc_end_b[order]
-    deg = np.bincount(inc_v, minlength=n)
-    interior = np.zeros(n, dtype=bool)
-    pair_a = pair_b = np.zeros(0, dtype=np.int64)
     if simplify:
-        start = np.r_[0, np.cumsum(deg)[:-1]]
-        cand = np.flatnonzero(deg == 2)
-        s1, s2 = inc_s[start[cand]], inc_s[start[cand] + 1]
-        e1b, e2b = inc_end_b[start[cand]], inc_end_b[start[cand] + 1]
-        # into the vertex / out of it along each segment
-        in1 = np.where(e1b, fw[s1], bw[s1])
-        out1 = np.where(e1b, bw[s1], fw[s1])
-        in2 = np.where(e2b, fw[s2], bw[s2])
-        out2 = np.where(e2b, bw[s2], fw[s2])
-        ok = (in1 == out2) & (out1 == in2)
-        interior[cand[ok]] = True
-        pair_v = cand[ok]
-        pair_a, pair_b = s1[ok], s2[ok]
-        # pure cycles (no vertex that stays a node): keep one vertex per cycle as a node
-        if pair_a.size:
-            chain = sparse.coo_array((np.ones(pair_a.size), (pair_a, pair_b)), shape=(m, m))
-            _, lab = connected_components(chain, directed=False)
-            n_pairs = np.bincount(lab[pair_a], minlength=lab.max() + 1)
-            n_segs = np.bincount(lab, minlength=lab.max() + 1)
-            cyclic = n_pairs >= n_segs
-            if cyclic.any():
-                pair_lab = lab[pair_a]
-                first_pair = pd.Series(np.arange(pair_a.size)).groupby(pair_lab).first()
-                breaks = first_pair[cyclic[first_pair.index.to_numpy()]].to_numpy()
-                interior[pair_v[breaks]] = False
-                keep_pair = np.ones(pair_a.size, dtype=bool)
-                keep_pair[breaks] = False
-                pair_a, pair_b = pair_a[keep_pair], pair_b[keep_pair]
+        interior, pair_a, pair_b = _interior_vertices(a, b, fw, bw, n)
+    else:
+        interior = np.zeros(n, dtype=bool)
+        pair_a = pair_b = np.zeros(0, dtype=np.int64)
     # chains: components of segments joined at interior vertices
-    chain = sparse.coo_array((np.ones(pair_a.size), (pair_a, pair_b)), shape=(m, m))
+    chain = sparse.coo_array((np.ones(pair_a.size, dtype=np.int8), (pair_a, pair_b)),
+                             shape=(m, m))
     _, lab = connected_components(chain, directed=False)
+    del chain
     # a chain starts at a segment with a vertex that stays a node
     at_end = ~interior[a] | ~interior[b]
-    starts = pd.Series(seg[at_end]).groupby(lab[at_end]).min().to_numpy()
+    starts = pd.Series(np.flatnonzero(at_end)).groupby(lab[at_end]).min().to_numpy()
     seq = _chain_order(pair_a, pair_b, starts, lab, m)
+    del pair_a, pair_b, at_end, starts
     lab_seq = lab[seq]
     new_chain = np.r_[True, lab_seq[1:] != lab_seq[:-1]]
-    sa, sb = a[seq], b[seq]
-    # orientation: a chain's first segment leaves its end node; the others leave the
-    # vertex they share with the previous segment
-    prev_a, prev_b = np.r_[-1, sa[:-1]], np.r_[-1, sb[:-1]]
-    shares_a = interior[sa] & ((sa == prev_a) | (sa == prev_b))
-    start_a = np.where(new_chain, ~interior[sa], shares_a)
-    p = np.where(start_a, sa, sb)
-    q = np.where(start_a, sb, sa)
-    flip = ~start_a
+    del lab, lab_seq
+    p, q, flip = _orient(a[seq], b[seq], new_chain, interior)
     s_fw = np.where(flip, bw[seq], fw[seq])
     s_bw = np.where(flip, fw[seq], bw[seq])
     s_tf = np.where(flip, t_b[seq], t_f[seq])
