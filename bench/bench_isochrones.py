@@ -16,7 +16,9 @@ areas, intersection over union with the reference, and the area difference
 (symmetric difference / reference area).
 
 Graphs: Saint-Germain-en-Laye (from its commune centroid) and Pont-de-Veyle (from the OSM
-town hall), walking and cycling. Results: ``bench/results/isochrones.csv``.
+town hall), walking and cycling. Times are CPU seconds of the process
+(``time.process_time``; both methods are single-threaded). Results:
+``bench/results/isochrones.csv``.
 """
 
 from __future__ import annotations
@@ -124,19 +126,19 @@ def compare(poly, ref) -> tuple[float, float]:
 
 def bench(label, graph, origin, buffer_m, rows):
     center = int(access.nearest_nodes(graph, [origin])["node"].iloc[0])
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     g = to_osmnx_style(graph)
-    t_build = time.perf_counter() - t0
+    t_build = time.process_time() - t0
     access.isochrones(graph, origin)  # warm imports
     best = {"ours": np.inf, "osmnx": np.inf}
     for _ in range(2):  # interleaved rounds: both see the same machine load
         for _ in range(3):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             ours = access.isochrones(graph, origin)
-            best["ours"] = min(best["ours"], time.perf_counter() - t0)
-        t0 = time.perf_counter()
+            best["ours"] = min(best["ours"], time.process_time() - t0)
+        t0 = time.process_time()
         theirs = make_iso_polys(g, center, MINUTES, buffer_m, buffer_m)
-        best["osmnx"] = min(best["osmnx"], time.perf_counter() - t0)
+        best["osmnx"] = min(best["osmnx"], time.process_time() - t0)
     t_ours, t_osmnx = best["ours"], best["osmnx"]
     refs = reference(graph, origin, MINUTES, buffer_m)
     for k, m in enumerate(MINUTES):

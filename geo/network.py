@@ -168,15 +168,6 @@ class Streets:
         keep = inside[self.seg_a] | inside[self.seg_b]
         return _subset(self, keep)
 
-    def lines(self) -> gpd.GeoDataFrame:
-        """The segments as a GeoDataFrame (``way_id``, ``highway``, geometry), for maps."""
-        coords = np.stack([self.xy[self.seg_a], self.xy[self.seg_b]], axis=1)
-        ways = self.ways.iloc[self.seg_way]
-        return gpd.GeoDataFrame(
-            {"way_id": ways["way_id"].to_numpy(), "highway": ways["highway"].to_numpy()},
-            geometry=shapely.linestrings(coords), crs=self.crs,
-        )
-
 
 def _subset(st: Streets, keep: np.ndarray) -> Streets:
     """``st`` with only the segments in boolean mask ``keep`` (vertices compacted)."""

@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+from hypothesis.strategies import composite as st_composite
 
 from geo import access, network, sources
 from geo._io import read_parquet_metadata
@@ -344,3 +347,47 @@ def test_cli_access_pont_de_veyle(tmp_path, mirror_settings, pdv_facilities, cap
 def test_run_town_without_street_source(mirror_settings, pdv_facilities):
     with pytest.raises(DataSourceError, match="no street source for 46042"):
         access.run_town("46042", facilities=pdv_facilities, settings=mirror_settings)
+
+
+# --- property: any small street grid -----------------------------------------------------------
+
+
+@st_composite
+def street_grids(draw):
+    """Random grids of streets (some missing, one-way either way, bent in the middle) and
+    facility points around them."""
+    k = draw(hst.integers(2, 5))
+    rng = np.random.default_rng(draw(hst.integers(0, 2**32 - 1)))
+    lines, oneway = [], []
+    for i in range(k):
+        for j in range(k):
+            for di, dj in ((1, 0), (0, 1)):
+                if i + di >= k or j + dj >= k or rng.random() < 0.2:
+                    continue
+                a = (i * 100.0, j * 100.0)
+                b = ((i + di) * 100.0, (j + dj) * 100.0)
+                mid = ((a[0] + b[0]) / 2 + rng.normal(0, 10), (a[1] + b[1]) / 2 + rng.normal(0, 10))
+                lines.append([a, mid, b] if rng.random() < 0.5 else [a, b])
+                oneway.append(rng.choice(["B", "B", "F", "T"]))
+    if not lines:
+        lines, oneway = [[(0.0, 0.0), (100.0, 0.0)]], ["B"]
+    n_fac = draw(hst.integers(1, 6))
+    fac_xy = rng.uniform(-20, k * 100.0, (n_fac, 2))
+    return lines, oneway, fac_xy
+
+
+@given(street_grids())
+@settings(max_examples=40, deadline=None)
+def test_nearest_times_equal_networkx_on_random_grids(grid):
+    lines, oneway, fac_xy = grid
+    streets = line_streets(lines, oneway=oneway)
+    n = len(fac_xy)
+    fac = gpd.GeoDataFrame({"category": ["sante"] * n, "subcategory": ["x"] * n},
+                           geometry=shapely.points(fac_xy), crs=L93)
+    for mode in network.MODES:
+        for simplify in (True, False):
+            graph = build_graph(streets, mode, simplify=simplify)
+            snap = access.snap_points(graph, fac)
+            got = access.nearest_times(graph, fac, snap=snap)["all"].to_numpy()
+            ref = reference_times(graph, snap, np.ones(len(fac), dtype=bool))
+            np.testing.assert_allclose(got * 60, ref * 60, atol=1e-6, rtol=0)
