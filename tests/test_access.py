@@ -391,3 +391,21 @@ def test_nearest_times_equal_networkx_on_random_grids(grid):
             got = access.nearest_times(graph, fac, snap=snap)["all"].to_numpy()
             ref = reference_times(graph, snap, np.ones(len(fac), dtype=bool))
             np.testing.assert_allclose(got * 60, ref * 60, atol=1e-6, rtol=0)
+
+
+def test_graph_rebuilt_from_the_access_files_gives_the_same_times(pdv_streets, pdv_facilities,
+                                                                  tmp_path):
+    """Later stages rebuild the graph from access_<mode>_{nodes,edges}.parquet."""
+    for mode in network.MODES:
+        graph = build_graph(pdv_streets, mode)
+        graph.nodes_frame().to_parquet(tmp_path / "nodes.parquet")
+        graph.edges_frame().to_parquet(tmp_path / "edges.parquet")
+        again = network.graph_from_frames(gpd.read_parquet(tmp_path / "nodes.parquet"),
+                                          gpd.read_parquet(tmp_path / "edges.parquet"), mode)
+        a = access.nearest_times(graph, pdv_facilities)["all"]
+        b = access.nearest_times(again, pdv_facilities)["all"]
+        np.testing.assert_allclose(a, b, atol=1e-6)
+        tw_a = access.times_within(graph, pdv_facilities, 10)
+        tw_b = access.times_within(again, pdv_facilities, 10)
+        assert len(tw_a) == len(tw_b)
+        np.testing.assert_allclose(tw_a["minutes"], tw_b["minutes"], atol=1e-6)
