@@ -39,7 +39,7 @@ APL per cell
 Facilities
     ``n_<category>`` and ``n_<subcategory>``: per cell, the town's facility points
     (``facilities.parquet``) whose H3 index is the cell; per commune, the national
-    commune counts (``data/interim/facility_counts_communes.parquet``, a complete
+    commune counts (``data/interim/facilities_communes.parquet``, a complete
     BPE-based inventory) when built, else the town's points in the commune (their
     ``insee``, else the polygon they fall in). ``n_<category>_per_10k`` per 10,000
     inhabitants (cells: their estimated population, below; only for cells of at least
@@ -98,6 +98,7 @@ from scipy.spatial import cKDTree
 from geo import access, communes, h3grid, landcover, network, sources
 from geo._io import atomic_path, read_parquet_metadata, write_parquet
 from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
+from geo.facilities import COUNTS_FILE
 from geo.network import StreetGraph
 from geo.settings import Settings, get_settings
 
@@ -643,7 +644,8 @@ def _town_inputs(
         nodes = _read_parquet(town_dir / f"access_{mode}_nodes.parquet", "access nodes")
         if nodes is None:
             missing.append(f"access {mode}: no {town_dir / f'access_{mode}_nodes.parquet'} "
-                           f"(no street network for {insee}?); no {mode} times or E2SFCA")
+                           f"(no street source for {insee}, or `pvdgeo access {insee}` not "
+                           f"run: see logs/access.log); no {mode} times or E2SFCA")
             continue
         edges_path = town_dir / f"access_{mode}_edges.parquet"
         edges = _read_parquet(edges_path, "access edges")
@@ -744,8 +746,8 @@ def aggregate_town(
         col = f"e2sfca_mg_{mode}_per_10k"
         if finest_cells is not None and finest_pieces is not None and col in finest_cells:
             ctab[col] = _population_weighted(finest_pieces, finest_cells.set_index("h3")[col])
-    commune_layer = gpd.GeoDataFrame(ctab.reset_index(), geometry=zones.geometry.to_numpy(),
-                                     crs=crs)
+    commune_layer = gpd.GeoDataFrame(ctab.reset_index().copy(),  # defragmented
+                                     geometry=zones.geometry.to_numpy(), crs=crs)
 
     for m in missing:
         log.warning("%s: %s", insee, m)
@@ -823,7 +825,8 @@ def _cell_layer(
     at = table.columns.get_loc("apl_sages_femmes") + 1
     table.insert(at, "apl_mg_sous_dote", flag)
     log.info("H3 r%d: %d cells, population %.0f", res, len(grid), cell_pop.sum())
-    layer = gpd.GeoDataFrame(table.reset_index(), geometry=grid.geometry.to_numpy(), crs=crs)
+    layer = gpd.GeoDataFrame(table.reset_index().copy(), geometry=grid.geometry.to_numpy(),
+                             crs=crs)
     return layer, pieces
 
 
@@ -851,13 +854,13 @@ def _commune_facility_counts(
     zones: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame | None, s: Settings
 ) -> tuple[pd.DataFrame | None, str | None]:
     """Facility counts of the catchment communes: the national commune table
-    (``data/interim/facility_counts_communes.parquet``, complete BPE-based inventory)
+    (``data/interim/facilities_communes.parquet``, complete BPE-based inventory)
     when it has been built, else the town's facility points."""
-    national = s.interim_dir / "facility_counts_communes.parquet"
+    national = s.interim_dir / COUNTS_FILE
     if national.exists():
         table = pd.read_parquet(national).set_index("insee")
         cols = [c for c in table.columns if c.startswith("n_")
-                or c in ("eolienne_mw", "commerces_chain_share")]
+                or c in ("eolienne_power_mw", "commerces_chain_share")]
         counts = table.reindex(zones["insee"])[cols]
         counts.index.name = "insee"
         return counts, str(national)
