@@ -267,3 +267,32 @@ def test_catchment_polygons_match_exact_shares(shared_data, cahors_cells):
     assert set(polys["label"]) <= set(landcover.CLC_LABELS_FR.values())
     far = gpd.GeoSeries([shapely.Point(850_000, 6_570_000).buffer(500)], crs="EPSG:2154")
     assert landcover.catchment_polygons(far, [src]) is None
+
+
+def test_full_resolution_communes_replace_the_simplified_layer(lot_communes, mirror_settings):
+    simple = communes.commune_polygons(lot_communes["insee"], settings=mirror_settings)
+    full_v = shapely.get_num_coordinates(lot_communes.geometry.values).sum()
+    simple_v = shapely.get_num_coordinates(simple.geometry.values).sum()
+    assert full_v > 5 * simple_v  # BD CARTO vs the simplified national layer
+    # same communes, nearly the same areas (simplification moves borders a little)
+    a = lot_communes.set_index("insee").area
+    b = simple.set_index("insee").area.reindex(a.index)
+    assert ((a - b).abs() / a).median() < 0.01
+    # outside the Lot nothing changes (and BD CARTO is not needed)
+    ain = communes.commune_polygons(["01306"], full_resolution=True, settings=mirror_settings)
+    assert ain.geometry.iloc[0].equals(
+        communes.commune_polygons(["01306"], settings=mirror_settings).geometry.iloc[0])
+
+
+def test_national_landcover_table_cli(use_settings, lot_shares, tmp_path):
+    from geo._io import read_parquet_metadata
+    from geo.cli import main
+
+    out = tmp_path / "landcover_communes.parquet"
+    assert main(["aggregate", "--landcover-communes", "--departement", "46",
+                 "--out", str(out)]) == 0
+    table = pd.read_parquet(out).set_index("insee")
+    assert len(table) == 312 and (table["departement"] == "46").all()
+    pd.testing.assert_series_equal(table["clc_artificialise_share"],
+                                   lot_shares["clc_artificialise_share"].reindex(table.index))
+    assert read_parquet_metadata(out)["clc_year"] == 2018
