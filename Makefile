@@ -165,7 +165,8 @@ STREETS  := $(or $(STREETS_$(INSEE)),$(STREETS_DEP_$(DEP)))
 ACCESS_CODE := geo/network.py geo/access.py geo/cli/access.py
 ifneq ($(STREETS),)
 ACCESS_OUTPUTS := $(foreach m,walk bike,$(OUT)/access_$(m)_nodes.parquet \
-                  $(OUT)/access_$(m)_edges.parquet) $(OUT)/isochrones.parquet
+                  $(OUT)/access_$(m)_edges.parquet $(OUT)/access_$(m)_facilities.parquet) \
+                  $(OUT)/isochrones.parquet
 $(ACCESS_OUTPUTS) &: $(STREETS) $(FACILITIES) $(TOWN_CARD) $(RAW_TOWN_dem_$(INSEE)) \
                      $(ACCESS_CODE) | $(VENV_STAMP)
 	@mkdir -p $(LOGS)

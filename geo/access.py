@@ -44,7 +44,7 @@ from shapely.geometry import MultiPolygon, Point
 from shapely.geometry.base import BaseGeometry
 
 from geo._categories import CATEGORY_KEYS
-from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
+from geo.errors import EmptyGraphError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.network import StreetGraph
 from geo.settings import Settings, get_settings
 
@@ -53,6 +53,7 @@ __all__ = [
     "Anchors",
     "NodeAccess",
     "cumulative_counts",
+    "facility_snaps",
     "isochrones",
     "link_minutes",
     "nearest_nodes",
@@ -772,6 +773,33 @@ def node_access(
 
 
 
+def facility_snaps(
+    graph: StreetGraph, facilities: gpd.GeoDataFrame, snap: pd.DataFrame
+) -> gpd.GeoDataFrame:
+    """Where each facility joins the street graph: the facility's identifying columns,
+    ``snapped`` (False: farther than ``snap_max_m``, left out), ``snap_distance_m``, the
+    link (``u``, ``v`` node ids) and ``offset_m`` from ``u``; geometry: the snapped point
+    on the street (the facility's own point when left out)."""
+    keep = [c for c in ("facility_id", "source", "category", "subcategory", "name")
+            if c in facilities.columns]
+    out = pd.DataFrame(facilities[keep].reset_index(drop=True))
+    ok = snap["snapped"].to_numpy(bool)
+    link = snap["link"].to_numpy(np.int64)
+    out["snapped"] = ok
+    out["snap_distance_m"] = snap["snap_distance_m"].to_numpy()
+    ids = pd.array(np.zeros(len(out), dtype=np.int64), dtype="Int64")
+    u, v = ids.copy(), ids.copy()
+    u[ok] = graph.node_id[graph.link_u[link[ok]]]
+    v[ok] = graph.node_id[graph.link_v[link[ok]]]
+    u[~ok] = pd.NA
+    v[~ok] = pd.NA
+    out["u"], out["v"] = u, v
+    out["offset_m"] = snap["offset_m"].to_numpy()
+    own = facilities.geometry.to_numpy()
+    geometry = np.where(ok, shapely.points(snap[["x", "y"]].to_numpy()), own)
+    return gpd.GeoDataFrame(out, geometry=geometry, crs=graph.crs)
+
+
 def link_minutes(
     graph: StreetGraph,
     node_minutes: pd.DataFrame,
@@ -889,7 +917,8 @@ def run_town(
     out_dir
         Output folder (default ``data/out/<insee>``).
 
-    Writes ``access_<mode>_nodes.parquet``, ``access_<mode>_edges.parquet`` per mode and
+    Writes ``access_<mode>_nodes.parquet``, ``access_<mode>_edges.parquet`` and
+    ``access_<mode>_facilities.parquet`` (:func:`facility_snaps`) per mode, and
     ``isochrones.parquet`` (rows of other modes already in it are kept), with provenance
     metadata. Returns the written paths by name.
     """
@@ -903,7 +932,10 @@ def run_town(
     c = communes.catchment(insee, settings=s)
     code = c.insee
     out = Path(out_dir) if out_dir is not None else s.town_dir(code)
-    street_src = _load_town_streets(code, c, streets, overpass=overpass, settings=s)
+    try:
+        street_src = _load_town_streets(code, c, streets, overpass=overpass, settings=s)
+    except EmptyGraphError as exc:
+        raise EmptyGraphError(f"town {code}: {exc}") from None
     if dem is None:
         dems = sources.datasets_for_town(code, kind="dem", settings=s)
         dem = sources.ensure(dems[0].id, s) if dems else None
@@ -919,7 +951,10 @@ def run_town(
     paths: dict[str, Path] = {}
     iso_frames = []
     for mode in modes:
-        graph = network.build_graph(street_src, mode, dem=dem, settings=s)
+        try:
+            graph = network.build_graph(street_src, mode, dem=dem, settings=s)
+        except EmptyGraphError as exc:
+            raise EmptyGraphError(f"town {code}: {exc}") from None
         result = node_access(graph, fac, targets, settings=s)
         minutes = result.nodes[[f"{t}_minutes" for t in targets]].rename(
             columns=lambda col: col.removesuffix("_minutes"))
@@ -939,6 +974,9 @@ def run_town(
             result.nodes, out / f"access_{mode}_nodes.parquet", metadata=meta)
         paths[f"{mode}_edges"] = write_parquet(
             edges, out / f"access_{mode}_edges.parquet", metadata=meta)
+        paths[f"{mode}_facilities"] = write_parquet(
+            facility_snaps(graph, fac, result.snap), out / f"access_{mode}_facilities.parquet",
+            metadata=meta)
         iso = isochrones(graph, origin, settings=s)
         iso["origin"] = origin_kind
         iso_frames.append(iso)

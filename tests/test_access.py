@@ -323,7 +323,17 @@ def test_cli_access_pont_de_veyle(tmp_path, mirror_settings, pdv_facilities, cap
             assert f"{target}_minutes" in edges
         assert nodes["pharmacie_minutes"].notna().all()
         assert {"u", "v", "length_m", f"{mode}_s", f"{mode}_reverse_s"} <= set(edges.columns)
+        snaps = gpd.read_parquet(out / f"access_{mode}_facilities.parquet")
+        assert len(snaps) == len(pdv_facilities)
+        near = snaps["snapped"]
+        assert (snaps.loc[near, "snap_distance_m"] <= 300).all() and near.any()
+        assert snaps.loc[near, "u"].isin(nodes["node_id"]).all()
+        # the snapped point is on the street, snap_distance_m from the facility
+        moved = snaps.loc[near].distance(pdv_facilities.loc[near.to_numpy()].reset_index(
+            drop=True).geometry.set_axis(snaps.index[near]))
+        np.testing.assert_allclose(moved, snaps.loc[near, "snap_distance_m"], atol=1e-6)
         meta = read_parquet_metadata(out / f"access_{mode}_nodes.parquet")
+        assert meta["facilities_left_out"] == int((~near).sum())
         assert meta["vintage"] == "OSM 2022-03-11" and meta["insee"] == "01306"
         assert meta["graph"]["components"] >= 1
         # a street midpoint is never farther from a pharmacy than both its ends
@@ -409,3 +419,19 @@ def test_graph_rebuilt_from_the_access_files_gives_the_same_times(pdv_streets, p
         tw_b = access.times_within(again, pdv_facilities, 10)
         assert len(tw_a) == len(tw_b)
         np.testing.assert_allclose(tw_a["minutes"], tw_b["minutes"], atol=1e-6)
+
+
+def test_empty_graph_error_names_the_town_and_the_source(tmp_path, mirror_settings,
+                                                         pdv_facilities):
+    motorway = gpd.GeoDataFrame(
+        {"osm_id": [1], "fclass": ["motorway"], "oneway": ["F"]},
+        geometry=[shapely.LineString([(845_000, 6_575_000), (846_000, 6_575_500)])],
+        crs=L93)
+    path = tmp_path / "motorway.geojson"
+    motorway.to_file(path)
+    from geo.errors import EmptyGraphError
+
+    with pytest.raises(EmptyGraphError, match=r"town 01306: no street usable for walk in "
+                                              r".*motorway\.geojson"):
+        access.run_town("01306", ("walk",), streets=path, facilities=pdv_facilities,
+                        out_dir=tmp_path / "out", settings=mirror_settings)
