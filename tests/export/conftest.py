@@ -1,9 +1,11 @@
-"""Fixtures of the publishing tests: a town run, its GeoPackage, PMTiles and viewer.
+"""Fixtures of the publishing tests.
 
-The town folder holds synthetic stage files with the agreed field names
-(``synthetic_town.py``); the provenance is real: the datasets the town uses are fetched
-from the shared-data mirror, so the lock file and the catalogue give the sources,
-licences and vintages recorded in the outputs. Each product is built once per session.
+- The demo town, Pont-de-Veyle (01306), is a real town run: the stages (town card,
+  facilities, access, aggregation) run on the shared-data mirror into the session's own
+  data folder, once; its GeoPackage, PMTiles and the viewer are built from that.
+- Synthetic stage files with the agreed field names (``synthetic_town.py``) cover what
+  the real town lacks: land cover without a street network (a second town in the
+  viewer), missing fields, known values, bad inputs.
 """
 
 from __future__ import annotations
@@ -15,29 +17,40 @@ import pytest
 from browser.harness import require_browser
 from synthetic_town import OTHER_TOWN, TOWN, write_synthetic_town
 
-from geo import sources
+from geo import access, communes, facilities, indicators
+from geo._io import write_json_atomic
 from geo.export.gpkg import build_gpkg
 from geo.export.tiles import PMTilesSummary, build_pmtiles
 from geo.export.viewer import build_viewer
 from geo.settings import Settings, load_settings
 
-#: Datasets behind the demo town's layers, fetched from the mirror for provenance.
-PROVENANCE_DATASETS = ("communes_cog", "apl_mg", "osm_pont_de_veyle")
-
 
 @pytest.fixture(scope="session")
 def publish_settings(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings with their own data folder, the mirror, and the town's sources fetched."""
+    """Settings with their own data folder, fetching from the mirror."""
     data_dir = tmp_path_factory.mktemp("publish")
-    s = load_settings(environ={}, data_dir=data_dir, mirror=str(shared_data))
-    sources.fetch(PROVENANCE_DATASETS, settings=s)
-    return s
+    return load_settings(environ={}, data_dir=data_dir, mirror=str(shared_data))
 
 
 @pytest.fixture(scope="session")
 def town_dir(publish_settings: Settings) -> Path:
-    """The demo town's folder with the stage files (streets, no land cover)."""
-    return write_synthetic_town(publish_settings.town_dir(TOWN))
+    """The demo town run on real data: town card, facilities, access, aggregation."""
+    s = publish_settings
+    out = s.town_dir(TOWN)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "town.json", communes.town_card(TOWN, settings=s))
+    facilities.write_facilities(facilities.town_facilities(TOWN, settings=s),
+                                out / "facilities.parquet")
+    access.run_town(TOWN, settings=s, out_dir=out)
+    indicators.write_aggregate(indicators.aggregate_town(TOWN, settings=s, town_dir=out), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_gpkg(publish_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GeoPackage of synthetic stage files (streets, no land cover): known values."""
+    folder = write_synthetic_town(tmp_path_factory.mktemp("synthetic") / TOWN)
+    return build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from geo.export import gpkg as gpkg_module
 from geo.export.gpkg import build_gpkg, read_gpkg_provenance, read_layer_styles
 from geo.export.views import load_views
 from geo.settings import Settings
+from geo.sources import datasets_for_town, load_catalogue
 
 #: Columns of the table QGIS creates to save styles in a GeoPackage.
 QGIS_LAYER_STYLES_COLUMNS = [
@@ -35,29 +36,38 @@ def _legend(view_id: str, layer: str):
     return next(e for e in view.legend if e.layer == layer)
 
 
+#: Layers of the demo town run (streets, no land cover in the Ain).
+DEMO_LAYERS = {"communes", "h3_r8", "h3_r9", "isochrones", "network_edges", "facilities"}
+
+
 def test_layers_crs_and_counts(town_gpkg: Path, town_dir: Path) -> None:
     listed = {str(name): geom for name, geom in pyogrio.list_layers(town_gpkg)}
-    assert set(listed) == {*layer_names(), "layer_styles"}
+    assert set(listed) == {*DEMO_LAYERS, "layer_styles"}
     assert listed["layer_styles"] is None  # an attributes table, as QGIS makes it
-    for name in layer_names():
+    for name in DEMO_LAYERS:
         info = pyogrio.read_info(town_gpkg, layer=name)
         assert info["crs"] == "EPSG:2154", name
+        assert info["features"] > 0, name
     walk = gpd.read_parquet(town_dir / "access_walk_edges.parquet")
     bike = gpd.read_parquet(town_dir / "access_bike_edges.parquet")
     edges = pyogrio.read_dataframe(town_gpkg, layer="network_edges")
     assert len(edges) == len(walk) + len(bike)
     assert edges["mode"].value_counts().to_dict() == {"walk": len(walk), "bike": len(bike)}
-    facilities = pyogrio.read_dataframe(town_gpkg, layer="facilities")
-    src = gpd.read_parquet(town_dir / "facilities.parquet")
-    assert len(facilities) == len(src)
-    # geometries are reprojected exactly, not moved
-    assert np.allclose(facilities.geometry.x, src.geometry.x)
+    # access minutes per street travel unchanged from the stage's file
+    walk_out = edges[edges["mode"] == "walk"].reset_index(drop=True)
+    assert np.allclose(walk_out["sante_minutes"], walk["sante_minutes"], equal_nan=True)
+    for layer in ("facilities", "h3_r9", "communes", "isochrones"):
+        src = gpd.read_parquet(town_dir / f"{layer}.parquet")
+        out = pyogrio.read_dataframe(town_gpkg, layer=layer)
+        assert len(out) == len(src), layer
+        # geometries are the stage's, not moved
+        assert np.allclose(out.geometry.bounds, src.to_crs(2154).geometry.bounds), layer
     communes = pyogrio.read_dataframe(town_gpkg, layer="communes")
     assert communes.loc[communes["is_town"].astype(bool), "insee"].tolist() == [TOWN]
 
 
 def test_fields_are_snake_case_with_units(town_gpkg: Path) -> None:
-    for name in layer_names():
+    for name in DEMO_LAYERS:
         fields = pyogrio.read_info(town_gpkg, layer=name)["fields"]
         for f in fields:
             assert f == f.lower() and " " not in f and f.isascii(), (name, f)
@@ -79,7 +89,7 @@ def test_layer_styles_table_follows_the_qgis_schema(town_gpkg: Path) -> None:
         assert con.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # "GPKG"
         assert con.execute("PRAGMA user_version").fetchone()[0] == 10200
     rows = read_layer_styles(town_gpkg)
-    for layer in layer_names():
+    for layer in DEMO_LAYERS:
         mine = [r for r in rows if r["f_table_name"] == layer]
         assert mine, f"no style for {layer}"
         assert sum(r["useAsDefault"] for r in mine) == 1, layer
@@ -161,15 +171,29 @@ def test_map_draw_order_and_outlines_carry_over(town_gpkg: Path) -> None:
     assert options["style"] == "no" and options["outline_style"] == "dash"
 
 
-def test_missing_field_gives_an_explicit_no_data_style(town_gpkg: Path) -> None:
-    # the demo town has no land cover: the style says so instead of drawing nothing
+def test_missing_field_gives_an_explicit_no_data_style(synthetic_gpkg: Path) -> None:
+    # cells without any land-cover field: the style says so instead of drawing nothing
     entry = _legend("occupation_sols", "sols-h3")
-    root = _qml(town_gpkg, "h3_r9", entry.qgis_name)
+    root = _qml(synthetic_gpkg, "h3_r9", entry.qgis_name)
     assert root.find("renderer-v2").get("type") == "RuleRenderer"
     [rule] = root.findall("renderer-v2/rules/rule")
     assert rule.get("filter") is None  # every feature
     assert rule.get("label") == "donnée non disponible (clc_dominant absent)"
-    assert "clc_dominant" not in pyogrio.read_info(town_gpkg, layer="h3_r9")["fields"]
+    assert "clc_dominant" not in pyogrio.read_info(synthetic_gpkg, layer="h3_r9")["fields"]
+
+
+def test_empty_land_cover_is_drawn_as_no_data(town_gpkg: Path, town_dir: Path) -> None:
+    """The Ain has no CORINE raster: the aggregation leaves the shares empty, and the
+    published cells say "donnée non disponible" rather than a class."""
+    src = gpd.read_parquet(town_dir / "h3_r9.parquet")
+    assert src["clc_agricole_share"].isna().all()
+    cells = pyogrio.read_dataframe(town_gpkg, layer="h3_r9")
+    assert cells["clc_dominant"].isna().all()
+    entry = _legend("occupation_sols", "sols-h3")
+    renderer = _qml(town_gpkg, "h3_r9", entry.qgis_name).find("renderer-v2")
+    assert renderer.get("type") == "categorizedSymbol"
+    other = renderer.findall("categories/category")[-1]
+    assert (other.get("value"), other.get("label")) == ("", "donnée non disponible")
 
 
 def test_land_cover_and_missing_optional_layers(publish_settings: Settings,
@@ -205,7 +229,7 @@ def test_provenance_in_the_metadata_tables(town_gpkg: Path, publish_settings: Se
     dataset = next(r for r in refs if r[0] == "geopackage" and r[2] in docs)
     assert json.loads(docs[dataset[2]])["@type"] == "Dataset"
     per_table = {r[1]: r for r in refs if r[0] == "table" and r[2] in docs}
-    assert set(per_table) >= set(layer_names())
+    assert set(per_table) >= DEMO_LAYERS
     for table, (_, _, md_id, parent) in per_table.items():
         doc = json.loads(docs[md_id])
         assert parent == dataset[2]
@@ -217,12 +241,25 @@ def test_provenance_in_the_metadata_tables(town_gpkg: Path, publish_settings: Se
     assert meta["cog_year"] == publish_settings.cog_year
     assert meta["osm_date"] == "OSM 2022-03-11"  # vintage of the catalogued extract
     assert meta["software"]["pvdgeo"] == __version__
-    based_on = {d["identifier"]: d for d in prov["isBasedOn"]}
-    assert set(based_on) == {"communes_cog", "apl_mg", "osm_pont_de_veyle"}
-    assert based_on["osm_pont_de_veyle"]["license"] == "ODbL 1.0"
+    # every dataset the town run fetched (national, or local to this town) is cited,
+    # with the licence and vintage of the catalogue and the sha256 of the lock file
     lock = json.loads(publish_settings.lock_file.read_text())
-    assert based_on["apl_mg"]["sha256"] == lock["apl_mg"]["sha256"]
+    catalogue = load_catalogue(publish_settings)
+    local = {d.id for d in datasets_for_town(TOWN, settings=publish_settings)}
+    expected = {i for i in lock if catalogue[i].scope == "national" or i in local}
+    based_on = {d["identifier"]: d for d in prov["isBasedOn"]}
+    assert set(based_on) == expected and "osm_pont_de_veyle" in expected
+    for ds_id, doc in based_on.items():
+        assert doc["license"] == catalogue[ds_id].licence
+        assert doc["version"] == catalogue[ds_id].vintage
+        assert doc["sha256"] == lock[ds_id]["sha256"]
+    assert based_on["osm_pont_de_veyle"]["license"] == "ODbL 1.0"
     assert "OpenStreetMap" in prov["creditText"] and "DREES" in prov["creditText"]
+    # what each stage recorded in its file travels with the layer
+    edges_doc = json.loads(docs[per_table["network_edges"][2]])
+    assert [i["file"] for i in edges_doc["pvdgeo:inputs"]] == [
+        "access_walk_edges.parquet", "access_bike_edges.parquet"]
+    assert edges_doc["pvdgeo:inputs"][0]["metadata"]["vintage"] == "OSM 2022-03-11"
     # GDAL (ogrinfo, QGIS) shows the document as a metadata item
     gdal_md = pyogrio.read_info(town_gpkg, layer="communes")["dataset_metadata"]
     shown = [json.loads(v) for k, v in gdal_md.items() if k.startswith("GPKG_METADATA_ITEM")]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyogrio
 import pytest
 from browser.harness import ARTIFACTS, CHROMIUM
 from synthetic_town import OTHER_TOWN, TOWN
@@ -67,17 +69,24 @@ def test_every_view_renders_features(browser_run: dict) -> None:
     assert _view(browser_run, "isochrones")["counts"]["isochrones-pied"] > 0
 
 
-def test_popups_legends_and_links_in_french(browser_run: dict) -> None:
+def test_popups_legends_and_links_in_french(browser_run: dict, town_gpkg: Path) -> None:
     popup = _view(browser_run, "acces_sante_pied")["popup"]
     if popup.startswith("Tronçon de rue"):  # the street on top of the cell
         assert "Temps jusqu'à l'équipement le plus proche : santé\t" in popup
-        assert "Type de voie (OSM)\true résidentielle" in popup
+        assert "Type de voie (OSM)\t" in popup
     else:
         assert popup.startswith("Hexagone H3 (résolution 9)")
         assert "Temps médian à pied : santé" in popup
-    assert " min\n" in popup
+    assert re.search(r"\t\d+(,\d)? min\n", popup), popup  # French decimals, unit
+    # the commune under the centre, with its APL as in the GeoPackage, in French
     apl = _view(browser_run, "apl")["popup"]
-    assert "APL médecins généralistes\t3,2 consultations/hab./an" in apl  # French number
+    nom = re.search(r"^Commune\t(.+)$", apl, re.M)[1]
+    communes = pyogrio.read_dataframe(town_gpkg, layer="communes").set_index("nom")
+    shown = re.search(r"^APL médecins généralistes\t(\d+(?:,\d{1,2})?) consultations/hab\./an$",
+                      apl, re.M)
+    assert shown, apl
+    assert float(shown[1].replace(",", ".")) == pytest.approx(communes.loc[nom, "apl_mg"],
+                                                              abs=0.006)
     legend = "\n".join(_view(browser_run, "occupation_sols")["legend"])
     assert "territoires artificialisés" in legend
     assert "Pour cette ville : donnée non disponible." in legend  # no land cover in the Ain
