@@ -7,30 +7,14 @@ under ``CI=true`` where they fail: CI must never pass without having run them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from shared_data import IN_CI, require_shared, shared_data_dir
 
-from geo.settings import PROJECT_ROOT, Settings, load_settings, reset_settings, set_settings
+from geo.settings import Settings, load_settings, reset_settings, set_settings
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def shared_data_dir() -> Path:
-    """The real-data mirror (``GEO_TEST_DATA`` or ``../shared/data``)."""
-    return Path(os.environ.get("GEO_TEST_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-
-
-def require_shared(relpath: str = "") -> Path:
-    """Path of a mirror file; skip the test (fail under CI) when it is missing."""
-    path = shared_data_dir() / relpath
-    if not path.exists():
-        msg = f"shared test data missing: {path} (set GEO_TEST_DATA)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+__all__ = ["IN_CI", "require_shared", "shared_data_dir"]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import geopandas as gpd
 import openpyxl
 import pandas as pd
 import pytest
-from conftest import require_shared
+from shared_data import require_shared
 
 from geo import _convert, sources
 from geo.errors import GeoError, InputFileError, MissingColumnsError
