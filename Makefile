@@ -204,7 +204,7 @@ TOWN_OUTPUTS += $(AGGREGATE)
 # present (the peers' local indicators); the town's own layer when it exists.
 PORTRAIT := $(OUT)/portrait.html
 $(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(FACILITIES) \
-		$(OUT)/communes.parquet $(PORTRAIT_CODE) | $(VENV_STAMP)
+		$(OUT)/communes.parquet $(LANDCOVER_COMMUNES) $(PORTRAIT_CODE) | $(VENV_STAMP)
 	@mkdir -p $(LOGS)
 	$(PVDGEO) portrait $(INSEE) 2>&1 | tee $(LOGS)/portrait.log
 TOWN_OUTPUTS += $(PORTRAIT)

@@ -582,10 +582,13 @@ def _missing_reasons(code: str, values: pd.Series, s: Settings,
         elif ind.theme == THEME_POPULATION:
             why = "population légale absente pour une des années"
         elif ind.key == "commerces_chain_share":
-            why = ("pas de commerces OpenStreetMap recensés dans la commune" if run or
-                   (s.town_dir(code) / "facilities.parquet").exists() else
-                   "équipements OpenStreetMap de la commune non construits "
-                   f"(make town INSEE={code})")
+            if not any(k.startswith("osm") for k in kinds):
+                why = ("ni extrait OpenStreetMap de la commune ni BPE géolocalisée : part "
+                       "des chaînes non mesurée")
+            elif (s.town_dir(code) / "facilities.parquet").exists():
+                why = "aucun commerce nommé dans les équipements OpenStreetMap de la commune"
+            else:
+                why = f"équipements de la commune non construits (make town INSEE={code})"
         elif ind.theme in (THEME_FACILITIES, THEME_CULTURE):
             why = (f"comptages nationaux d'équipements indisponibles : {facilities_error}"
                    if facilities_error else
@@ -609,12 +612,28 @@ def _missing_reasons(code: str, values: pd.Series, s: Settings,
                 why = "aucun réseau de rues disponible pour cette commune"
             elif not run:
                 why = f"temps d'accès non calculés (make town INSEE={code})"
+            elif not _has_subcategory(s.town_dir(code), ind.key.split("_", 1)[1]
+                                      .removesuffix("_minutes_median")):
+                why = ("aucun équipement de ce type localisé dans la zone d'étude "
+                       "(OpenStreetMap et registres nationaux)")
             else:
-                why = "cible absente du réseau ou temps non calculé pour ce mode"
+                why = "temps non calculé pour ce mode (voir logs/aggregate.log)"
         else:
             why = "donnée absente"
         reasons[ind.key] = why
     return reasons
+
+
+def _has_subcategory(town_dir: Path, key: str) -> bool:
+    """Whether the town run's facilities hold any facility of subcategory ``key``."""
+    path = town_dir / "facilities.parquet"
+    if not path.exists():
+        return False
+    try:
+        fac = pd.read_parquet(path, columns=["subcategory"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputFileError(f"cannot read facilities {path}: {exc}") from None
+    return bool((fac["subcategory"] == key).any())
 
 
 def build_portrait(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -41,6 +43,15 @@ def local_settings(mirror_settings, ref, apl, tmp_path):
     for name in ("communes.parquet", "apl_communes.parquet"):
         (data / "interim" / name).symlink_to(mirror_settings.interim_dir / name)
     return mirror_settings.replace(data_dir=data)
+
+
+def _national_facility_table(df, settings):
+    """Install a synthetic national facility table as an up-to-date cache (newer than
+    every input of facilities.facilities_by_commune, whatever the test order)."""
+    path = settings.interim_dir / "facilities_communes.parquet"
+    df.to_parquet(path)
+    later = time.time() + 3600
+    os.utime(path, (later, later))
 
 
 def _raw_csv(shared_data, rel):
@@ -263,11 +274,12 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
     (out / p3).mkdir()
     (out / p3 / "communes.parquet").write_bytes(b"not parquet")  # broken run: left out
     pd.DataFrame({"insee": ["01306"] * 4 + ["01001"], "category": ["commerces"] * 4 + ["sante"],
+                  "subcategory": ["boulangerie"] * 4 + ["pharmacie"],
                   "chain": [True, False, False, None, True]}).to_parquet(
         out / "01306" / "facilities.parquet")
     national = pd.DataFrame({"insee": ref["insee"], "n_cinema": 0.0})
     national.loc[national["insee"].isin(["01306", p1]), "n_cinema"] = 1.0
-    national.to_parquet(s.interim_dir / "facilities_communes.parquet")
+    _national_facility_table(national, s)
 
     p = portrait.build_portrait("01306", settings=s)
     t = p.table.set_index("indicateur")
@@ -283,7 +295,8 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
     assert t.at["n_cinema", "n_pairs"] == len(sel.peers)
     assert math.isnan(t.at["n_musee", "valeur"])
     assert "pas de source nationale" in t.at["n_musee", "note"]
-    assert "cible absente" in t.at["walk_ecole_minutes_median", "note"]
+    assert "aucun équipement de ce type" in t.at["walk_ecole_minutes_median", "note"]
+    assert "temps non calculé" in t.at["walk_boulangerie_minutes_median", "note"]
     paths = portrait.write_portrait(p, settings=s)
     assert [x.name for x in paths] == ["portrait.html", "portrait.csv", "portrait_pairs.csv"]
     csv = pd.read_csv(out / "01306" / "portrait.csv", dtype={"insee": str})
@@ -416,7 +429,7 @@ def test_typology_tables_against_raw_tables(tables, shared_data, mirror_settings
 def test_typology_facilities_per_10k(local_settings, ref):
     fac = pd.DataFrame({"insee": ref["insee"], "n_sante": 2.0, "n_culture": 0.0})
     fac.loc[ref["acv"].to_numpy(), "n_culture"] = 3.0
-    fac.to_parquet(local_settings.interim_dir / "facilities_communes.parquet")
+    _national_facility_table(fac, local_settings)
     eq = portrait.typology_tables(local_settings)["equipements"].set_index(
         ["groupe", "categorie"])
     acv = ref[ref["acv"]]
