@@ -604,3 +604,20 @@ def test_catalogue_markdown(tmp_path: Path, capsys) -> None:
                    'vintage = "V"\nformat = "csv"\nmirror_path = "x.csv"\n', encoding="utf-8")
     table = sources.catalogue_markdown(load_settings(environ={}, catalogue_file=cat))
     assert table.splitlines()[2] == "| `x` | A \\| B | P | L | V | national |"
+
+
+def test_readme_sources_table_matches_the_catalogue():
+    """The README's data-source table is generated from data/sources.toml; keep in sync."""
+    import re
+
+    from geo.settings import PROJECT_ROOT, load_settings
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- sources-table:start -->(.*?)<!-- sources-table:end -->",
+                      readme, flags=re.S)
+    assert block, "README.md lost its sources-table markers"
+    table = sources.catalogue_markdown(load_settings(environ={})).strip()
+    assert table in block.group(1), (
+        "README data-source table is stale: regenerate it with "
+        "`pvdgeo fetch --list --markdown`"
+    )
