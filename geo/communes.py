@@ -87,6 +87,9 @@ AAV_CATEGORIES = {
     "30": "Commune hors attraction des villes",
 }
 
+#: ``zone`` values of the national statistics scope (mainland France and DROM).
+NATIONAL_ZONES = ("metro", "drom")
+
 _INSEE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
 _DEPARTEMENTS_FILE = PROJECT_ROOT / "data" / "departements.csv"
 
@@ -774,11 +777,16 @@ def typology_groups(ref: pd.DataFrame) -> dict[str, pd.Series]:
 
     ``petite ville``, ``ville moyenne``, ``grande ville`` (current typology, legal
     population 2023), ``PVD``, ``ACV`` (current programme membership) and ``France``.
+    The national scope is INSEE's usual "France": mainland France and the overseas
+    départements (``zone`` metro and drom); the collectivités d'outre-mer (Polynésie,
+    Nouvelle-Calédonie, Saint-Barthélemy...) are outside every group.
     """
-    groups = {t: (ref["typologie"] == t).fillna(False).astype(bool) for t in TYPOLOGIES}
-    groups["PVD"] = ref["pvd"].astype(bool)
-    groups["ACV"] = ref["acv"].astype(bool)
-    groups["France"] = pd.Series(True, index=ref.index)
+    scope = ref["zone"].isin(NATIONAL_ZONES).fillna(False).astype(bool)
+    groups = {t: (ref["typologie"] == t).fillna(False).astype(bool) & scope
+              for t in TYPOLOGIES}
+    groups["PVD"] = ref["pvd"].astype(bool) & scope
+    groups["ACV"] = ref["acv"].astype(bool) & scope
+    groups["France"] = scope
     return groups
 
 
@@ -801,9 +809,10 @@ def typology_stats(
         )
     ref = load_reference(settings)
     col = f"pop_{year}"
-    total = ref[col].sum()
+    groups = typology_groups(ref)
+    total = ref.loc[groups["France"], col].sum()
     rows = []
-    for name, mask in typology_groups(ref).items():
+    for name, mask in groups.items():
         part = ref[mask]
         pop = part[col].sum()
         # growth on the communes with both populations (no 2016 figure for Mayotte and

@@ -173,6 +173,7 @@ def test_typology_stats_against_raw_tables(mirror_settings, shared_data):
     stats = communes.typology_stats(2023, settings=mirror_settings).set_index("groupe")
     cog = _raw_csv(shared_data, "admin/communes_cog2026_decoupage_administratif.csv.gz")
     cur = cog[cog["type"] == "commune-actuelle"].copy()
+    cur = cur[cur["zone"].isin(["metro", "drom"])]  # France = mainland + DROM
     pop = _raw_csv(shared_data,
                    "population/populations_communes_2016_2023_decoupage_administratif.csv.gz")
     p23 = pop[pop["pop_millesime"] == "2023"].set_index("code")["population"].astype(float)

@@ -359,6 +359,7 @@ def test_typology_tables_against_raw_tables(tables, shared_data, mirror_settings
     cog = _raw_csv(shared_data, "admin/communes_cog2026_decoupage_administratif.csv.gz")
     mapping = _current_map(cog)
     cur = cog[cog["type"] == "commune-actuelle"].set_index("code")
+    cur = cur[cur["zone"].isin(["metro", "drom"])]  # France = mainland + DROM
     legal = cur["population"].astype(float)
     pvd = set(_raw_csv(shared_data, "programmes/pvd_communes_anct_superposeur_2024-09.csv")
               ["insee_com"].map(mapping))
