@@ -26,12 +26,9 @@ ratios. Real data come from ``GEO_MIRROR`` (default ``../shared/data``); results
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,44 +36,17 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
+from _common import RESULTS_DIR, ROOT, interleaved, mirror_settings, write_rows
 from scipy.sparse.csgraph import dijkstra
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from geo import access, network, sources
 
-from geo import access, network, sources  # noqa: E402
-from geo.settings import load_settings  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "access.csv"
-MEMORY = ROOT / "bench" / "results" / "access_memory.csv"
+RESULTS = RESULTS_DIR / "access.csv"
+MEMORY = RESULTS_DIR / "access_memory.csv"
 
 #: Facilities per category per 10,000 street nodes (about a town's mix).
 MIX = {"sante": 150, "commerces": 300, "culture": 40, "education": 80, "services": 120,
        "energie": 15}
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    """Best CPU time of ``repeat`` runs (seconds)."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        times.append(time.process_time() - t0)
-    return min(times)
-
-
-def interleaved(fns: dict, rounds: int, inner: dict | None = None) -> dict:
-    """Best CPU time of each function over ``rounds`` rounds that run them in turn (each
-    ``inner[name]`` times per round, default once), so that every ratio compares runs
-    made under the same machine load."""
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            for _ in range((inner or {}).get(name, 1)):
-                t0 = time.process_time()
-                fn()
-                best[name] = min(best[name], time.process_time() - t0)
-    return best
 
 
 def synthetic_facilities(graph: network.StreetGraph, seed: int = 0) -> gpd.GeoDataFrame:
@@ -137,7 +107,7 @@ def floor_sources(graph, snap, targets):
 def bench_graph(label: str, graph: network.StreetGraph, rows: list) -> None:
     fac = synthetic_facilities(graph)
     targets = {c: (fac["category"] == c).to_numpy() for c in MIX}
-    t_snap = best_of(lambda: access.snap_points(graph, fac), repeat=3)
+    t_snap = interleaved({"snap": lambda: access.snap_points(graph, fac)}, rounds=3)["snap"]
     snap = access.snap_points(graph, fac)
     result = access.nearest_times(graph, fac, targets, snap=snap)
     heads = floor_sources(graph, snap, targets)
@@ -175,8 +145,9 @@ def bench_graph(label: str, graph: network.StreetGraph, rows: list) -> None:
     refs.clear()
     ours, floor = best["ours"], best["floor"]
     timings = {True: best["networkx_multi"], False: best["networkx_digraph"]}
-    counts = best_of(lambda: access.cumulative_counts(graph, fac, targets, snap=snap),
-                     repeat=1)
+    counts = interleaved(
+        {"counts": lambda: access.cumulative_counts(graph, fac, targets, snap=snap)},
+        rounds=1)["counts"]
     rows.append({
         "graph": label, "mode": graph.mode, "nodes": graph.n_nodes, "links": graph.n_links,
         "arcs": int(graph.matrix.nnz), "facilities": len(fac),
@@ -239,13 +210,10 @@ def measure_memory(path: Path) -> dict:
 
 
 def main() -> int:
-    mirror = os.environ.get("GEO_MIRROR") or str(ROOT.parent / "shared" / "data")
-    if not Path(mirror).is_dir():
-        print(f"bench_access: no data mirror at {mirror} (set GEO_MIRROR); skipped")
-        return 0
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="pvdgeo-bench-") as tmp:
-        s = load_settings(environ={}, mirror=mirror, data_dir=Path(tmp) / "data")
+    with mirror_settings("bench_access") as s:
+        if s is None:
+            return 0
         sgl = network.read_osm(sources.ensure("osm_saint_germain", s), crs="EPSG:2154")
         for mode in network.MODES:
             bench_graph("saint-germain-en-laye 78551 (OSM XML)", network.build_graph(sgl, mode),
@@ -262,19 +230,9 @@ def main() -> int:
             rows[-1]["read_s"] = read_s
             rows[-1]["build_s"] = build_s
         memory = measure_memory(roads04)
-
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with RESULTS.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    with MEMORY.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["run", *memory])
-        w.writerow(["departement 04: read, build walk + bike, node_access 2000 facilities",
-                    *(f"{v:.6g}" if isinstance(v, float) else v for v in memory.values())])
+    write_rows(RESULTS, rows)
+    write_rows(MEMORY, [{"run": "departement 04: read, build walk + bike, node_access 2000 "
+                                "facilities", **memory}])
 
     print(f"{'graph':<40}{'mode':<6}{'nodes':>8}{'ours s':>9}{'floor s':>9}{'nx s':>9}"
           f"{'nx di s':>9}{'x nx':>7}{'x nxdi':>7}{'/floor':>7}{'diff s':>9}")

@@ -23,10 +23,7 @@ town hall), walking and cycling. Times are CPU seconds of the process
 
 from __future__ import annotations
 
-import csv
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,16 +31,13 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
+from _common import RESULTS_DIR, mirror_settings, write_rows
 from shapely.geometry import LineString, Point
 from shapely.ops import substring
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from geo import access, network, sources
 
-from geo import access, network, sources  # noqa: E402
-from geo.settings import load_settings  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "isochrones.csv"
+RESULTS = RESULTS_DIR / "isochrones.csv"
 MINUTES = (5, 10, 15, 20)
 
 
@@ -159,15 +153,12 @@ def bench(label, graph, origin, buffer_m, rows):
 
 
 def main() -> int:
-    mirror = os.environ.get("GEO_MIRROR") or str(ROOT.parent / "shared" / "data")
-    if not Path(mirror).is_dir():
-        print(f"bench_isochrones: no data mirror at {mirror} (set GEO_MIRROR); skipped")
-        return 0
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="pvdgeo-bench-") as tmp:
-        s = load_settings(environ={}, mirror=mirror, data_dir=Path(tmp) / "data")
+    with mirror_settings("bench_isochrones") as s:
+        if s is None:
+            return 0
         buffer_m = s.isochrone_buffer_m
-        communes78 = gpd.read_file(Path(mirror) / "communes/france-geojson-2018/"
+        communes78 = gpd.read_file(Path(s.mirror) / "communes/france-geojson-2018/"
                                    "communes-78-yvelines.geojson")
         sgl_poly = communes78[communes78["code"] == "78551"].to_crs(2154).geometry.iloc[0]
         sgl = network.read_osm(sources.ensure("osm_saint_germain", s), crs="EPSG:2154")
@@ -179,12 +170,7 @@ def main() -> int:
             for mode in network.MODES:
                 bench(label, network.build_graph(streets, mode, settings=s), origin, buffer_m,
                       rows)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_rows(RESULTS, rows)
     print(f"{'graph':<48}{'mode':<6}{'min':>4}{'ours s':>8}{'osmnx s':>9}{'x':>6}"
           f"{'IoU ours':>9}{'IoU osmnx':>10}{'diff ours':>10}{'diff osmnx':>11}")
     for r in rows:
