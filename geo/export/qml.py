@@ -178,26 +178,30 @@ def _renderer_body(root: ET.Element, entry: LegendEntry, geometry: str,
                    has_field: bool) -> None:
     dashed = geometry in {"line", "outline"} and entry.dashed
     fld = _quote(entry.field or "")
-    common = {"symbollevels": "0", "forceraster": "0", "enableorderby": "0",
-              "referencescale": "-1"}
+
+    def renderer(kind: str, **attrs: str) -> ET.Element:
+        return ET.SubElement(root, "renderer-v2", attrib={
+            "type": kind, **attrs, "symbollevels": "0", "forceraster": "0",
+            "enableorderby": "0", "referencescale": "-1"})
+
     if entry.kind != "single" and not has_field:
         # one rule without filter (every feature), so the legend says why it is grey
         nodata = entry.nodata or _NODATA
-        r = ET.SubElement(root, "renderer-v2", type="RuleRenderer", **common)
-        rules = ET.SubElement(r, "rules", key=f"{{{uuid.uuid4()}}}")
-        ET.SubElement(rules, "rule", key=f"{{{uuid.uuid4()}}}", symbol="0",
+        r = renderer("RuleRenderer")
+        root_rule = ET.SubElement(r, "rules", key=f"{{{uuid.uuid4()}}}")
+        ET.SubElement(root_rule, "rule", key=f"{{{uuid.uuid4()}}}", symbol="0",
                       label=f"{nodata.label} ({entry.field} absent)")
         _symbol(ET.SubElement(r, "symbols"), "0", geometry, nodata.color, entry.opacity)
         return
     if entry.kind == "single" and entry.filter is None:
-        r = ET.SubElement(root, "renderer-v2", type="singleSymbol", **common)
+        r = renderer("singleSymbol")
         _symbol(ET.SubElement(r, "symbols"), "0", geometry, entry.color or "#000000",
                 entry.opacity)
         return
     if entry.filter is not None:
         f_field, f_value = entry.filter
         base = f"{_quote(f_field)} = {_literal(f_value)}"
-        rules: list[tuple[str, str, LegendClass]] = []
+        rules: list[tuple[str, str, LegendClass]] = []  # (filter, label, class)
         if entry.kind == "single":
             rules.append((base, entry.label or entry.title,
                           LegendClass(color=entry.color or "#000000", label=entry.label)))
@@ -217,7 +221,7 @@ def _renderer_body(root: ET.Element, entry: LegendEntry, geometry: str,
                 else:
                     other = f"{fld} IS NULL"
                 rules.append((f"{base} AND {other}", entry.nodata.label, entry.nodata))
-        r = ET.SubElement(root, "renderer-v2", type="RuleRenderer", **common)
+        r = renderer("RuleRenderer")
         rules_el = ET.SubElement(r, "rules", key=f"{{{uuid.uuid4()}}}")
         symbols = ET.SubElement(r, "symbols")
         for i, (expr, label, c) in enumerate(rules):
@@ -226,8 +230,7 @@ def _renderer_body(root: ET.Element, entry: LegendEntry, geometry: str,
             _symbol(symbols, str(i), geometry, c.color, entry.opacity, dashed=dashed)
         return
     if entry.kind == "graduated":
-        r = ET.SubElement(root, "renderer-v2", type="graduatedSymbol", attr=str(entry.field),
-                          graduatedMethod="GraduatedColor", **common)
+        r = renderer("graduatedSymbol", attr=str(entry.field), graduatedMethod="GraduatedColor")
         ranges = ET.SubElement(r, "ranges")
         symbols = ET.SubElement(r, "symbols")
         order = list(enumerate(entry.classes))[::-1]  # highest first: see module doc
@@ -240,8 +243,7 @@ def _renderer_body(root: ET.Element, entry: LegendEntry, geometry: str,
         ET.SubElement(r, "labelformat", format="%1 - %2", decimalplaces="1",
                       trimtrailingzeroes="true")
         return
-    r = ET.SubElement(root, "renderer-v2", type="categorizedSymbol", attr=str(entry.field),
-                      **common)
+    r = renderer("categorizedSymbol", attr=str(entry.field))
     cats = ET.SubElement(r, "categories")
     symbols = ET.SubElement(r, "symbols")
     classes = [*entry.classes, *([entry.nodata] if entry.nodata else [])]

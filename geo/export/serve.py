@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, OSError) as exc:
         print(f"serve: error: {exc}", file=sys.stderr)
         return 2
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     if not (Path(args.root) / "viewer" / "index.html").is_file():
         print(f"serve: no viewer in {args.root}/viewer yet: run `make demo` (or `make "
               "viewer`) first", file=sys.stderr)

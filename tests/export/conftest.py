@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from browser.harness import require_browser
-from synthetic_town import OTHER_TOWN, TOWN, write_synthetic_town
 
+from export.synthetic_town import OTHER_TOWN, TOWN, write_synthetic_town
 from geo import access, communes, facilities, indicators
 from geo._io import write_json_atomic
 from geo.export.gpkg import build_gpkg

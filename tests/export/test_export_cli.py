@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyogrio
 import pytest
-from synthetic_town import TOWN, layer_names, write_synthetic_town
 
+from export.synthetic_town import TOWN, layer_names, write_synthetic_town
 from geo.cli import main
 from geo.settings import Settings, reset_settings
 

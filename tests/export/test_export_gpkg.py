@@ -13,8 +13,8 @@ import numpy as np
 import pyogrio
 import pytest
 from shapely.geometry import Point
-from synthetic_town import TOWN, layer_names, write_synthetic_town
 
+from export.synthetic_town import TOWN, layer_names, write_synthetic_town
 from geo import __version__
 from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
 from geo.export import gpkg as gpkg_module

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from colour_vision import SIMULATIONS, delta_e, lightness, min_pairwise_delta_e
 
+from export.colour_vision import SIMULATIONS, delta_e, lightness, min_pairwise_delta_e
 from geo.errors import InputFileError
 from geo.export.views import SOURCE_ID, STYLES_DIR, load_views
 from geo.settings import PROJECT_ROOT

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pyogrio
 import pytest
-from synthetic_town import TOWN
 
+from export.synthetic_town import TOWN
 from geo.errors import InputFileError
 from geo.export import tiles as tiles_module
 from geo.export.layers import layer_spec

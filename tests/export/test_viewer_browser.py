@@ -18,8 +18,8 @@ from typing import Any
 import pyogrio
 import pytest
 from browser.harness import ARTIFACTS, CHROMIUM
-from synthetic_town import OTHER_TOWN, TOWN
 
+from export.synthetic_town import OTHER_TOWN, TOWN
 from geo.export.serve import serve_in_thread
 from geo.export.viewer import build_viewer
 from geo.export.views import load_views

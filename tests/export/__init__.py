@@ -1,0 +1,1 @@
+"""Tests of geo.export (GeoPackage, PMTiles, styles, viewer)."""
