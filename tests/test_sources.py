@@ -517,14 +517,17 @@ def test_make_rules(tmp_path: Path) -> None:
     fragment = tmp_path / "datasets.mk"
     fragment.write_text(text, encoding="utf-8")
     target = s.raw_dir / catalogue["acv"].local_name
+    # a clean environment: under `make test` the parent make's MAKEFLAGS/MAKELEVEL would
+    # make these sub-makes print "Entering directory" lines
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
     run = subprocess.run(
         ["make", "-n", "-f", str(fragment), "PVDGEO=pvdgeo", "VENV_STAMP=", str(target)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env=env,
     )
     assert run.stdout.strip() == "pvdgeo fetch acv"
     listed = subprocess.run(
         ["make", "-f", str(fragment), "--eval", "show: ; @echo $(RAW_NATIONAL_REFERENCE)",
-         "show"], capture_output=True, text=True, check=True,
+         "show"], capture_output=True, text=True, check=True, env=env,
     ).stdout.split()
     assert str(s.raw_dir / catalogue["communes_cog"].local_name) in listed
     assert len(listed) == sum(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from geo import communes
 from geo.export import gpkg, tiles, viewer
 from geo.settings import Settings
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
-    insee = args.insee.strip().upper()
+    insee = communes.validate_insee(args.insee)
     folder = args.dir or settings.town_dir(insee)
     if args.only in (None, "gpkg"):
         path = gpkg.build_gpkg(insee, settings=settings, town_dir=folder)
