@@ -12,8 +12,8 @@ jobs=2
 if [ "${1:-}" = "-j" ]; then jobs="$2"; shift 2; fi
 [ $# -gt 0 ] || { sed -n '2,8p' "$0"; exit 2; }
 make --no-print-directory install >/dev/null
-# Shared national inputs first (once), so parallel towns don't race to build them.
-make --no-print-directory data/interim/communes.parquet
+# Shared national tables first (once), so parallel towns do not race to build them.
+make --no-print-directory data/interim/communes.parquet facility-counts landcover-communes
 failed=$(mktemp)
 printf '%s\n' "$@" | xargs -P "$jobs" -I{} sh -c '
   mkdir -p data/out/{}/logs
