@@ -69,6 +69,7 @@ test: $(VENV_STAMP) $(WEB_STAMP)
 
 lint: $(VENV_STAMP)
 	$(BIN)/ruff check geo tests scripts bench
+	$(BIN)/mypy
 
 # --- raw data ----------------------------------------------------------------------
 # data/raw/datasets.mk is generated from the catalogue: one RAW_<id> variable and one

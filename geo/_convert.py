@@ -26,7 +26,7 @@ import lzma
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +200,8 @@ def _excel_sheets(book: Path | io.BytesIO, source: Path | None = None) -> dict[s
         raise InputFileError(f"{source or book}: not a readable .xlsx workbook ({exc})") from None
 
 
-def _find_header(sheets: dict[str, pd.DataFrame], match, path: Path, what: str,
+def _find_header(sheets: dict[str, pd.DataFrame], match: Callable[[list[str]], bool],
+                 path: Path, what: str,
                  prefer: Sequence[str] = (), max_rows: int = 30) -> tuple[pd.DataFrame, int]:
     """The sheet and row index of the first row (within ``max_rows``) for which
     ``match(list_of_normalised_cells)`` is true; sheets named in ``prefer`` first."""
@@ -483,14 +484,13 @@ def anct_acv_js(paths: Sequence[Path], out: Path) -> None:
         missing = [c for c in _ACV_COLUMNS if c not in props]
         if missing:
             raise MissingColumnsError(str(js_path), missing, list(props))
-        row = {c: _cell_text(props[c]) for c in _ACV_COLUMNS}
-        row["insee_com"] = _pad(row["insee_com"], 5)
-        row["insee_dep"] = _pad(row["insee_dep"], 2)
-        row["insee_reg"] = _pad(row["insee_reg"], 2)
+        cells = {c: _cell_text(props[c]) for c in _ACV_COLUMNS}
+        cells["insee_com"] = _pad(cells["insee_com"], 5)
+        cells["insee_dep"] = _pad(cells["insee_dep"], 2)
+        cells["insee_reg"] = _pad(cells["insee_reg"], 2)
         lon, lat = _point(f.get("geometry"))
-        row["lon"], row["lat"] = lon, lat
-        row["in_acv2_superposeur_2023"] = row["insee_com"] in acv2
-        rows.append(row)
+        rows.append({**cells, "lon": lon, "lat": lat,
+                     "in_acv2_superposeur_2023": cells["insee_com"] in acv2})
     _write_csv(pd.DataFrame(rows), out)
 
 

@@ -8,22 +8,26 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 __all__ = ["log_to_file", "setup_logging"]
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to the *current* ``sys.stderr`` (not the one at creation), so a console
     handler set up once keeps working when stderr is replaced (tests, notebooks)."""
 
-    @property  # type: ignore[override]
-    def stream(self):
+    #: marks the console handler setup_logging installs (found again by this attribute)
+    _geo_console = True
+
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:
+    def stream(self, _value: TextIO) -> None:
         pass
 
 
@@ -36,7 +40,6 @@ def setup_logging(verbosity: int = 0) -> None:
     if not any(getattr(h, "_geo_console", False) for h in root.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler._geo_console = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     for h in root.handlers:
         if getattr(h, "_geo_console", False):

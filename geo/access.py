@@ -30,7 +30,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -73,7 +73,9 @@ log = logging.getLogger(__name__)
 #: Facility categories (``data/categories.toml``); each is an access target.
 CATEGORIES: tuple[str, ...] = CATEGORY_KEYS
 
-PointsLike = gpd.GeoDataFrame | gpd.GeoSeries | Sequence[BaseGeometry] | np.ndarray
+#: Points accepted by the snapping functions: geometries with a CRS, or bare geometries or
+#: an (n, 2) array of coordinates already in the graph's CRS.
+PointsLike: TypeAlias = gpd.GeoDataFrame | gpd.GeoSeries | Sequence[BaseGeometry] | np.ndarray
 
 
 # --- points on the graph -------------------------------------------------------------------

@@ -263,7 +263,8 @@ def aggregate_to_current(
         plain = val.groupby(work["insee"]).mean()
         out[col] = out[col].fillna(plain)
     if first_cols:
-        rank = rank_col or (next(iter(weighted.values()), None) or (sum_cols or [None])[0])
+        rank = (rank_col or next(iter(weighted.values()), None)
+                or (sum_cols[0] if sum_cols else None))
         ordered = work
         if rank is not None:
             ordered = work.assign(_rank=pd.to_numeric(work[rank], errors="coerce"))

@@ -34,13 +34,14 @@ import logging
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from difflib import SequenceMatcher
 from functools import lru_cache
+from io import BufferedIOBase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -165,9 +166,12 @@ class SourceReport:
             log.info("%s: %s", self.source, note)
 
 
-def _report(gdf: pd.DataFrame) -> SourceReport | None:
+def _report(gdf: pd.DataFrame) -> SourceReport:
+    """The :class:`SourceReport` a reader of this module attached to its table."""
     rep = gdf.attrs.get("report")
-    return rep if isinstance(rep, SourceReport) else None
+    if not isinstance(rep, SourceReport):  # every reader attaches one: a bug if missing
+        raise TypeError(f"table has no SourceReport in attrs['report'] (got {rep!r})")
+    return rep
 
 
 # --- schema helpers ------------------------------------------------------------------------
@@ -179,6 +183,7 @@ def empty_facilities(crs: str | None = None) -> gpd.GeoDataFrame:
 
 
 def _frame(columns: Mapping[str, Sequence[Any]], *, crs: str) -> gpd.GeoDataFrame:
+    """A facility table from its columns (a column left out is all null)."""
     data = {}
     n = len(columns["geometry"])
     for col in FACILITY_COLUMNS[:-1]:
@@ -266,8 +271,10 @@ def _head_text(path: Path) -> str:
                 with zf.open(names[0]) as fh:
                     raw = fh.read(65536)
         else:
-            opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(suffix, open)
-            with opener(path, "rb") as fh:
+            openers: dict[str, Callable[[Path, Literal["rb"]], BufferedIOBase]] = {
+                ".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open,
+            }
+            with openers.get(suffix, open)(path, "rb") as fh:
                 raw = fh.read(65536)
     except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise InputFileError(f"{path}: cannot read the file ({exc})") from None
@@ -436,7 +443,7 @@ def read_osm_pois(
 
 
 @contextlib.contextmanager
-def _osm_readable(path: Path):
+def _osm_readable(path: Path) -> Iterator[Path]:
     """A path libosmium can read (``.xz`` is decompressed to a temporary file)."""
     import lzma
     import shutil
@@ -457,12 +464,21 @@ def _osm_readable(path: Path):
         yield plain
 
 
-def _scan_osm(path: Path, cats: Categories, report: SourceReport) -> list[dict]:
-    """Classified OSM objects as ``{"id", "subcategories", "tags", "point"}`` records
+class _OsmRecord(TypedDict):
+    id: str  # "n123", "w123", "r123"
+    subcategories: list[str]
+    tags: dict[str, str]
+    point: Point
+
+
+def _scan_osm(path: Path, cats: Categories, report: SourceReport) -> list[_OsmRecord]:
+    """Classified OSM nodes, ways and relations as records with a point each
     (``report.rows_read`` counts the objects looked at: those with a facility key)."""
     anchors = cats.osm_anchor_keys
 
-    def classify(obj: Any) -> tuple[list[str], dict[str, str]] | None:
+    def classify(
+        obj: osmium.osm.Node | osmium.osm.Way | osmium.osm.Relation,
+    ) -> tuple[list[str], dict[str, str]] | None:
         tags = obj.tags
         if not any(k in tags for k in anchors):
             return None
@@ -475,7 +491,7 @@ def _scan_osm(path: Path, cats: Categories, report: SourceReport) -> list[dict]:
             report.unknown[status] += 1
         return (subs, tagd) if subs else None
 
-    records: list[dict] = []
+    records: list[_OsmRecord] = []
     unlocated = partial = 0
     try:
         # Pass 1: relations worth keeping, and the members whose geometry they need.
@@ -483,16 +499,20 @@ def _scan_osm(path: Path, cats: Categories, report: SourceReport) -> list[dict]:
         member_ways: set[int] = set()
         member_nodes: set[int] = set()
         for rel in osmium.FileProcessor(str(path), osmium.osm.RELATION):
+            if not isinstance(rel, osmium.osm.Relation):  # (only relations are read)
+                continue
             hit = classify(rel)
             if hit:
                 wanted_rel[rel.id] = hit
                 member_ways.update(m.ref for m in rel.members if m.type == "w")
                 member_nodes.update(m.ref for m in rel.members if m.type == "n")
-        # Pass 2: nodes and ways with their locations, then the wanted relations.
+        # Pass 2: nodes and ways with their locations, then the wanted relations
+        # (not changesets, which an OSM XML file may hold too).
         way_coords: dict[int, list[tuple[float, float]]] = {}
         node_coords: dict[int, tuple[float, float]] = {}
-        for obj in osmium.FileProcessor(str(path)).with_locations():
-            if obj.is_node():
+        entities = osmium.osm.NODE | osmium.osm.WAY | osmium.osm.RELATION
+        for obj in osmium.FileProcessor(str(path), entities).with_locations():
+            if isinstance(obj, osmium.osm.Node):
                 if obj.id in member_nodes and obj.location.valid():
                     node_coords[obj.id] = (obj.location.lon, obj.location.lat)
                 hit = classify(obj)
@@ -504,7 +524,7 @@ def _scan_osm(path: Path, cats: Categories, report: SourceReport) -> list[dict]:
                 point = Point(obj.location.lon, obj.location.lat)
                 records.append({"id": f"n{obj.id}", "subcategories": hit[0], "tags": hit[1],
                                 "point": point})
-            elif obj.is_way():
+            elif isinstance(obj, osmium.osm.Way):
                 coords = [(n.location.lon, n.location.lat) for n in obj.nodes
                           if n.location.valid()]
                 if obj.id in member_ways:
@@ -519,7 +539,7 @@ def _scan_osm(path: Path, cats: Categories, report: SourceReport) -> list[dict]:
                 partial += len(coords) < len(obj.nodes)
                 records.append({"id": f"w{obj.id}", "subcategories": hit[0], "tags": hit[1],
                                 "point": point})
-            elif obj.is_relation() and obj.id in wanted_rel:
+            elif isinstance(obj, osmium.osm.Relation) and obj.id in wanted_rel:
                 subs, tagd = wanted_rel[obj.id]
                 point = _relation_point(obj, way_coords, node_coords)
                 if point is None:
@@ -566,7 +586,9 @@ def _way_point(coords: list[tuple[float, float]], *, closed: bool) -> Point | No
 
 
 def _relation_point(
-    rel: Any, way_coords: Mapping[int, list], node_coords: Mapping[int, tuple]
+    rel: osmium.osm.Relation,
+    way_coords: Mapping[int, list[tuple[float, float]]],
+    node_coords: Mapping[int, tuple[float, float]],
 ) -> Point | None:
     lines = []
     points = []
@@ -689,12 +711,14 @@ def _single_kind_frame(
     no_code = int(insee.isna().sum())
     if no_code:
         report.notes.append(f"{no_code} row(s) without an INSEE code (empty or 00000)")
-    gdf = _frame({
+    columns: dict[str, Sequence[Any]] = {
         "source": [source] * len(df), "source_id": df[id_col].astype("str"),
         "category": [cats.category_of(sub)] * len(df), "subcategory": [sub] * len(df),
-        "name": df[name_col], "insee": insee,
-        "power_mw": power if power is not None else None, "geometry": geom,
-    }, crs=crs)
+        "name": df[name_col], "insee": insee, "geometry": geom,
+    }
+    if power is not None:
+        columns["power_mw"] = power
+    gdf = _frame(columns, crs=crs)
     return _finish(gdf, report)
 
 

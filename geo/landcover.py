@@ -237,7 +237,10 @@ def open_landcover(
     for lyr in candidates:
         info = pyogrio.read_info(p, layer=lyr)
         fields = [str(f) for f in info["fields"]]
-        codes = [f for f in fields if _CODE_COLUMN.match(f)]
+        # code column -> its vintage (code_18 -> 2018)
+        code_years = {f: _year_from_digits(m.group(1)) for f in fields
+                      if (m := _CODE_COLUMN.match(f))}
+        codes = list(code_years)
         if not codes:
             continue
         if len(codes) > 1:
@@ -246,14 +249,14 @@ def open_landcover(
                     f"land cover file {p} layer {lyr!r} has several CLC code columns "
                     f"{codes}; pass year=... (--landcover YEAR=FILE) to pick one"
                 )
-            wanted = [c for c in codes if _year_from_digits(_CODE_COLUMN.match(c).group(1)) == year]
+            wanted = [c for c in codes if code_years[c] == year]
             if not wanted:
                 raise InputFileError(
                     f"land cover file {p} layer {lyr!r}: no code column for {year} in {codes}"
                 )
             codes = wanted
         col = codes[0]
-        col_year = _year_from_digits(_CODE_COLUMN.match(col).group(1))
+        col_year = code_years[col]
         if info["crs"] is None:
             raise MissingCrsError(f"land cover file {p} layer {lyr!r} has no CRS")
         return LandCoverSource(

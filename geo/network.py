@@ -37,10 +37,10 @@ import lzma
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -269,19 +269,23 @@ def _scan_osm(path: Path, area_wgs84: BaseGeometry | None) -> _OsmScan:
     prepared = area_wgs84
     if prepared is not None:
         shapely.prepare(prepared)
+    # untagged nodes only feed the location cache
+    amenity_nodes = osmium.filter.KeyFilter("amenity")
+    amenity_nodes.enable_for(osmium.osm.NODE)
     try:
         processor = (
             osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
             .with_locations()
-            # untagged nodes only feed the location cache
-            .with_filter(osmium.filter.KeyFilter("amenity").enable_for(osmium.osm.NODE))
+            .with_filter(amenity_nodes)
         )
         for obj in processor:
             tags = obj.tags
             amenity = tags.get("amenity")
-            if obj.is_node():
+            if isinstance(obj, osmium.osm.Node):
                 if amenity == "townhall":
-                    scan.townhalls.append((tags.get("name", ""), obj.lon, obj.lat))
+                    scan.townhalls.append((tags.get("name") or "", obj.lon, obj.lat))
+                continue
+            if not isinstance(obj, osmium.osm.Way):  # the processor reads nodes and ways only
                 continue
             locations = [(n.ref, n.location) for n in obj.nodes]
             complete = all(loc.valid() for _, loc in locations)
@@ -291,7 +295,7 @@ def _scan_osm(path: Path, area_wgs84: BaseGeometry | None) -> _OsmScan:
             if amenity == "townhall" and complete and locations:
                 xs = [loc.lon for _, loc in locations]
                 ys = [loc.lat for _, loc in locations]
-                scan.townhalls.append((tags.get("name", ""), float(np.mean(xs)),
+                scan.townhalls.append((tags.get("name") or "", float(np.mean(xs)),
                                        float(np.mean(ys))))
             if highway is None:
                 continue
@@ -344,12 +348,14 @@ def _osm_vintage(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _open_text(path: Path) -> Iterator[io.TextIOBase]:
+def _open_text(path: Path) -> Iterator[IO[str]]:
     import bz2
     import gzip
 
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+    openers: dict[str, Callable[..., IO[str]]] = {
+        ".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open,
+    }
+    with openers.get(path.suffix, open)(path, "rt", encoding="utf-8", errors="replace") as fh:
         yield fh
 
 

@@ -33,11 +33,12 @@ import shutil
 import time
 import tomllib
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from io import BufferedIOBase
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlparse
 
 import requests
@@ -70,7 +71,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_COMPRESSED = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+_COMPRESSED: dict[str, Callable[[Path, Literal["rb"]], BufferedIOBase]] = {
+    ".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open,
+}
 _CHUNK = 1 << 20
 _USER_AGENT = "pvdgeo (https://github.com/pvdgeo/pvdgeo; territorial analysis)"
 
@@ -142,7 +145,7 @@ def load_catalogue(settings: Settings | None = None) -> dict[str, Dataset]:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise DataSourceError(f"dataset catalogue {path} is not valid TOML: {exc}") from None
-    known = set(Dataset.__slots__)  # type: ignore[attr-defined]
+    known = set(Dataset.__slots__)
     out: dict[str, Dataset] = {}
     problems: list[str] = []
     for ds_id, entry in doc.get("datasets", {}).items():

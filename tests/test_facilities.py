@@ -285,6 +285,24 @@ def test_osm_reader_on_a_constructed_extract(tmp_path, mirror_settings):
     assert got.at["n10", "category"] == "energie"
 
 
+def test_osm_reader_skips_changesets(tmp_path, mirror_settings):
+    """An OSM XML file may hold changesets besides the map data: they are not facilities
+    (the reader once failed on them with an AttributeError from deep in its loop)."""
+    osm = tmp_path / "with_changeset.osm"
+    osm.write_text(
+        """<?xml version="1.0" encoding="UTF-8"?>
+<osm version="0.6">
+<changeset id="7" created_at="2024-01-01T00:00:00Z" closed_at="2024-01-01T00:01:00Z"
+ open="false" user="u" uid="1" min_lat="45" min_lon="5" max_lat="45.1" max_lon="5.1"
+ num_changes="1" comments_count="0"><tag k="comment" v="add a pharmacy"/></changeset>
+<node id="1" lat="45.0" lon="5.0"><tag k="amenity" v="pharmacy"/></node>
+</osm>
+""", encoding="utf-8")
+    got = facilities.read_osm_pois(osm, settings=mirror_settings)
+    assert got["source_id"].tolist() == ["n1"]
+    assert got["subcategory"].tolist() == ["pharmacie"]
+
+
 def test_osm_bad_files(tmp_path, mirror_settings):
     with pytest.raises(InputFileError, match="does not exist"):
         facilities.read_osm_pois(tmp_path / "missing.osm", settings=mirror_settings)

@@ -24,6 +24,10 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, AnyStr, BinaryIO, Literal
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead, SupportsWrite
 
 __all__ = ["RangeRequestHandler", "main", "make_server", "parse_range", "serve_in_thread"]
 
@@ -32,7 +36,7 @@ log = logging.getLogger(__name__)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
+def parse_range(header: str | None, size: int) -> tuple[int, int] | Literal[False] | None:
     """The inclusive byte range ``(start, end)`` a ``Range`` header asks of a file of
     ``size`` bytes; ``None`` when the header is absent, malformed or multi-range (serve
     the whole file); ``False`` when the range is unsatisfiable (416)."""
@@ -68,6 +72,8 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
         ".css": "text/css",
         ".html": "text/html; charset=utf-8",
     }
+    #: bytes of the requested range still to send (None: not a range request)
+    _remaining: int | None = None
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-cache")
@@ -76,7 +82,7 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    def send_head(self):  # type: ignore[no-untyped-def]
+    def send_head(self) -> BinaryIO | None:
         if self.path in {"", "/"}:
             self.send_response(HTTPStatus.FOUND)
             self.send_header("Location", "/viewer/")
@@ -122,8 +128,8 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
             fh.close()
             raise
 
-    def copyfile(self, source, outputfile):  # type: ignore[no-untyped-def]
-        remaining = getattr(self, "_remaining", None)
+    def copyfile(self, source: SupportsRead[AnyStr], outputfile: SupportsWrite[AnyStr]) -> None:
+        remaining = self._remaining
         if remaining is None:
             return super().copyfile(source, outputfile)
         self._remaining = None
