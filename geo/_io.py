@@ -7,15 +7,67 @@ its final name.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
 import json
+import lzma
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["atomic_path", "read_parquet_metadata", "write_json_atomic", "write_parquet"]
+from geo.errors import InputFileError
+
+__all__ = [
+    "COMPRESSED_SUFFIXES",
+    "atomic_path",
+    "libosmium_readable",
+    "open_maybe_compressed",
+    "read_parquet_metadata",
+    "write_json_atomic",
+    "write_parquet",
+]
+
+#: Compression suffixes read transparently by :func:`open_maybe_compressed`.
+COMPRESSED_SUFFIXES = (".gz", ".xz", ".bz2")
+#: Errors a corrupt compressed stream raises while being read.
+DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError)
+
+
+def open_maybe_compressed(
+    path: str | os.PathLike[str], mode: str = "rb", *, suffix: str | None = None, **kwargs: Any
+) -> IO[Any]:
+    """Open ``path``, decompressing ``.gz``, ``.xz`` or ``.bz2`` on the fly.
+
+    The compression is given by ``suffix`` (default: the file's own suffix). ``mode`` is
+    ``"rb"`` or ``"rt"``; text mode takes ``encoding``/``errors`` keywords.
+    """
+    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(
+        (suffix or Path(path).suffix).lower()
+    )
+    if opener is None:
+        return open(path, mode, **kwargs)  # noqa: PTH123 (caller closes)
+    return opener(path, mode, **kwargs)  # type: ignore[operator]  # the 3 opens differ in stubs
+
+
+@contextlib.contextmanager
+def libosmium_readable(path: Path) -> Iterator[Path]:
+    """A path libosmium can read: ``.xz`` (which it does not read) is decompressed to a
+    temporary file for the duration of the block; other files are yielded as they are."""
+    if path.suffix.lower() != ".xz":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="pvdgeo-osm-") as tmp:
+        plain = Path(tmp) / path.with_suffix("").name
+        try:
+            with lzma.open(path) as src, plain.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except DECOMPRESSION_ERRORS as exc:
+            raise InputFileError(f"OSM file {path}: not a valid .xz file ({exc})") from None
+        yield plain
 
 
 @contextlib.contextmanager

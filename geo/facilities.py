@@ -34,12 +34,11 @@ import logging
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from difflib import SequenceMatcher
 from functools import lru_cache
-from io import BufferedIOBase
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -54,7 +53,12 @@ from shapely.ops import polygonize, unary_union
 
 from geo import sources
 from geo._categories import CATEGORY_KEYS, Categories, load_categories, normalize_text
-from geo._io import write_parquet
+from geo._io import (
+    DECOMPRESSION_ERRORS,
+    libosmium_readable,
+    open_maybe_compressed,
+    write_parquet,
+)
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.settings import Settings, get_settings
 
@@ -257,10 +261,6 @@ _SEPARATORS = (";", ",", "\t", "|")
 
 def _head_text(path: Path) -> str:
     """First few kB of a (possibly compressed or zipped) text file, decoded leniently."""
-    import bz2
-    import gzip
-    import lzma
-
     suffix = path.suffix.lower()
     try:
         if suffix == ".zip":
@@ -271,12 +271,9 @@ def _head_text(path: Path) -> str:
                 with zf.open(names[0]) as fh:
                     raw = fh.read(65536)
         else:
-            openers: dict[str, Callable[[Path, Literal["rb"]], BufferedIOBase]] = {
-                ".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open,
-            }
-            with openers.get(suffix, open)(path, "rb") as fh:
+            with open_maybe_compressed(path, "rb") as fh:
                 raw = fh.read(65536)
-    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+    except (*DECOMPRESSION_ERRORS, zipfile.BadZipFile) as exc:
         raise InputFileError(f"{path}: cannot read the file ({exc})") from None
     return raw.decode("utf-8", errors="replace").lstrip("\ufeff")
 
@@ -445,23 +442,10 @@ def read_osm_pois(
 @contextlib.contextmanager
 def _osm_readable(path: Path) -> Iterator[Path]:
     """A path libosmium can read (``.xz`` is decompressed to a temporary file)."""
-    import lzma
-    import shutil
-    import tempfile
-
     if not path.is_file():
         raise InputFileError(f"OSM extract {path} does not exist")
-    if path.suffix.lower() != ".xz":
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="pvdgeo-osm-") as tmp:
-        plain = Path(tmp) / path.with_suffix("").name
-        try:
-            with lzma.open(path) as src, plain.open("wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-        except (OSError, lzma.LZMAError) as exc:
-            raise InputFileError(f"OSM extract {path}: not a valid .xz file ({exc})") from None
-        yield plain
+    with libosmium_readable(path) as readable:
+        yield readable
 
 
 class _OsmRecord(TypedDict):

@@ -37,7 +37,7 @@ import lzma
 import re
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -52,6 +52,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 from shapely.geometry.base import BaseGeometry
 
+from geo._io import libosmium_readable, open_maybe_compressed
 from geo.errors import (
     DataSourceError,
     EmptyGraphError,
@@ -349,13 +350,7 @@ def _osm_vintage(path: Path) -> str:
 
 @contextlib.contextmanager
 def _open_text(path: Path) -> Iterator[IO[str]]:
-    import bz2
-    import gzip
-
-    openers: dict[str, Callable[..., IO[str]]] = {
-        ".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open,
-    }
-    with openers.get(path.suffix, open)(path, "rt", encoding="utf-8", errors="replace") as fh:
+    with open_maybe_compressed(path, "rt", encoding="utf-8", errors="replace") as fh:
         yield fh
 
 
@@ -426,18 +421,8 @@ def read_osm(
         raise InputFileError(f"OSM file {path} does not exist")
     name = path.name.lower()
     with contextlib.ExitStack() as stack:
-        if name.endswith(".xz"):  # libosmium reads .gz and .bz2 but not .xz
-            tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            plain = tmpdir / path.name[: -len(".xz")]
-            try:
-                with lzma.open(path) as src, plain.open("wb") as dst:
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
-            except (OSError, lzma.LZMAError) as exc:
-                raise InputFileError(f"cannot decompress OSM file {path}: {exc}") from None
-            work = plain
-        else:
-            work = path
+        # libosmium reads .gz and .bz2 but not .xz
+        work = stack.enter_context(libosmium_readable(path))
         scan = _scan_osm(work, _area_wgs84(area, crs))
         _log_dropped(path, scan)
         if not scan.ways:

@@ -19,33 +19,34 @@ catalogue ``sha256`` pins the exact bytes of the catalogued vintage (mirror layo
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import difflib
 import fcntl
-import gzip
 import hashlib
 import json
 import logging
-import lzma
 import os
 import shutil
 import time
 import tomllib
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from io import BufferedIOBase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote, urlparse
 
 import requests
 import urllib3
 from tqdm.auto import tqdm
 
-from geo._io import atomic_path
+from geo._io import (
+    COMPRESSED_SUFFIXES,
+    DECOMPRESSION_ERRORS,
+    atomic_path,
+    open_maybe_compressed,
+)
 from geo.errors import (
     ChecksumError,
     DataSourceError,
@@ -71,9 +72,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_COMPRESSED: dict[str, Callable[[Path, Literal["rb"]], BufferedIOBase]] = {
-    ".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open,
-}
 _CHUNK = 1 << 20
 _USER_AGENT = "pvdgeo (https://github.com/pvdgeo/pvdgeo; territorial analysis)"
 
@@ -117,7 +115,7 @@ class Dataset:
         """Relative path under ``data/raw`` (the mirror path, without the compression
         suffix when the dataset is decompressed)."""
         suffix = Path(self.mirror_path).suffix
-        if self.decompress and suffix in _COMPRESSED:
+        if self.decompress and suffix in COMPRESSED_SUFFIXES:
             return self.mirror_path[: -len(suffix)]
         return self.mirror_path
 
@@ -365,12 +363,13 @@ def _download_dataset(ds: Dataset, dest: Path, s: Settings) -> Path:
                 raise ChecksumError(msg + "; the mirror file is corrupt or of another vintage")
             log.warning("%s; the producer may have published a new vintage", msg)
         suffix = Path(ds.mirror_path).suffix
-        if ds.decompress and suffix in _COMPRESSED:
+        if ds.decompress and suffix in COMPRESSED_SUFFIXES:
             with atomic_path(dest) as plain:
                 try:
-                    with _COMPRESSED[suffix](tmp, "rb") as src, plain.open("wb") as out:
+                    with open_maybe_compressed(tmp, "rb", suffix=suffix) as src, \
+                            plain.open("wb") as out:
                         shutil.copyfileobj(src, out, _CHUNK)
-                except (OSError, EOFError, lzma.LZMAError) as exc:
+                except DECOMPRESSION_ERRORS as exc:
                     raise DataSourceError(
                         f"dataset {ds.id}: {source} is not a valid {suffix} file ({exc})"
                     ) from None
@@ -501,7 +500,7 @@ def _http_download(url: str, dest: Path, s: Settings, *, label: str) -> None:
     """
     last = ""
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
-    keep_encoded = urlparse(url).path.endswith((*_COMPRESSED, ".tgz", ".zip"))
+    keep_encoded = urlparse(url).path.endswith((*COMPRESSED_SUFFIXES, ".tgz", ".zip"))
     try:
         for attempt in range(s.http_retries + 1):
             if attempt:
