@@ -96,6 +96,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from geo import access, communes, h3grid, landcover, network, sources
+from geo._categories import CATEGORY_KEYS
 from geo._io import atomic_path, read_parquet_metadata, write_parquet
 from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
 from geo.facilities import COUNTS_FILE
@@ -125,7 +126,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Facility categories (ARCHITECTURE.md); every layer gets ``n_<category>`` for each.
-CATEGORIES = ("sante", "commerces", "culture", "education", "services", "energie")
+CATEGORIES = CATEGORY_KEYS
 #: Subcategory of general practitioners (supply of the E2SFCA).
 GP_SUBCATEGORY = "medecin_generaliste"
 #: Thresholds (minutes) of the ``<mode>_<target>_count_<N>min`` indicators.

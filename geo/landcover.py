@@ -62,6 +62,7 @@ __all__ = [
     "CLC_LABELS_FR",
     "LEVEL1",
     "LEVEL1_LABELS_FR",
+    "LEVEL1_LABELS_INLINE_FR",
     "LandCoverSource",
     "catchment_polygons",
     "change_column",
@@ -141,6 +142,10 @@ LEVEL1_LABELS_FR: dict[str, str] = {
     "foret_semi_naturel": "Forêts et milieux semi-naturels",
     "zone_humide": "Zones humides",
     "eau": "Surfaces en eau",
+}
+#: The same, lower-cased for use inside a sentence ("part des territoires agricoles").
+LEVEL1_LABELS_INLINE_FR: dict[str, str] = {
+    k: v[0].lower() + v[1:] for k, v in LEVEL1_LABELS_FR.items()
 }
 
 #: EEA raster grid codes: 1..44 are the CLC classes in code order; 48..50 and 128 are

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODES",
+    "MODE_LABELS_FR",
     "StreetGraph",
     "Streets",
     "bike_speed_kmh",
@@ -86,6 +87,8 @@ log = logging.getLogger(__name__)
 Mode = Literal["walk", "bike"]
 #: Travel modes with a street graph.
 MODES: tuple[str, ...] = ("walk", "bike")
+#: French labels of the travel modes ("temps à pied").
+MODE_LABELS_FR: dict[str, str] = {"walk": "à pied", "bike": "à vélo"}
 
 #: Tag columns of :attr:`Streets.ways` (string values as in OSM; missing is <NA>).
 WAY_TAGS = (

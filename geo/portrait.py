@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from geo import __version__, communes, facilities, indicators, sources
+from geo import __version__, communes, facilities, indicators, landcover, network, sources
 from geo import _report as report
 from geo import _svg as svg
 from geo._io import atomic_path
@@ -148,20 +148,14 @@ _FACILITY_CATEGORIES = {
 #: Facility counts of the national statistics: the categories, then single registers.
 _FACILITY_COUNTS = {**_FACILITY_CATEGORIES, "cinema": "Cinémas", "musee": "Musées",
                     "festival": "Festivals", "eolienne": "Éoliennes"}
-_CLC_LEVEL1 = {
-    "artificialise": "territoires artificialisés",
-    "agricole": "territoires agricoles",
-    "foret_semi_naturel": "forêts et milieux semi-naturels",
-    "zone_humide": "zones humides",
-    "eau": "surfaces en eau",
-}
+_CLC_LEVEL1 = landcover.LEVEL1_LABELS_INLINE_FR
 _ACCESS_TARGETS = {
     "medecin_generaliste": "jusqu'au médecin généraliste le plus proche",
     "pharmacie": "jusqu'à la pharmacie la plus proche",
     "boulangerie": "jusqu'à la boulangerie la plus proche",
     "ecole": "jusqu'à l'école la plus proche",
 }
-_MODES = {"walk": "à pied", "bike": "à vélo"}
+_MODES = network.MODE_LABELS_FR
 
 INDICATORS: tuple[Indicator, ...] = (
     Indicator("population", "Population légale 2023", "habitants", THEME_POPULATION, 0),

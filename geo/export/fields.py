@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from geo._categories import load_categories
 from geo.errors import InputFileError
-from geo.landcover import CLC_LABELS_FR, LEVEL1_LABELS_FR
+from geo.indicators import APL_PROFESSIONS
+from geo.landcover import CLC_LABELS_FR, LEVEL1_LABELS_INLINE_FR
+from geo.network import MODE_LABELS_FR
 from geo.settings import Settings, get_settings
 
 __all__ = [
@@ -71,19 +73,13 @@ _BUILTIN_LABELS = {
 
 #: French labels of the level-1 CORINE Land Cover keys (lower case, for sentences).
 CLC_LEVEL1_LABELS = {
-    **{k: v[0].lower() + v[1:] for k, v in LEVEL1_LABELS_FR.items()},
+    **LEVEL1_LABELS_INLINE_FR,
     "nodata": "sans donnée",
 }
 
-_APL = {
-    "mg": "médecins généralistes",
-    "dentistes": "chirurgiens-dentistes",
-    "infirmiers": "infirmiers",
-    "kine": "masseurs-kinésithérapeutes",
-    "sages_femmes": "sages-femmes",
-}
+_APL = {p.field.removeprefix("apl_"): p.label for p in APL_PROFESSIONS}
 
-_MODES = {"walk": "à pied", "bike": "à vélo"}
+_MODES = MODE_LABELS_FR
 
 #: Fixed labels: name -> (label, unit).
 _FIXED: dict[str, tuple[str, str]] = {

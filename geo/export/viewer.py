@@ -35,6 +35,7 @@ from geo._io import atomic_path, write_json_atomic
 from geo.errors import InputFileError
 from geo.export.fields import CLC_LEVEL1_LABELS, category_labels, field_labels
 from geo.export.views import STYLES_DIR, load_views
+from geo.network import MODE_LABELS_FR
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = ["VIEWER_DIRNAME", "build_viewer", "town_index", "viewer_dir", "write_town_index"]
@@ -59,7 +60,7 @@ _VENDOR = (
 
 #: Labels of coded values shown in popups.
 _VALUE_LABELS = {
-    "mode": {"walk": "à pied", "bike": "à vélo"},
+    "mode": MODE_LABELS_FR,
     "clc_level1": CLC_LEVEL1_LABELS,
     "clc_dominant": CLC_LEVEL1_LABELS,
     "highway": {
