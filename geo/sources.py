@@ -321,11 +321,21 @@ def _fetch_one(ds: Dataset, s: Settings, *, force: bool) -> Path:
         return _download_dataset(ds, dest, s)
 
 
+#: Files verified against the lock file in this process: (path, mtime_ns, size, sha256).
+#: ensure() is called on every read of a national table; a file is hashed again only
+#: when it changed on disk.
+_verified: set[tuple[str, int, int, str]] = set()
+
+
 def _reuse(ds: Dataset, dest: Path, s: Settings) -> Path:
     """Verify a present file against the lock file (or record it) and return it."""
     with _locked_lockfile(s) as lock:
         entry = lock.get(ds.id)
     if entry and entry.get("local_name") == ds.local_name:
+        stat = dest.stat()
+        stamp = (str(dest), stat.st_mtime_ns, stat.st_size, str(entry.get("sha256")))
+        if stamp in _verified:  # hashed already in this process and unchanged since
+            return dest
         actual = sha256_file(dest)
         if actual != entry.get("sha256"):
             raise ChecksumError(
@@ -334,6 +344,7 @@ def _reuse(ds: Dataset, dest: Path, s: Settings) -> Path:
                 f"{str(entry.get('sha256'))[:12]}…; delete the file or run "
                 f"`pvdgeo fetch --force {ds.id}`"
             )
+        _verified.add(stamp)
         log.debug("%s: verified %s", ds.id, dest)
         return dest
     log.info("%s: %s is present but not in the lock file; recording it", ds.id, dest)
