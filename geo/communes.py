@@ -38,6 +38,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo import sources
+from geo._insee import departement_of, validate_insee
 from geo._io import atomic_path
 from geo.errors import DataSourceError, InputFileError, MissingColumnsError, UnknownCommuneError
 from geo.settings import PROJECT_ROOT, Settings, get_settings
@@ -90,32 +91,10 @@ AAV_CATEGORIES = {
 #: ``zone`` values of the national statistics scope (mainland France and DROM).
 NATIONAL_ZONES = ("metro", "drom")
 
-_INSEE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
 _DEPARTEMENTS_FILE = PROJECT_ROOT / "data" / "departements.csv"
 
 
 # --- codes and names -------------------------------------------------------------------
-
-
-def validate_insee(code: str) -> str:
-    """Return ``code`` as a 5-character INSEE code or raise UnknownCommuneError."""
-    text = str(code).strip().upper()
-    if text.isdigit() and len(text) == 4:
-        raise UnknownCommuneError(
-            f"malformed INSEE code {code!r}: expected 5 characters (e.g. 01306, 2A004); "
-            f"a leading zero may have been lost (did you mean 0{text}?)"
-        )
-    if not _INSEE_RE.match(text):
-        raise UnknownCommuneError(
-            f"malformed INSEE code {code!r}: expected 5 characters, digits or 2A/2B for "
-            f"Corsica (e.g. 01306, 2A004, 97701)"
-        )
-    return text
-
-
-def departement_of(insee: str) -> str:
-    """Département code of a commune code: ``'01'``, ``'2A'``, ``'974'``."""
-    return insee[:3] if insee.startswith(("97", "98")) else insee[:2]
 
 
 def normalize_name(name: str) -> str:

@@ -41,6 +41,7 @@ import requests
 import urllib3
 from tqdm.auto import tqdm
 
+from geo._insee import departement_of
 from geo._io import (
     COMPRESSED_SUFFIXES,
     DECOMPRESSION_ERRORS,
@@ -205,7 +206,7 @@ def datasets_for_town(
     insee: str, kind: str | None = None, settings: Settings | None = None
 ) -> list[Dataset]:
     """Local datasets covering town ``insee`` (optionally of one ``kind``)."""
-    dep = insee[:3] if insee.startswith("97") else insee[:2]
+    dep = departement_of(insee)
     return [
         d
         for d in load_catalogue(settings).values()
