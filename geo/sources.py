@@ -55,7 +55,7 @@ from geo.errors import (
     GeoError,
     UnknownDatasetError,
 )
-from geo.settings import PROJECT_ROOT, Settings, get_settings
+from geo.settings import Settings, get_settings
 
 __all__ = [
     "Dataset",
@@ -391,16 +391,23 @@ def _download_dataset(ds: Dataset, dest: Path, s: Settings) -> Path:
         for i in range(len(ds.urls)):  # parts of multi-URL downloads
             tmp.with_name(f"{tmp.name}.{i}").unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
-    _record(ds, dest, s, source=source, source_sha256=source_sha)
+    # a file stored as downloaded has the bytes just hashed; a decompressed one is new
+    plain_sha = None if ds.decompress and suffix in COMPRESSED_SUFFIXES else source_sha
+    _record(ds, dest, s, source=source, source_sha256=source_sha, sha256=plain_sha)
     log.info("%s: wrote %s", ds.id, _rel(dest))
     return dest
 
 
-def _record(ds: Dataset, dest: Path, s: Settings, *, source: str, source_sha256: str) -> None:
+def _record(
+    ds: Dataset, dest: Path, s: Settings, *, source: str, source_sha256: str,
+    sha256: str | None = None,
+) -> None:
+    """Record a local file in the lock file (``sha256`` of ``dest`` when already known)."""
+    digest = sha256 or sha256_file(dest)
     with _locked_lockfile(s) as lock:
         lock[ds.id] = {
             "local_name": ds.local_name,
-            "sha256": sha256_file(dest),
+            "sha256": digest,
             "bytes": dest.stat().st_size,
             "source": source,
             "source_sha256": source_sha256,
@@ -654,7 +661,3 @@ def make_rules(settings: Settings | None = None) -> str:
     lines += [f"{name} := {var}" for name, var in sorted(town.items())]
     return "\n".join(lines) + "\n"
 
-
-def catalogue_root() -> Path:
-    """Folder of the tracked catalogue files (``data/``)."""
-    return PROJECT_ROOT / "data"
