@@ -105,13 +105,6 @@ def _records(path: Path, what: str, required: Sequence[str]) -> list[dict[str, A
     return data
 
 
-def _zfill(series: pd.Series, width: int) -> pd.Series:
-    """Re-pad codes that lost their leading zeros (``1001`` -> ``01001``); blanks stay."""
-    text = series.astype("string").str.strip()
-    text = text.str.replace(r"\.0$", "", regex=True)  # 1001.0 written by a float column
-    return text.where(text.isna() | (text == ""), text.str.zfill(width))
-
-
 def _norm(name: Any) -> str:
     """Header key insensitive to case, accents and punctuation: ``Code Insee commune``,
     ``code_insee_commune`` (the field name of an Opendatasoft export) -> the same key."""
