@@ -53,6 +53,9 @@ _OVERSEAS_CRS = {
     "976": "EPSG:4471",  # Mayotte: RGM04 / UTM zone 38S
     "977": "EPSG:5490",  # Saint-Barthélemy: RGAF09 / UTM zone 20N
     "978": "EPSG:5490",  # Saint-Martin: RGAF09 / UTM zone 20N
+    "986": "EPSG:8903",  # Wallis-et-Futuna: RGWF96 / UTM zone 1S
+    "987": "EPSG:3297",  # Polynésie française: RGPF / UTM zone 6S (central islands)
+    "988": "EPSG:3163",  # Nouvelle-Calédonie: RGNC91-93 / Lambert New Caledonia
 }
 
 
