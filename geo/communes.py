@@ -543,13 +543,11 @@ def _fullres_polygons(dataset_id: str, settings: Settings) -> gpd.GeoDataFrame:
     re-keyed to current communes (former communes' polygons unioned)."""
     path = _raw(dataset_id, settings)
     return _read_fullres_cached(str(path), path.stat().st_mtime,
-                                tuple(sorted(current_code_map(settings).items())))
+                                str(_raw("communes_cog", settings)))
 
 
 @lru_cache(maxsize=4)
-def _read_fullres_cached(
-    path: str, mtime: float, mapping: tuple[tuple[str, str], ...]
-) -> gpd.GeoDataFrame:
+def _read_fullres_cached(path: str, mtime: float, cog_path: str) -> gpd.GeoDataFrame:
     try:
         gdf = pyogrio.read_dataframe(path)
     except Exception as exc:  # pyogrio raises several error types for corrupt files
@@ -559,7 +557,7 @@ def _read_fullres_cached(
         raise MissingColumnsError(path, ["INSEE_COM (or insee, code)"], list(gdf.columns))
     if gdf.crs is None:
         raise InputFileError(f"commune polygons {path} have no CRS")
-    gdf["insee"] = gdf[col].astype(str).str.strip().map(dict(mapping))
+    gdf["insee"] = gdf[col].astype(str).str.strip().map(dict(_code_map_cached(cog_path)))
     gdf = gdf.dropna(subset=["insee"])
     gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
     return gdf[["insee", "geometry"]].dissolve(by="insee", as_index=False)
@@ -605,7 +603,7 @@ def commune_polygons(
     if insee is None:
         out = polys if include_arrondissements else polys[polys["type"] != "ARM"]
     else:
-        codes = [validate_insee(c) for c in insee]
+        codes = insee  # validated above
         out = polys[polys["insee"].isin(codes)]
         missing = sorted(set(codes) - set(out["insee"]))
         if missing:
