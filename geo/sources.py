@@ -112,6 +112,16 @@ class Dataset:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def coverage(self) -> str:
+        """Where the dataset applies: ``national`` or ``local: dép. 46, 01306``."""
+        if self.scope == "local":
+            return "local: " + ", ".join([f"dép. {d}" for d in self.departements]
+                                         + list(self.insee))
+        if self.scope == "production":
+            return "national (production only, not in the test mirror)"
+        return "national"
+
+    @property
     def local_name(self) -> str:
         """Relative path under ``data/raw`` (the mirror path, without the compression
         suffix when the dataset is decompressed)."""
@@ -593,15 +603,6 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def _coverage(ds: Dataset) -> str:
-    if ds.scope == "local":
-        parts = [f"dép. {d}" for d in ds.departements] + list(ds.insee)
-        return "local: " + ", ".join(parts)
-    if ds.scope == "production":
-        return "national (production only, not in the test mirror)"
-    return "national"
-
-
 def catalogue_markdown(settings: Settings | None = None, *, scope: str | None = None) -> str:
     """The catalogue as a Markdown table for the README: id, title (linked to the
     producer's page), producer, licence, vintage and coverage; ``scope`` keeps only
@@ -620,7 +621,7 @@ def catalogue_markdown(settings: Settings | None = None, *, scope: str | None = 
         title = f"[{cell(ds.title)}]({ds.homepage})" if ds.homepage else cell(ds.title)
         lines.append(
             f"| `{ds.id}` | {title} | {cell(ds.producer)} | {cell(ds.licence)} | "
-            f"{cell(ds.vintage)} | {cell(_coverage(ds))} |"
+            f"{cell(ds.vintage)} | {cell(ds.coverage)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -41,10 +41,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.list:
         width = max(len(i) for i in catalogue)
         for ds in catalogue.values():
-            where = ds.scope
-            if ds.scope == "local":
-                where = f"local {','.join(ds.insee + ds.departements)}"
-            print(f"{ds.id:<{width}}  {ds.kind:<16} {where:<22} {ds.vintage:<38} {ds.title}")
+            print(f"{ds.id:<{width}}  {ds.kind:<18} {ds.coverage:<24} {ds.vintage:<38} "
+                  f"{ds.title}")
         return 0
     ids = list(args.ids)
     if args.national or not (ids or args.town):
