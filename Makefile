@@ -79,8 +79,12 @@ $(RAW)/datasets.mk: $(DATA)/sources.toml geo/sources.py | $(VENV_STAMP)
 	@mkdir -p $(@D)
 	$(PVDGEO) -q fetch --make-rules > $@.tmp && mv $@.tmp $@
 
-# (not for goals that need no data, nor for a bare `make`, which shows the help)
-ifeq ($(filter install install-web help clean distclean lint,$(or $(MAKECMDGOALS),help)),)
+# Generated fragments are read only for goals that need data (not for a bare `make`,
+# which shows the help, nor for install, lint or clean).
+NO_DATA_GOALS := install install-web help clean distclean lint
+NEEDS_DATA := $(if $(filter $(NO_DATA_GOALS),$(or $(MAKECMDGOALS),help)),,yes)
+
+ifeq ($(NEEDS_DATA),yes)
 -include $(RAW)/datasets.mk
 endif
 
@@ -157,7 +161,7 @@ $(RAW)/streets.mk: $(DATA)/sources.toml geo/network.py geo/sources.py | $(VENV_S
 	@mkdir -p $(@D)
 	$(PVDGEO) -q access --make-rules > $@.tmp && mv $@.tmp $@
 
-ifeq ($(filter install install-web help clean distclean lint,$(MAKECMDGOALS)),)
+ifeq ($(NEEDS_DATA),yes)
 -include $(RAW)/streets.mk
 endif
 
