@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from pmtiles.reader import MmapSource, Reader
 from geo._io import atomic_path, write_json_atomic
 from geo.errors import InputFileError
 from geo.export.fields import CLC_LEVEL1_LABELS, category_labels, field_labels
+from geo.export.layers import read_town_card
 from geo.export.views import STYLES_DIR, load_views
 from geo.network import MODE_LABELS_FR
 from geo.settings import PROJECT_ROOT, Settings, get_settings
@@ -109,8 +109,8 @@ def _town_entry(folder: Path, out_dir: Path) -> dict[str, Any] | None:
     bounds = [header["min_lon_e7"] / 1e7, header["min_lat_e7"] / 1e7,
               header["max_lon_e7"] / 1e7, header["max_lat_e7"] / 1e7]
     card: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        card = json.loads((folder / "town.json").read_text(encoding="utf-8"))
+    with contextlib.suppress(InputFileError):
+        card = read_town_card(folder)
     gpkg = folder / f"{insee}.gpkg"
     portrait = folder / "portrait.html"
 
