@@ -23,7 +23,7 @@ import contextlib
 import fcntl
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from geo._io import atomic_path, write_json_atomic
 from geo.errors import InputFileError
 from geo.export.fields import CLC_LEVEL1_LABELS, category_labels, field_labels
 from geo.export.layers import read_town_card
-from geo.export.views import STYLES_DIR, load_views
+from geo.export.views import STYLES_DIR, View, load_views
 from geo.network import MODE_LABELS_FR
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -153,14 +153,18 @@ def _index_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def write_town_index(settings: Settings | None = None) -> Path:
-    """Write ``towns.json`` and ``fields.json`` of the viewer from the built towns."""
+def write_town_index(settings: Settings | None = None, *,
+                     views: Sequence[View] | None = None) -> Path:
+    """Write ``towns.json`` and ``fields.json`` of the viewer from the built towns; the
+    field labels cover the towns' tile fields and those ``views`` (default
+    ``tiles/styles``) show."""
     s = settings or get_settings()
     folder = viewer_dir(s)
+    views = load_views() if views is None else views
     with _index_lock(folder):
         towns = town_index(s)
         names = {f for t in towns for f in t.pop("fields")}
-        for view in load_views():
+        for view in views:
             names |= {f for p in view.popup.values() for f in p.get("fields", [])}
             names |= {e.field for e in view.legend if e.field}
         labels = field_labels(names, s)
@@ -207,7 +211,7 @@ def build_viewer(settings: Settings | None = None, *, styles_dir: Path | None = 
     write_json_atomic(folder / "views.json", {"views": [
         {"id": v.id, "title": v.title, "description": v.description, "order": v.order,
          "style": f"styles/{v.id}.json"} for v in views]})
-    write_town_index(s)
+    write_town_index(s, views=views)
     index = folder / "index.html"
     log.info("viewer: built %s (%d views)", index, len(views))
     return index
