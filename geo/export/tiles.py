@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -394,8 +394,7 @@ def write_pmtiles(gpkg: str | Path, path: str | Path, *, settings: Settings | No
                                     max_zoom=s.tiles_max_zoom,
                                     bounds=(float(w), float(so), float(e), float(n)),
                                     max_tile_bytes=s.max_tile_bytes)
-    summary = PMTilesSummary(**{**{f: getattr(summary, f) for f in summary.__slots__},
-                                "path": path})
+    summary = replace(summary, path=path)
     log.info("%s: wrote %s (%.1f kB, %d tiles, zooms %d-%d, layers %s; largest tile %s "
              "%.1f kB)", town.get("insee", gpkg.stem), path, summary.bytes / 1e3,
              summary.tiles, summary.min_zoom, summary.max_zoom, ", ".join(summary.layers),
