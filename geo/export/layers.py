@@ -26,6 +26,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo import communes
 from geo._io import read_parquet_metadata
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.export.fields import category_groups, category_labels
@@ -119,13 +120,12 @@ def read_town_card(town_dir: Path) -> dict[str, Any]:
 
 
 def town_crs(insee: str, card: Mapping[str, Any], settings: Settings | None = None) -> str:
-    """Metric CRS of a town: the card's ``metric_crs`` if set, else by département."""
-    s = settings or get_settings()
+    """Metric CRS of a town: the card's ``metric_crs`` if set, else
+    :func:`geo.communes.metric_crs` (by département)."""
     for key in ("metric_crs", "crs"):
         if card.get(key):
             return str(card[key])
-    dep = insee[:3] if insee.startswith("97") else insee[:2]
-    return s.crs_for_department(dep)
+    return communes.metric_crs(insee, settings)
 
 
 def _read_one(path: Path) -> gpd.GeoDataFrame:
@@ -195,8 +195,6 @@ def reference_communes(insee: str, *, crs: str,
     ``nom``, ``population``, polygons), for a town run without ``communes.parquet``: the
     maps' background and the town's outline. ``None`` (logged) when the reference is not
     available."""
-    from geo import communes
-
     s = settings or get_settings()
     try:
         c = communes.catchment(insee, settings=s)
