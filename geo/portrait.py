@@ -566,7 +566,9 @@ def _missing_reasons(code: str, values: pd.Series, s: Settings,
     kinds = {d.kind for d in sources.datasets_for_town(code, settings=s)}
     has_network = any(k.startswith(("osm", "roads")) for k in kinds)
     has_landcover = any(k.startswith("landcover") for k in kinds)
-    run = (s.town_dir(code) / "communes.parquet").exists()
+    town_dir = s.town_dir(code)
+    run = (town_dir / "communes.parquet").exists()
+    subcategories = functools.cache(functools.partial(_subcategories, town_dir))
     reasons = {}
     for ind in INDICATORS:
         if not svg.is_missing(values.get(ind.key)):
@@ -579,7 +581,7 @@ def _missing_reasons(code: str, values: pd.Series, s: Settings,
             if not any(k.startswith("osm") for k in kinds):
                 why = ("ni extrait OpenStreetMap de la commune ni BPE géolocalisée : part "
                        "des chaînes non mesurée")
-            elif (s.town_dir(code) / "facilities.parquet").exists():
+            elif (town_dir / "facilities.parquet").exists():
                 why = "aucun commerce nommé dans les équipements OpenStreetMap de la commune"
             else:
                 why = f"équipements de la commune non construits (make town INSEE={code})"
@@ -599,15 +601,15 @@ def _missing_reasons(code: str, values: pd.Series, s: Settings,
                        f"occupation des sols non calculée (make town INSEE={code})")
         elif ind.theme == THEME_ACCESS:
             mode = ind.key.split("_", 1)[0]
-            if (s.town_dir(code) / f"access_{mode}_nodes.parquet").exists() and not run:
+            if (town_dir / f"access_{mode}_nodes.parquet").exists() and not run:
                 why = (f"temps calculés sur le réseau (access_{mode}_nodes.parquet) mais pas "
                        "encore agrégés par commune (communes.parquet absent)")
             elif not has_network:
                 why = "aucun réseau de rues disponible pour cette commune"
             elif not run:
                 why = f"temps d'accès non calculés (make town INSEE={code})"
-            elif not _has_subcategory(s.town_dir(code), ind.key.split("_", 1)[1]
-                                      .removesuffix("_minutes_median")):
+            elif (ind.key.split("_", 1)[1].removesuffix("_minutes_median")
+                  not in subcategories()):
                 why = ("aucun équipement de ce type localisé dans la zone d'étude "
                        "(OpenStreetMap et registres nationaux)")
             else:
@@ -618,16 +620,16 @@ def _missing_reasons(code: str, values: pd.Series, s: Settings,
     return reasons
 
 
-def _has_subcategory(town_dir: Path, key: str) -> bool:
-    """Whether the town run's facilities hold any facility of subcategory ``key``."""
+def _subcategories(town_dir: Path) -> frozenset[str]:
+    """Subcategory keys of the town run's facilities (empty without facilities.parquet)."""
     path = town_dir / "facilities.parquet"
     if not path.exists():
-        return False
+        return frozenset()
     try:
         fac = pd.read_parquet(path, columns=["subcategory"])
     except (OSError, ValueError, KeyError) as exc:
         raise InputFileError(f"cannot read facilities {path}: {exc}") from None
-    return bool((fac["subcategory"] == key).any())
+    return frozenset(fac["subcategory"].dropna().astype(str))
 
 
 def build_portrait(
