@@ -1124,10 +1124,10 @@ def _df_html(df: pd.DataFrame) -> str:
 
 
 def render_typology_html(tables: Mapping[str, pd.DataFrame], *, threshold: float,
-                         cog_year: int) -> str:
+                         cog_year: int, charts: Mapping[str, str] | None = None) -> str:
     """The national statistics as one self-contained French HTML page (the CSV files hold
-    the same figures in long format)."""
-    charts = _typology_charts(tables, threshold)
+    the same figures in long format). ``charts``: the SVG charts when already drawn."""
+    charts = _typology_charts(tables, threshold) if charts is None else charts
     pct1 = lambda v: svg.format_fr(v, 1, percent=True)  # noqa: E731
     pct2 = lambda v: svg.format_fr(v, 2, percent=True)  # noqa: E731
     apl = tables["apl"].assign(
@@ -1201,7 +1201,8 @@ def write_typology_stats(
     out = Path(out_dir)
     tables = typology_tables(s) if tables is None else tables
     paths = [_write_csv(df, out / _TABLE_FILES[name]) for name, df in tables.items()]
-    for name, chart in _typology_charts(tables, s.apl_threshold).items():
+    charts = _typology_charts(tables, s.apl_threshold)
+    for name, chart in charts.items():
         path = out / f"typologie_{name}.svg"
         with atomic_path(path) as tmp:
             tmp.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + chart + "\n",
@@ -1210,7 +1211,8 @@ def write_typology_stats(
     index = out / "index.html"
     with atomic_path(index) as tmp:
         tmp.write_text(render_typology_html(tables, threshold=s.apl_threshold,
-                                            cog_year=s.cog_year), encoding="utf-8")
+                                            cog_year=s.cog_year, charts=charts),
+                       encoding="utf-8")
     paths.append(index)
     log.info("wrote %d files to %s", len(paths), out)
     return paths
