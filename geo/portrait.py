@@ -65,7 +65,13 @@ from geo import __version__, communes, facilities, indicators, landcover, networ
 from geo import _report as report
 from geo import _svg as svg
 from geo._io import atomic_path
-from geo.errors import GeoError, InputFileError, MissingColumnsError, SettingsError
+from geo.errors import (
+    GeoError,
+    InputFileError,
+    MissingColumnsError,
+    SettingsError,
+    UnknownDatasetError,
+)
 from geo.settings import Settings, get_settings
 
 __all__ = [
@@ -700,7 +706,7 @@ def _vintages(s: Settings) -> dict[str, str]:
                          ("densite", "Densité")):
         try:
             ds = sources.get_dataset(ds_id, s)
-        except Exception:  # a trimmed catalogue: leave the line out
+        except UnknownDatasetError:  # a trimmed catalogue: leave the line out
             continue
         out[label] = f"{ds.producer}, {ds.vintage}"
     return out
