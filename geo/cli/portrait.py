@@ -46,8 +46,9 @@ def run_portrait(args: argparse.Namespace, settings: Settings) -> int:
     more = len(peers) - 12
     print(f"Pairs : {names}" + (f" … (+{more})" if more > 0 else ""))
     print(f"{'indicateur':<62}{'commune':>14}{'pairs':>12}{'pct':>6}{'France':>12}")
+    by_key = {i.key: i for i in portrait.INDICATORS}
     for row in result.table.itertuples():
-        ind = portrait.INDICATORS[[i.key for i in portrait.INDICATORS].index(row.indicateur)]
+        ind = by_key[row.indicateur]
         pct = "" if is_missing(row.percentile_pairs) else format_fr(row.percentile_pairs)
         print(f"{ind.label[:61]:<62}{ind.format(row.valeur):>14}"
               f"{ind.format(row.mediane_pairs):>12}{pct:>6}{ind.format(row.mediane_france):>12}")
