@@ -122,7 +122,6 @@ def grouped_bar_chart(
     *,
     title: str,
     fmt: Formatter = format_fr,
-    y_label: str = "",
     width: int = 720,
     height: int = 320,
     css_class: str = "chart",
@@ -140,9 +139,6 @@ def grouped_bar_chart(
     lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
     y = _scale(lo, hi, height - bottom, top)
     body = [_text(8, 18, title, size=13, weight="bold"), *legend]
-    if y_label:
-        body.append(_text(8, top - 6 if not legend else 30 + legend_h, y_label, size=10,
-                          fill="#555"))
     for t in ticks:
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
                     f'stroke="{"#888" if t == 0 else "#e3e3e3"}" stroke-width="1"/>')
@@ -232,7 +228,6 @@ def line_chart(
     *,
     title: str,
     fmt: Formatter = format_fr,
-    y_label: str = "",
     width: int = 720,
     height: int = 300,
     css_class: str = "chart",
@@ -250,8 +245,6 @@ def line_chart(
     fx = _scale(min(xs), max(xs), left + 10, width - right - 10)
     fy = _scale(lo, hi, height - bottom, top)
     body = [_text(8, 18, title, size=13, weight="bold"), *legend]
-    if y_label:
-        body.append(_text(8, top - 4, y_label, size=10, fill="#555"))
     for t in ticks:
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{fy(t):.1f}" '
                     f'y2="{fy(t):.1f}" stroke="#e3e3e3"/>')
