@@ -6,22 +6,16 @@
 //           count?: {name: css selector}, fullPage?: bool, timeoutMs?: number,
 //           element?: css selector (screenshot of that element only) }
 // Prints one JSON object: { title, console: [{type, text}], pageErrors: [..],
-// failedRequests: [..], counts: {name: n}, screenshot }. Exit status 0 unless the
-// browser itself failed; the caller asserts on the report.
-import { chromium } from 'playwright-core';
+// failedRequests: [..], httpErrors: [..], counts: {name: n}, screenshot }. Exit status 0
+// unless the browser itself failed; the caller asserts on the report.
+import { launch, watch } from './chromium.mjs';
 
 const config = JSON.parse(process.argv[2] || '{}');
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--use-angle=swiftshader', '--disable-background-networking',
-         '--disable-component-update', '--no-first-run', '--disable-sync'],
-});
-const report = { console: [], pageErrors: [], failedRequests: [], counts: {} };
+const browser = await launch();
+const report = { counts: {} };
 try {
   const page = await browser.newPage({ viewport: config.viewport || { width: 1200, height: 900 } });
-  page.on('console', (msg) => report.console.push({ type: msg.type(), text: msg.text() }));
-  page.on('pageerror', (err) => report.pageErrors.push(String(err)));
-  page.on('requestfailed', (req) => report.failedRequests.push(req.url()));
+  Object.assign(report, watch(page));  // filled as the page runs
   await page.goto(config.url, { waitUntil: 'load', timeout: config.timeoutMs || 30000 });
   if (config.waitFor) await page.waitForSelector(config.waitFor, { timeout: config.timeoutMs || 30000 });
   report.title = await page.title();

@@ -1,7 +1,9 @@
-"""Run ``check_page.mjs`` (headless Chromium via playwright-core) from pytest.
+"""Run the Node browser scripts of this folder (headless Chromium via playwright-core,
+launched and watched by ``chromium.mjs``) from pytest.
 
-``check_page(url, screenshot=..., count={...})`` returns the page report: title, console
-messages, page errors, failed requests, element counts. Tests marked ``browser`` call it;
+``run_script(script, *args)`` returns the JSON report a script prints on its last line;
+``check_page(url, screenshot=..., count={...})`` runs ``check_page.mjs``: title, console
+messages, page errors, failed requests, element counts. Tests marked ``browser`` call them;
 without node, the npm packages or Chromium they are skipped (they fail under CI=true).
 """
 
@@ -39,20 +41,25 @@ def require_browser() -> None:
         pytest.skip(msg)
 
 
+def run_script(script: Path, *args: str, timeout: float = 120) -> dict[str, Any]:
+    """Run a Node browser script with ``args``; its report (the JSON object it prints on
+    its last line of output)."""
+    require_browser()
+    proc = subprocess.run(
+        ["node", str(script), *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "CHROMIUM": CHROMIUM},
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"{script.name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
 def check_page(url: str, **config: Any) -> dict[str, Any]:
     """Load ``url`` in headless Chromium; ``config`` as in check_page.mjs."""
-    require_browser()
     if "screenshot" in config:
         Path(config["screenshot"]).parent.mkdir(parents=True, exist_ok=True)
         config["screenshot"] = str(config["screenshot"])
-    proc = subprocess.run(
-        ["node", str(SCRIPT), json.dumps({"url": url, **config})],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "CHROMIUM": CHROMIUM},
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"check_page.mjs failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_script(SCRIPT, json.dumps({"url": url, **config}))
 
 
 def console_errors(report: dict[str, Any]) -> list[str]:

@@ -7,12 +7,12 @@
 // legend text, a popup opened at the map centre (when a feature is there) and a
 // screenshot (ARTIFACTS_DIR/viewer_<INSEE>_<view>.png). With OTHER_INSEE, then picks that
 // town in the town picker and records the same for the current view. Console errors, page errors,
-// failed requests and HTTP errors are collected. pytest (tests/test_viewer_browser.py)
-// asserts on the printed JSON. Chromium: CHROMIUM env var or /usr/bin/chromium.
+// failed requests and HTTP errors are collected (chromium.mjs). pytest
+// (tests/export/test_viewer_browser.py) asserts on the printed JSON (one line).
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch, problems, watch } from "./chromium.mjs";
 
 const [base, insee, artifacts, other] = process.argv.slice(2);
 if (!base || !insee || !artifacts) {
@@ -22,21 +22,12 @@ if (!base || !insee || !artifacts) {
 mkdirSync(artifacts, { recursive: true });
 
 const TIMEOUT_MS = 90_000;
-const problems = [];
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-    "--disable-background-networking", "--disable-component-update", "--no-first-run",
-    "--disable-sync"],
-});
-const result = { town: insee, views: [], errors: problems, towns: [] };
+const browser = await launch();
+const result = { town: insee, views: [], errors: [], towns: [] };
+let seen = null;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 820 }, locale: "fr-FR" });
-  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()}`); });
-  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-  page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
-  page.on("response", (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`); });
+  seen = watch(page);
 
   await page.goto(`${base}/viewer/?town=${encodeURIComponent(insee)}`, { waitUntil: "load" });
   await page.waitForFunction(() => ["ready", "error", "empty"].includes(document.body.dataset.state),
@@ -101,8 +92,9 @@ try {
     result.other.screenshot = screenshot;
   }
 } catch (err) {
-  problems.push(`driver: ${err.message}`);
+  result.errors.push(`driver: ${err.message}`);
 } finally {
   await browser.close();
 }
-process.stdout.write(JSON.stringify(result, null, 1) + "\n");
+if (seen) result.errors.unshift(...problems(seen));
+process.stdout.write(JSON.stringify(result) + "\n");

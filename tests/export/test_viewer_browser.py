@@ -7,17 +7,13 @@ view in tests/artifacts/.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyogrio
 import pytest
-from browser.harness import ARTIFACTS, CHROMIUM
+from browser.harness import ARTIFACTS, run_script
 
 from export.synthetic_town import OTHER_TOWN, TOWN
 from geo.export.serve import serve_in_thread
@@ -31,17 +27,13 @@ SCRIPT = PROJECT_ROOT / "tests" / "browser" / "viewer_check.mjs"
 
 
 @pytest.fixture(scope="module")
-def browser_run(node: str, built_viewer: Path, publish_settings: Settings) -> Iterator[dict]:
+def browser_run(built_viewer: Path, publish_settings: Settings) -> dict[str, Any]:
     server, url = serve_in_thread(publish_settings.out_dir)
     try:
-        proc = subprocess.run([node, str(SCRIPT), url, TOWN, str(ARTIFACTS), OTHER_TOWN[0]],
-                              capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "CHROMIUM": CHROMIUM})
+        return run_script(SCRIPT, url, TOWN, str(ARTIFACTS), OTHER_TOWN[0], timeout=600)
     finally:
         server.shutdown()
         server.server_close()
-    assert proc.returncode == 0, proc.stderr
-    yield json.loads(proc.stdout)
 
 
 def _view(run: dict[str, Any], view_id: str) -> dict[str, Any]:
