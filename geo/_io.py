@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import functools
 import gzip
 import json
 import lzma
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,8 +25,10 @@ from geo.errors import InputFileError
 __all__ = [
     "COMPRESSED_SUFFIXES",
     "atomic_path",
+    "is_stale",
     "libosmium_readable",
     "open_maybe_compressed",
+    "read_parquet_cached",
     "read_parquet_metadata",
     "write_json_atomic",
     "write_parquet",
@@ -140,3 +143,33 @@ def read_parquet_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     raw = (pq.read_schema(path).metadata or {}).get(b"pvdgeo")
     return json.loads(raw) if raw else {}
+
+
+def is_stale(target: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> bool:
+    """Whether ``target`` must be rebuilt: it is missing or older than one of ``inputs``
+    (make's rule, for the national tables cached in ``data/interim``)."""
+    target = Path(target)
+    if not target.exists():
+        return True
+    built = target.stat().st_mtime
+    return any(Path(p).stat().st_mtime > built for p in inputs)
+
+
+def read_parquet_cached(path: str | os.PathLike[str]) -> Any:
+    """A (Geo)Parquet table read once per process and file version (path, modification
+    time, size); each call returns a copy. GeoParquet comes back as a GeoDataFrame."""
+    path = Path(path)
+    stat = path.stat()
+    return _read_parquet_once(str(path.resolve()), stat.st_mtime_ns, stat.st_size).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _read_parquet_once(path: str, mtime_ns: int, size: int) -> Any:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if b"geo" in (pq.read_schema(path).metadata or {}):
+        import geopandas as gpd
+
+        return gpd.read_parquet(path)
+    return pd.read_parquet(path)

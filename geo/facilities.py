@@ -38,7 +38,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from difflib import SequenceMatcher
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -55,8 +54,10 @@ from geo import sources
 from geo._categories import CATEGORY_KEYS, Categories, load_categories, normalize_text
 from geo._io import (
     DECOMPRESSION_ERRORS,
+    is_stale,
     libosmium_readable,
     open_maybe_compressed,
+    read_parquet_cached,
     write_parquet,
 )
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
@@ -1508,11 +1509,6 @@ def facilities_by_commune(settings: Settings | None = None) -> pd.DataFrame:
     inputs += [xy] if xy.is_file() else [sources.ensure("bpe_2013_counts", s)]
     inputs += [Path(__file__), Path(load_categories.__code__.co_filename),
                Path(s.categories_file), Path(communes.__file__)]
-    if not cache.exists() or cache.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
+    if is_stale(cache, inputs):
         write_commune_counts(commune_counts(settings=s), cache, settings=s)
-    return _read_counts_cached(str(cache), cache.stat().st_mtime).copy()
-
-
-@lru_cache(maxsize=2)
-def _read_counts_cached(path: str, mtime: float) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    return read_parquet_cached(cache)

@@ -86,7 +86,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +96,7 @@ from scipy.spatial import cKDTree
 
 from geo import access, communes, h3grid, landcover, network, sources
 from geo._categories import CATEGORY_KEYS
-from geo._io import atomic_path, read_parquet_metadata, write_parquet
+from geo._io import is_stale, read_parquet_cached, read_parquet_metadata, write_parquet
 from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
 from geo.facilities import COUNTS_FILE
 from geo.network import StreetGraph
@@ -229,20 +228,18 @@ def apl_by_commune(settings: Settings | None = None) -> pd.DataFrame:
     cache = s.interim_dir / "apl_communes.parquet"
     inputs = [sources.ensure(p.dataset, s) for p in APL_PROFESSIONS]
     inputs += [Path(__file__), Path(communes.__file__)]
-    if not cache.exists() or cache.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
+    if is_stale(cache, inputs):
         table = _build(s)
-        with atomic_path(cache) as tmp:
-            table.to_parquet(tmp, index=False)
+        write_parquet(table, cache, metadata={
+            "what": "APL per current commune", "cog_year": s.cog_year,
+            "vintages": {p.field: sources.get_dataset(p.dataset, s).vintage
+                         for p in APL_PROFESSIONS},
+        })
         log.info("wrote %s (%d communes)", cache, len(table))
-    table = _read_cached(str(cache), cache.stat().st_mtime).copy()
+    table = read_parquet_cached(cache)
     table["apl_mg_sous_dote"] = (table["apl_mg"] < s.apl_threshold).astype("boolean")
     table.loc[table["apl_mg"].isna(), "apl_mg_sous_dote"] = pd.NA
     return table
-
-
-@lru_cache(maxsize=2)
-def _read_cached(path: str, mtime: float) -> pd.DataFrame:
-    return pd.read_parquet(path)
 
 
 # --- APL per cell ---------------------------------------------------------------------------
@@ -859,7 +856,7 @@ def _commune_facility_counts(
     when it has been built, else the town's facility points."""
     national = s.interim_dir / COUNTS_FILE
     if national.exists():
-        table = pd.read_parquet(national).set_index("insee")
+        table = read_parquet_cached(national).set_index("insee")
         cols = [c for c in table.columns if c.startswith("n_")
                 or c in ("eolienne_power_mw", "commerces_chain_share")]
         counts = table.reindex(zones["insee"])[cols]

@@ -662,3 +662,30 @@ def test_facilities_by_commune_is_cached(mirror_settings):
     pd.testing.assert_frame_equal(first, again)
     assert {"n_sante_per_10k", "n_cinema", "n_musee", "n_festival", "n_eolienne",
             "eolienne_power_mw", "commerces_chain_share"} <= set(first.columns)
+
+
+def test_interim_cache_helpers(tmp_path):
+    """geo._io.is_stale (make's rule) and read_parquet_cached (one read per file version,
+    a copy per call) behind facilities_by_commune and apl_by_commune."""
+    import os
+
+    from geo._io import is_stale, read_parquet_cached, write_parquet
+
+    src, cache = tmp_path / "input.csv", tmp_path / "table.parquet"
+    src.write_text("x\n1\n")
+    assert is_stale(cache, [src])
+    write_parquet(pd.DataFrame({"x": [1, 2]}), cache)
+    os.utime(src, ns=(cache.stat().st_mtime_ns - 10**9,) * 2)
+    assert not is_stale(cache, [src])
+    os.utime(src, ns=(cache.stat().st_mtime_ns + 10**9,) * 2)
+    assert is_stale(cache, [src])
+
+    first = read_parquet_cached(cache)
+    first.loc[0, "x"] = 99
+    assert read_parquet_cached(cache)["x"].tolist() == [1, 2]  # callers get copies
+    write_parquet(pd.DataFrame({"x": [1, 2, 3]}), cache)  # a new version is read again
+    assert read_parquet_cached(cache)["x"].tolist() == [1, 2, 3]
+    pts = gpd.GeoDataFrame({"x": [1]}, geometry=[shapely.Point(0, 0)], crs="EPSG:2154")
+    write_parquet(pts, tmp_path / "pts.parquet")
+    back = read_parquet_cached(tmp_path / "pts.parquet")
+    assert isinstance(back, gpd.GeoDataFrame) and back.crs == pts.crs
