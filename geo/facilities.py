@@ -50,7 +50,7 @@ import shapely
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 from shapely.ops import polygonize, unary_union
 
-from geo import sources
+from geo import communes, sources
 from geo._categories import CATEGORY_KEYS, Categories, load_categories, normalize_text
 from geo._io import (
     DECOMPRESSION_ERRORS,
@@ -247,12 +247,6 @@ def _current_code(code: object, code_map: Mapping[str, str] | None) -> str | Non
 def _current_codes(codes: pd.Series, code_map: Mapping[str, str] | None) -> pd.Series:
     uniq = {c: _current_code(c, code_map) for c in codes.dropna().unique()}
     return codes.map(uniq).astype("str")
-
-
-def _code_map(settings: Settings) -> dict[str, str]:
-    from geo import communes
-
-    return dict(communes.current_code_map(settings=settings))
 
 
 # --- tabular input -------------------------------------------------------------------------
@@ -1168,9 +1162,7 @@ def national_facilities(
     ``attrs["checks"]`` the :class:`CommuneCheck` of declared codes against the polygons.
     """
     s = settings or get_settings()
-    from geo import communes
-
-    code_map = _code_map(s)
+    code_map = communes.current_code_map(s)
     out_crs = crs or s.publish_crs
     parts = [
         read_museofile(settings=s, crs=out_crs),
@@ -1235,13 +1227,11 @@ def town_facilities(
     holds what the output metadata records (vintages, CRS, catchment).
     """
     s = settings or get_settings()
-    from geo import communes
-
     catch = communes.catchment(insee, settings=s)
     crs = str(catch.crs)
     polys = catch.communes[["insee", catch.communes.geometry.name]].to_crs(crs)
     codes = set(polys["insee"])
-    code_map = _code_map(s)
+    code_map = communes.current_code_map(s)
     parts: list[gpd.GeoDataFrame] = []
     reports: dict[str, SourceReport] = {}
     used: dict[str, str] = {}
@@ -1370,11 +1360,9 @@ def commune_counts(
         does not cover. ``attrs["meta"]`` records sources, vintages and reports.
     """
     s = settings or get_settings()
-    from geo import communes
-
     cats = load_categories(s)
     ref = communes.load_reference(settings=s)
-    code_map = _code_map(s)
+    code_map = communes.current_code_map(s)
     reports: dict[str, SourceReport] = {}
 
     xy_path = sources.dataset_path("bpe_xy", s)
@@ -1499,8 +1487,6 @@ def facilities_by_commune(settings: Settings | None = None) -> pd.DataFrame:
     downloaded since.
     """
     s = settings or get_settings()
-    from geo import communes
-
     cache = s.interim_dir / COUNTS_FILE
     ids = ["museofile", "cinemas", "festivals", "eoliennes", "communes_polygons",
            "communes_cog"]
