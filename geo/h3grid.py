@@ -111,10 +111,16 @@ def cells_covering(
         Cells whose hexagon shares a positive area with ``area`` (touching only is not
         enough).
     """
-    res = _check_resolution(resolution)
+    return list(_covering(area, _check_resolution(resolution), crs).index)
+
+
+def _covering(
+    area: BaseGeometry | gpd.GeoSeries | gpd.GeoDataFrame, res: int, crs: str | CRS | None
+) -> gpd.GeoSeries:
+    """Polygons of the cells overlapping ``area`` in its CRS, indexed by sorted cell id."""
     geom, geom_crs = _area_geometry(area, crs)
     if geom is None or geom.is_empty:
-        return []
+        return cell_polygons([], crs=geom_crs)
     if not geom_crs.is_projected:
         raise MissingCrsError(
             f"cover an area given in a projected (metric) CRS, got {geom_crs.to_string()}"
@@ -122,14 +128,14 @@ def cells_covering(
     ll = gpd.GeoSeries([geom], crs=geom_crs).to_crs(GEOGRAPHIC_CRS).iloc[0]
     shape = h3.geo_to_h3shape(ll)
     candidates = h3.h3shape_to_cells_experimental(shape, res, contain="overlap")
-    if not candidates:
-        return []
-    polys = cell_polygons(candidates, crs=geom_crs)
+    polys = cell_polygons(sorted(candidates), crs=geom_crs)
+    if polys.empty:
+        return polys
     shapely.prepare(geom)
     # Interiors intersect <=> a positive shared area (valid polygons); cheaper than
     # computing intersections with a detailed boundary.
     keep = shapely.relate_pattern(geom, np.asarray(polys.values), "T********")
-    return sorted(polys.index[keep])
+    return polys[keep]
 
 
 def h3_grid(
@@ -148,9 +154,8 @@ def h3_grid(
         or ``crs``). Use ``.to_crs("EPSG:4326")`` to publish.
     """
     res = _check_resolution(resolution)
-    _, geom_crs = _area_geometry(area, crs)
-    cells = cells_covering(area, res, crs=crs)
-    polys = cell_polygons(cells, crs=geom_crs)
+    polys = _covering(area, res, crs)
+    cells = list(polys.index)
     gdf = gpd.GeoDataFrame(
         {
             "h3": pd.array(cells, dtype="str"),
@@ -158,7 +163,7 @@ def h3_grid(
             "area_m2": np.array([h3.cell_area(c, unit="m^2") for c in cells], dtype=float),
         },
         geometry=polys.values,
-        crs=geom_crs,
+        crs=polys.crs,
     )
     log.debug("H3 r%d: %d cells", res, len(gdf))
     return gdf
