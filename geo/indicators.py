@@ -707,7 +707,7 @@ def aggregate_town(
     lc_communes, lc_meta = landcover.landcover_indicators(zones, lc_sources, id_col="insee")
     if lc_sources and lc_meta.get("clc_missing"):
         missing.append(f"land cover change: {lc_meta['clc_missing']}")
-    built_communes = _built_area(zones, lc_sources, "insee")
+    built_communes = landcover.built_up_area(zones, lc_sources, id_col="insee")
 
     street_graphs = {mode: network.graph_from_frames(nodes, edges, mode, settings=s)
                      for mode, (nodes, edges) in graphs.items() if edges is not None}
@@ -797,7 +797,8 @@ def _cell_layer(
     grid = h3grid.h3_grid(area, res, crs=crs)
     pieces = h3grid.cell_commune_pieces(grid, zones)
     pieces.index = pd.Index(pieces["h3"] + "|" + pieces["insee"], name="piece")
-    built_pieces = _built_area(pieces.reset_index(), lc_sources, "piece")
+    built_pieces = landcover.built_up_area(pieces.reset_index(), lc_sources,
+                                          id_col="piece")
     pieces["population"] = cell_population(pieces, population, piece_built=built_pieces,
                                            commune_built=built_communes)["population"]
     cell_pop = pieces.groupby("h3")["population"].sum().reindex(grid["h3"]).fillna(0.0)
@@ -830,22 +831,6 @@ def _cell_layer(
 
 def _input_metadata(path: Path) -> dict[str, Any]:
     return read_parquet_metadata(path) if path.exists() else {}
-
-
-def _built_area(
-    zones: gpd.GeoDataFrame, sources_: Sequence[landcover.LandCoverSource], key: str
-) -> pd.Series | None:
-    """Artificialised area per zone from the latest vintage (None without land cover)."""
-    if not sources_:
-        return None
-    latest = max(s.year or 0 for s in sources_)
-    areas = [landcover.class_areas(zones, s, id_col=key) for s in sources_
-             if (s.year or 0) == latest]
-    best = landcover._best_per_zone(areas)
-    cols = [c for c in best.columns if isinstance(c, int | np.integer) and c // 100 == 1]
-    built = best[cols].sum(axis=1) if cols else pd.Series(0.0, index=best.index)
-    # Zones mostly outside the land cover: unknown built-up area.
-    return built.where(best["valid_area"] >= 0.5 * best["zone_area"])
 
 
 def _commune_facility_counts(

@@ -64,6 +64,7 @@ __all__ = [
     "LEVEL1_LABELS_FR",
     "LEVEL1_LABELS_INLINE_FR",
     "LandCoverSource",
+    "built_up_area",
     "catchment_polygons",
     "change_column",
     "class_areas",
@@ -518,6 +519,33 @@ def _best_per_zone(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
+def _latest(sources_: Sequence[LandCoverSource]) -> tuple[int, list[LandCoverSource]]:
+    """The latest vintage (0 when undated) and its sources."""
+    latest = max(s.year or 0 for s in sources_)
+    return latest, [s for s in sources_ if (s.year or 0) == latest]
+
+
+def built_up_area(
+    zones: gpd.GeoDataFrame, sources_: Sequence[LandCoverSource], *, id_col: str
+) -> pd.Series | None:
+    """Artificialised area (CLC classes 1xx) per zone from the latest vintage.
+
+    Returns
+    -------
+    Series or None
+        Indexed by ``id_col``, in the source CRS's squared units (as :func:`class_areas`);
+        NaN (unknown) for zones less than half covered by land cover; None without a
+        source.
+    """
+    if not sources_:
+        return None
+    _, latest = _latest(sources_)
+    best = _best_per_zone([class_areas(zones, s, id_col=id_col) for s in latest])
+    cols = [c for c in best.columns if isinstance(c, int | np.integer) and c // 100 == 1]
+    built = best[cols].sum(axis=1) if cols else pd.Series(0.0, index=best.index)
+    return built.where(best["valid_area"] >= 0.5 * best["zone_area"])
+
+
 def landcover_indicators(
     zones: gpd.GeoDataFrame,
     sources_: Iterable[LandCoverSource],
@@ -691,10 +719,10 @@ def catchment_polygons(
         return None
     if area.crs is None:
         raise MissingCrsError("the area to clip land cover to has no CRS")
-    latest = max(s.year or 0 for s in sources_)
+    latest, latest_sources = _latest(sources_)
     outline = shapely.union_all(np.asarray(area.geometry.values))
     parts = []
-    for src in (s for s in sources_ if (s.year or 0) == latest):
+    for src in latest_sources:
         local = gpd.GeoSeries([outline], crs=area.crs).to_crs(src.crs).iloc[0]
         if src.kind == "raster":
             with rasterio.open(src.path) as ds:

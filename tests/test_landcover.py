@@ -211,6 +211,22 @@ def test_no_source_gives_empty_shares(lot_communes):
     assert "no land cover" in meta["clc_missing"]
 
 
+def test_built_up_area(lot_communes, lot_source, lot_shares):
+    """Artificialised area per zone = artificialised share x covered area; unknown for a
+    zone mostly outside the land cover; None without a source."""
+    zones = lot_communes[lot_communes["insee"].isin(["46001", "46042", "46127"])]
+    far = gpd.GeoDataFrame({"insee": ["ain"]}, geometry=[shapely.box(
+        850000, 6570000, 851000, 6571000)], crs="EPSG:2154").to_crs(zones.crs)
+    built = landcover.built_up_area(pd.concat([zones, far]), [lot_source], id_col="insee")
+    area = zones.set_index("insee").to_crs(lot_source.crs).area  # m² in EPSG:3035
+    s = lot_shares.loc[zones["insee"]]
+    expected = s["clc_artificialise_share"] * (1 - s["clc_nodata_share"]) * area
+    np.testing.assert_allclose(built[zones["insee"]], expected, rtol=1e-6)
+    assert built["46042"] > 5e6  # Cahors: several km² built up
+    assert np.isnan(built["ain"])
+    assert landcover.built_up_area(zones, [], id_col="insee") is None
+
+
 def test_zone_outside_raster_is_nodata(lot_source):
     far = gpd.GeoDataFrame({"z": ["ain"]}, geometry=[shapely.box(850000, 6570000, 851000,
                                                                   6571000)], crs="EPSG:2154")
