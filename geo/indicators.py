@@ -130,7 +130,6 @@ CATEGORIES = CATEGORY_KEYS
 GP_SUBCATEGORY = "medecin_generaliste"
 #: Thresholds (minutes) of the ``<mode>_<target>_count_<N>min`` indicators.
 COUNT_MINUTES = (10, 15)
-MODES = ("walk", "bike")
 #: Cells with fewer estimated inhabitants get no ``n_<category>_per_10k`` (one facility
 #: among 10 people would read 1,000 per 10,000).
 MIN_CELL_POPULATION = 100.0
@@ -638,7 +637,7 @@ def _town_inputs(
     else:
         facilities = facilities.to_crs(crs)
     graphs: dict[str, tuple[gpd.GeoDataFrame, pd.DataFrame | None]] = {}
-    for mode in MODES:
+    for mode in network.MODES:
         nodes = _read_parquet(town_dir / f"access_{mode}_nodes.parquet", "access nodes")
         if nodes is None:
             missing.append(f"access {mode}: no {town_dir / f'access_{mode}_nodes.parquet'} "
