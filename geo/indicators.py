@@ -628,14 +628,12 @@ def _town_inputs(
     gpd.GeoDataFrame | None, dict[str, tuple[gpd.GeoDataFrame, pd.DataFrame | None]], list[str]
 ]:
     missing: list[str] = []
-    facilities = _read_parquet(town_dir / "facilities.parquet", "facility table")
-    if facilities is None:
+    facilities = None
+    if (town_dir / "facilities.parquet").exists():
+        facilities = access.read_facilities(town_dir / "facilities.parquet", crs=crs)
+    else:
         missing.append(f"facilities: no {town_dir / 'facilities.parquet'} (run `pvdgeo "
                        f"facilities {insee}`); no facility counts or E2SFCA")
-    elif facilities.crs is None:
-        raise MissingCrsError(f"{town_dir / 'facilities.parquet'} has no CRS")
-    else:
-        facilities = facilities.to_crs(crs)
     graphs: dict[str, tuple[gpd.GeoDataFrame, pd.DataFrame | None]] = {}
     for mode in network.MODES:
         nodes = _read_parquet(town_dir / f"access_{mode}_nodes.parquet", "access nodes")
