@@ -285,12 +285,21 @@ def town_landcover_sources(
     other indicator). The vintage comes from the catalogue's ``year``.
     """
     s = settings or get_settings()
+    return _open_datasets(sources.datasets_for_town(insee, kind="landcover", settings=s), s,
+                          f" for {insee}")
+
+
+def _open_datasets(
+    datasets: Iterable[sources.Dataset], settings: Settings, where: str = ""
+) -> list[LandCoverSource]:
+    """Fetch and open catalogued land-cover datasets (vintage from the catalogue's
+    ``year``); one that cannot be fetched is logged and left out."""
     out = []
-    for ds in sources.datasets_for_town(insee, kind="landcover", settings=s):
+    for ds in datasets:
         try:
-            path = sources.ensure(ds.id, s)
+            path = sources.ensure(ds.id, settings)
         except DataSourceError as exc:
-            log.warning("land cover %s for %s unavailable: %s", ds.id, insee, exc)
+            log.warning("land cover %s%s unavailable: %s", ds.id, where, exc)
             continue
         year = ds.extra.get("year")
         out.append(open_landcover(path, year=int(year) if year else None, label=ds.id))
@@ -625,18 +634,9 @@ def national_landcover_sources(*, settings: Settings | None = None) -> list[Land
     """Every land-cover dataset of the catalogue that covers whole départements, fetched
     (one that cannot be fetched is logged and left out)."""
     s = settings or get_settings()
-    out = []
-    for ds in sources.load_catalogue(s).values():
-        if ds.kind != "landcover" or not (ds.departements or ds.scope == "national"):
-            continue
-        try:
-            path = sources.ensure(ds.id, s)
-        except DataSourceError as exc:
-            log.warning("land cover %s unavailable: %s", ds.id, exc)
-            continue
-        year = ds.extra.get("year")
-        out.append(open_landcover(path, year=int(year) if year else None, label=ds.id))
-    return out
+    return _open_datasets((ds for ds in sources.load_catalogue(s).values()
+                           if ds.kind == "landcover"
+                           and (ds.departements or ds.scope == "national")), s)
 
 
 def source_extent(source: LandCoverSource) -> shapely.Polygon:
