@@ -616,19 +616,11 @@ def read_museofile(
     path = _dataset_file(path, "museofile", s)
     df = _read_csv(path, label="Muséofile", required=["Identifiant", "Nom_officiel", "lat", "lon"],
                    optional=["Ville", "Code_postal"])
-    report = SourceReport("museofile", str(path), rows_read=len(df))
-    geom = _points_from_xy(df["lon"], df["lat"], src_crs="EPSG:4326", crs=crs or s.publish_crs)
-    n_missing = int(geom.isna().sum())
-    if n_missing:
-        report.excluded["no coordinates (kept for counts, no point)"] += 0
-        report.notes.append(f"{n_missing} museum(s) without coordinates")
-    sub = cats.source_subcategory["museofile"]
-    gdf = _frame({
-        "source": ["museofile"] * len(df), "source_id": df["Identifiant"],
-        "category": [cats.category_of(sub)] * len(df), "subcategory": [sub] * len(df),
-        "name": df["Nom_officiel"], "geometry": geom,
-    }, crs=crs or s.publish_crs)
-    return _finish(gdf, report)
+    return _single_kind_frame(
+        df, cats, source="museofile", path=path, id_col="Identifiant", name_col="Nom_officiel",
+        code_col=None, x_col="lon", y_col="lat", src_crs="EPSG:4326",
+        crs=crs or s.publish_crs, code_map=None,
+    )
 
 
 def read_cinemas(
@@ -675,10 +667,12 @@ def read_festivals(
 
 def _single_kind_frame(
     df: pd.DataFrame, cats: Categories, *, source: str, path: Path, id_col: str, name_col: str,
-    code_col: str, x_col: str, y_col: str, src_crs: str | pd.Series, crs: str,
+    code_col: str | None, x_col: str, y_col: str, src_crs: str | pd.Series, crs: str,
     code_map: Mapping[str, str] | None, power: pd.Series | None = None,
     report: SourceReport | None = None,
 ) -> gpd.GeoDataFrame:
+    """A national register of one kind of facility (``cats.source_subcategory[source]``)
+    in the facility schema; ``code_col`` None: the file has no INSEE code."""
     report = report or SourceReport(source, str(path), rows_read=len(df))
     sub = cats.source_subcategory[source]
     geom = _points_from_xy(df[x_col], df[y_col], src_crs=src_crs, crs=crs)
@@ -686,15 +680,17 @@ def _single_kind_frame(
     if missing:
         report.notes.append(f"{missing} row(s) without coordinates: kept for commune counts, "
                             "no point")
-    insee = _current_codes(df[code_col], code_map)
-    no_code = int(insee.isna().sum())
-    if no_code:
-        report.notes.append(f"{no_code} row(s) without an INSEE code (empty or 00000)")
     columns: dict[str, Sequence[Any]] = {
         "source": [source] * len(df), "source_id": df[id_col].astype("str"),
         "category": [cats.category_of(sub)] * len(df), "subcategory": [sub] * len(df),
-        "name": df[name_col], "insee": insee, "geometry": geom,
+        "name": df[name_col], "geometry": geom,
     }
+    if code_col is not None:
+        insee = _current_codes(df[code_col], code_map)
+        columns["insee"] = insee
+        no_code = int(insee.isna().sum())
+        if no_code:
+            report.notes.append(f"{no_code} row(s) without an INSEE code (empty or 00000)")
     if power is not None:
         columns["power_mw"] = power
     gdf = _frame(columns, crs=crs)
