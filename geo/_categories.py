@@ -44,9 +44,7 @@ def normalize_text(value: object) -> str:
     """
     if value is None or (isinstance(value, float) and value != value):
         return ""
-    text = unicodedata.normalize("NFKD", str(value))
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = re.sub(r"[’'`´.&]", "", text)
+    text = re.sub(r"[’'`´.&]", "", _unaccent_lower(str(value)))
     text = re.sub(r"[^a-z0-9]+", " ", text)
     return " ".join(text.split())
 
@@ -94,6 +92,7 @@ class OsmRule:
 
 
 def _unaccent_lower(value: str) -> str:
+    """Lower case without accents (``"Éco"`` -> ``"eco"``)."""
     text = unicodedata.normalize("NFKD", value)
     return "".join(c for c in text if not unicodedata.combining(c)).lower()
 
