@@ -39,7 +39,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo import sources
 from geo._insee import departement_of, validate_insee
-from geo._io import atomic_path
+from geo._io import is_stale, read_parquet_cached, write_parquet
 from geo.errors import DataSourceError, InputFileError, MissingColumnsError, UnknownCommuneError
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -365,23 +365,34 @@ def load_reference(settings: Settings | None = None) -> pd.DataFrame:
     s = settings or get_settings()
     cache = s.interim_dir / "communes.parquet"
     inputs = [_raw(d, s) for d in REFERENCE_DATASETS] + [Path(__file__), _DEPARTEMENTS_FILE]
-    if cache.exists() and cache.stat().st_mtime >= max(p.stat().st_mtime for p in inputs):
-        return _read_reference_cached(str(cache), cache.stat().st_mtime)
-    log.info("building the commune reference table from %d national datasets",
-             len(REFERENCE_DATASETS))
-    ref = build_reference(s)
-    with atomic_path(cache) as tmp:
-        ref.to_parquet(tmp, index=False)
-    log.info("wrote %s (%d communes)", cache, len(ref))
-    return _read_reference_cached(str(cache), cache.stat().st_mtime)
+    if is_stale(cache, inputs):
+        log.info("building the commune reference table from %d national datasets",
+                 len(REFERENCE_DATASETS))
+        ref = build_reference(s)
+        write_parquet(ref, cache, metadata=_vintages(REFERENCE_DATASETS, s))
+        log.info("wrote %s (%d communes)", cache, len(ref))
+    return read_parquet_cached(cache)
 
 
-@lru_cache(maxsize=4)
-def _read_reference_cached(path: str, mtime: float) -> pd.DataFrame:
-    return pd.read_parquet(path)
+def _vintages(dataset_ids: Iterable[str], s: Settings) -> dict[str, Any]:
+    """Provenance metadata of a national table: COG year and each input's vintage."""
+    catalogue = sources.load_catalogue(s)
+    return {"cog_year": s.cog_year,
+            "sources": {d: catalogue[d].vintage for d in dataset_ids}}
 
 
 # --- lookups ------------------------------------------------------------------------------
+
+
+def _name_keys(ref: pd.DataFrame) -> pd.Series:
+    """:func:`normalize_name` of every reference name (computed once per name list)."""
+    names = tuple(ref["nom"])
+    return pd.Series(_normalized(names), index=ref.index)
+
+
+@lru_cache(maxsize=2)
+def _normalized(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(normalize_name(n) for n in names)
 
 
 def search_communes(
@@ -395,7 +406,7 @@ def search_communes(
                                           cutoff=0.6)
         return ref.set_index("insee").loc[codes].reset_index()
     key = normalize_name(text)
-    keys = ref["nom"].map(normalize_name)
+    keys = _name_keys(ref)
     starts = ref[keys.str.startswith(key)] if key else ref.iloc[:0]
     close = difflib.get_close_matches(key, keys.unique().tolist(), n=limit, cutoff=0.6)
     near = ref[keys.isin(close)].assign(_order=keys[keys.isin(close)].map(close.index))
@@ -447,7 +458,7 @@ def resolve_insee(query: str, settings: Settings | None = None) -> str:
     if m:
         text, dep = m.group(1), m.group(2)
     key = normalize_name(text)
-    keys = ref["nom"].map(normalize_name)
+    keys = _name_keys(ref)
     hits = ref[keys == key]
     if dep is not None:
         hits = hits[hits["departement"] == dep]
@@ -489,9 +500,8 @@ def _polygons_wgs84(settings: Settings) -> gpd.GeoDataFrame:
     raw = _raw("communes_polygons", settings)
     cache = settings.interim_dir / "communes_polygons_wgs84.parquet"
     cog = _raw("communes_cog", settings)
-    newest = max(raw.stat().st_mtime, cog.stat().st_mtime, Path(__file__).stat().st_mtime)
-    if cache.exists() and cache.stat().st_mtime >= newest:
-        return _read_polygons_cached(str(cache), cache.stat().st_mtime)
+    if not is_stale(cache, [raw, cog, Path(__file__)]):
+        return read_parquet_cached(cache)
     try:
         gdf = pyogrio.read_dataframe(raw, layer="communes")
     except Exception as exc:  # pyogrio raises several error types for corrupt files
@@ -525,14 +535,8 @@ def _polygons_wgs84(settings: Settings) -> gpd.GeoDataFrame:
     if lacking:
         log.info("%d current communes have no polygon in %s (mostly overseas collectivités): %s",
                  len(lacking), raw.name, ", ".join(lacking[:10]))
-    with atomic_path(cache) as tmp:
-        out.to_parquet(tmp, index=False)
-    return _read_polygons_cached(str(cache), cache.stat().st_mtime)
-
-
-@lru_cache(maxsize=2)
-def _read_polygons_cached(path: str, mtime: float) -> gpd.GeoDataFrame:
-    return gpd.read_parquet(path)
+    write_parquet(out, cache, metadata=_vintages(("communes_polygons", "communes_cog"), settings))
+    return read_parquet_cached(cache)
 
 
 _FULLRES_CODE_COLUMNS = ("insee", "INSEE_COM", "insee_com", "code", "CODE_INSEE")
