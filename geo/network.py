@@ -38,9 +38,9 @@ import re
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -342,19 +342,13 @@ def _osm_vintage(path: Path) -> str:
             finally:
                 reader.close()
         else:
-            with _open_text(path) as fh:
+            with open_maybe_compressed(path, "rt", encoding="utf-8", errors="replace") as fh:
                 head = fh.read(4096)
             match = re.search(r'osm_base="([^"]+)"|timestamp="([^"]+)"', head)
             stamp = (match.group(1) or match.group(2)) if match else ""
     except (OSError, RuntimeError, UnicodeDecodeError, EOFError, lzma.LZMAError):
         return ""
     return f"OSM {stamp[:10]}" if stamp else ""
-
-
-@contextlib.contextmanager
-def _open_text(path: Path) -> Iterator[IO[str]]:
-    with open_maybe_compressed(path, "rt", encoding="utf-8", errors="replace") as fh:
-        yield fh
 
 
 @contextlib.contextmanager
@@ -438,9 +432,8 @@ def read_osm(
         else:
             streets = _streets_via_osmnx(scan, crs, stack)
     townhalls = _townhall_frame(scan.townhalls, crs)
-    streets = Streets(
-        node_id=streets.node_id, xy=streets.xy, seg_a=streets.seg_a, seg_b=streets.seg_b,
-        seg_way=streets.seg_way, ways=streets.ways, crs=crs, source=str(path),
+    streets = replace(
+        streets, source=str(path),
         vintage=vintage if vintage is not None else _osm_vintage(path),
         dropped_ways=scan.dropped_ways, incomplete_ways=scan.incomplete_ways,
         townhalls=townhalls,
@@ -588,11 +581,9 @@ def read_overpass(
         rows = []
     streets = streets_from_osmnx(graph, crs=crs, source="Overpass")
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
-    streets = Streets(
-        node_id=streets.node_id, xy=streets.xy, seg_a=streets.seg_a, seg_b=streets.seg_b,
-        seg_way=streets.seg_way, ways=streets.ways, crs=crs,
-        source=f"Overpass ({ox.settings.overpass_url})", vintage=f"OSM {stamp} (Overpass)",
-        townhalls=_townhall_frame(rows, crs),
+    streets = replace(
+        streets, source=f"Overpass ({ox.settings.overpass_url})",
+        vintage=f"OSM {stamp} (Overpass)", townhalls=_townhall_frame(rows, crs),
     ).clip(area)
     if streets.n_segments == 0:
         raise EmptyGraphError("Overpass returned no street inside the requested area")
@@ -694,8 +685,6 @@ def read_road_lines(
         raise MissingCrsError(f"{label} have no CRS; set one (e.g. EPSG:4326)")
     kind_col = next((c for c in ("fclass", "highway", "type") if c in lines.columns), None)
     if kind_col is None:
-        from geo.errors import MissingColumnsError
-
         raise MissingColumnsError(label, ["fclass (or highway, type)"], list(lines.columns))
     geom = shapely.force_2d(lines.geometry.values)
     is_line = np.isin(shapely.get_type_id(geom), [1, 5])  # LineString, MultiLineString
