@@ -39,7 +39,6 @@ import shapely
 from scipy import sparse
 from scipy.ndimage import minimum_filter1d
 from scipy.sparse.csgraph import dijkstra
-from scipy.spatial import cKDTree
 from shapely.geometry import MultiPolygon, Point
 from shapely.geometry.base import BaseGeometry
 
@@ -114,9 +113,8 @@ def _interp(graph: StreetGraph, link: np.ndarray, offset: np.ndarray,
     """Values of per-vertex cumulative ``arrays`` at ``offset`` metres along ``link``."""
     if link.size == 0:
         return [np.zeros(0) for _ in arrays]
-    base = _link_base(graph)
-    key = graph.vtx_m + base[graph.vtx_link]
-    j = np.searchsorted(key, base[link] + offset, side="right") - 1
+    key = graph.vtx_key
+    j = np.searchsorted(key, key[graph.vtx_ptr[link]] + offset, side="right") - 1
     lo = graph.vtx_ptr[link]
     hi = graph.vtx_ptr[link + 1] - 2
     j = np.clip(j, lo, hi)
@@ -125,15 +123,6 @@ def _interp(graph: StreetGraph, link: np.ndarray, offset: np.ndarray,
         frac = np.where(seg_len > 0, (offset - graph.vtx_m[j]) / seg_len, 0.0)
     frac = np.clip(frac, 0.0, 1.0)
     return [arr[j] + frac * (arr[j + 1] - arr[j]) for arr in arrays]
-
-
-def _link_base(graph: StreetGraph) -> np.ndarray:
-    """Offsets making ``vtx_m + base[link]`` increase across links (1 m gaps)."""
-    cached = graph.__dict__.get("_link_base")
-    if cached is None:
-        cached = np.r_[0.0, np.cumsum(graph.link_length_m + 1.0)][:-1]
-        graph.__dict__["_link_base"] = cached
-    return cached
 
 
 @dataclass(frozen=True)
@@ -266,14 +255,11 @@ def nearest_nodes(
     s = settings or get_settings()
     limit = s.nearest_node_max_m if max_distance_m is None else float(max_distance_m)
     xy = _points_xy(points, graph, "points")
-    tree = graph.__dict__.get("_kdtree")
-    if tree is None:
-        tree = graph.__dict__["_kdtree"] = cKDTree(graph.node_xy)
     ok = np.isfinite(xy).all(axis=1)
     dist = np.full(len(xy), np.nan)
     node = np.full(len(xy), -1, dtype=np.int64)
     if ok.any():
-        d, i = tree.query(xy[ok], distance_upper_bound=limit)
+        d, i = graph.node_tree.query(xy[ok], distance_upper_bound=limit)
         found = np.isfinite(d)
         dist[np.flatnonzero(ok)[found]] = d[found]
         node[np.flatnonzero(ok)[found]] = i[found]

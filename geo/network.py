@@ -50,6 +50,7 @@ import shapely
 from pyproj import CRS, Transformer
 from scipy import sparse
 from scipy.sparse.csgraph import breadth_first_order, connected_components
+from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
 
 from geo._io import libosmium_readable, open_maybe_compressed
@@ -1100,6 +1101,19 @@ class StreetGraph:
     def tree(self) -> shapely.STRtree:
         """Spatial index of the link polylines."""
         return shapely.STRtree(self.geometries)
+
+    @functools.cached_property
+    def node_tree(self) -> cKDTree:
+        """Spatial index of the nodes (for the nearest node of a point)."""
+        return cKDTree(self.node_xy)
+
+    @functools.cached_property
+    def vtx_key(self) -> np.ndarray:
+        """Position (m) of every vertex with the links laid end to end, 1 m apart: it
+        increases over all vertices, and a point ``offset`` metres along link ``i`` is at
+        ``vtx_key[vtx_ptr[i]] + offset`` (where ``searchsorted`` finds its segment)."""
+        start = np.r_[0.0, np.cumsum(self.link_length_m + 1.0)][:-1]
+        return self.vtx_m + start[self.vtx_link]
 
     @functools.cached_property
     def arcs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
