@@ -1160,21 +1160,6 @@ class StreetGraph:
         })
         return gpd.GeoDataFrame(frame, geometry=self.geometries, crs=self.crs)
 
-    def to_networkx(self) -> nx.DiGraph:
-        """A networkx DiGraph with the same arcs (attribute ``time_s``, fastest of
-        parallel links) and node positions ``x``, ``y``; for checks and benchmarks."""
-        import networkx as nx
-
-        m = self.matrix.tocoo()
-        g = nx.DiGraph()
-        g.add_nodes_from(
-            (i, {"x": float(x), "y": float(y)}) for i, (x, y) in enumerate(self.node_xy)
-        )
-        g.add_weighted_edges_from(
-            zip(m.row.tolist(), m.col.tolist(), m.data.tolist(), strict=True), weight="time_s"
-        )
-        return g
-
     def summary(self) -> str:
         """One line: nodes, links, length and what was dropped."""
         r = self.report
