@@ -485,13 +485,14 @@ def cumulative_counts(
         first_of = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
         anchors = _anchors_from_snap(sub.iloc[first_of])
         limits = np.asarray(thresholds, dtype=float) * 60.0
+        nb = len(limits)
         for p, node, secs in _reach(graph, anchors, float(limits.max()), toward=True):
-            band = np.searchsorted(limits, secs, side="left")  # first threshold >= secs
-            for j in range(len(limits)):
-                sel = band <= j
-                for k in range(weights.shape[1]):
-                    out[:, k, j] += np.bincount(node[sel], weights=w[p[sel], k],
-                                                minlength=n).astype(np.int32)
+            # counted in the first threshold >= secs, then in every later one (cumsum)
+            cell = node * nb + np.searchsorted(limits, secs, side="left")
+            for k in range(weights.shape[1]):
+                out[:, k] += np.bincount(cell, weights=w[p, k],
+                                         minlength=n * nb).reshape(n, nb).astype(np.int32)
+        np.cumsum(out, axis=2, out=out)
     cols = {}
     for k, name in enumerate(targets):
         for j, t in enumerate(thresholds):
