@@ -43,14 +43,21 @@ from shapely.geometry import MultiPolygon, Point
 from shapely.geometry.base import BaseGeometry
 
 from geo._categories import CATEGORY_KEYS
-from geo.errors import EmptyGraphError, InputFileError, MissingColumnsError, MissingCrsError
-from geo.network import StreetGraph
+from geo.errors import (
+    DataSourceError,
+    EmptyGraphError,
+    InputFileError,
+    MissingColumnsError,
+    MissingCrsError,
+)
+from geo.network import StreetGraph, Streets
 from geo.settings import Settings, get_settings
 
 __all__ = [
     "CATEGORIES",
     "Anchors",
     "NodeAccess",
+    "Samples",
     "cumulative_counts",
     "facility_snaps",
     "isochrones",
@@ -83,8 +90,7 @@ PointsLike: TypeAlias = gpd.GeoDataFrame | gpd.GeoSeries | Sequence[BaseGeometry
 def _points_xy(points: PointsLike, graph: StreetGraph, what: str) -> np.ndarray:
     """(n, 2) coordinates of ``points`` in the graph's CRS (NaN for empty geometries)."""
     if isinstance(points, np.ndarray) and points.dtype != object:
-        xy = np.asarray(points, dtype=float).reshape(-1, 2)
-        return xy
+        return np.asarray(points, dtype=float).reshape(-1, 2)
     if isinstance(points, gpd.GeoDataFrame | gpd.GeoSeries):
         if points.crs is None:
             raise MissingCrsError(f"{what} have no CRS; expected {graph.crs} or any CRS to "
@@ -761,7 +767,6 @@ def node_access(
     return NodeAccess(nodes=nodes, snap=snap, targets=tuple(targets))
 
 
-
 def facility_snaps(
     graph: StreetGraph, facilities: gpd.GeoDataFrame, snap: pd.DataFrame
 ) -> gpd.GeoDataFrame:
@@ -990,9 +995,8 @@ def run_town(
 
 
 def _load_town_streets(code: str, c: Any, streets: str | Path | None, *, overpass: bool,
-                       settings: Settings) -> Any:
+                       settings: Settings) -> Streets:
     from geo import network, sources
-    from geo.errors import DataSourceError
 
     members = c.communes["insee"].tolist()
     if streets is not None:
