@@ -11,17 +11,14 @@ machines:
 - ``commune_counts``: :func:`geo.facilities.commune_counts` for every commune of France
   against reading its largest input (the BPE 2013 counts) with plain pandas.
 
-Real data come from ``GEO_MIRROR`` (default ``../shared/data``); results go to
-``bench/results/facilities.csv``.
+Times are CPU seconds of the process (``time.process_time``), so that other jobs on a
+shared machine do not skew the ratios. Real data come from ``GEO_MIRROR`` (default
+``../shared/data``); results go to ``bench/results/facilities.csv``.
 """
 
 from __future__ import annotations
 
-import csv
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -29,24 +26,11 @@ import numpy as np
 import osmium
 import pandas as pd
 import shapely
+from _common import RESULTS_DIR, best_of, mirror_settings, write_rows
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from geo import facilities, sources
 
-from geo import facilities  # noqa: E402
-from geo.settings import load_settings  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "facilities.csv"
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` runs (seconds)."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+RESULTS = RESULTS_DIR / "facilities.csv"
 
 
 def bare_osm_pass(path: Path) -> int:
@@ -100,15 +84,10 @@ def brute_force_pairs(gdf: gpd.GeoDataFrame, d: float) -> int:
 
 
 def main() -> int:
-    mirror = os.environ.get("GEO_MIRROR") or str(ROOT.parent / "shared" / "data")
-    if not Path(mirror).is_dir():
-        print(f"bench_facilities: no data mirror at {mirror} (set GEO_MIRROR); skipped")
-        return 0
     rows = []
-    with tempfile.TemporaryDirectory(prefix="pvdgeo-bench-") as tmp:
-        s = load_settings(environ={}, mirror=mirror, data_dir=Path(tmp) / "data")
-        from geo import sources
-
+    with mirror_settings("bench_facilities") as s:
+        if s is None:
+            return 0
         osm = sources.ensure("osm_redon", s)
         base = best_of(lambda: bare_osm_pass(osm))
         t = best_of(lambda: facilities.read_osm_pois(osm, settings=s))
@@ -132,12 +111,8 @@ def main() -> int:
         t = best_of(lambda: facilities.commune_counts(settings=s), repeat=1)
         rows.append(("commune_counts", 34_969, t, base))
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["benchmark", "n", "seconds", "baseline_seconds", "ratio"])
-        for name, n, t, base in rows:
-            w.writerow([name, n, f"{t:.4f}", f"{base:.4f}", f"{t / base:.3f}"])
+    write_rows(RESULTS, [{"benchmark": name, "n": n, "seconds": t, "baseline_seconds": base,
+                          "ratio": t / base} for name, n, t, base in rows])
     print(f"{'benchmark':<28}{'n':>8}{'seconds':>10}{'baseline':>10}{'ratio':>8}")
     for name, n, t, base in rows:
         print(f"{name:<28}{n:>8}{t:>10.3f}{base:>10.3f}{t / base:>8.2f}")
