@@ -8,53 +8,56 @@ how far rasterstats' centre-counting shares are from the exact ones (largest and
 absolute difference over every cell and class).
 
 Data: the catalogue's ``clc2018_lot`` raster (EPSG:3035) and the Lot communes (full
-resolution), fetched through the usual mirror (``GEO_MIRROR=../shared/data``).
+resolution), from ``GEO_MIRROR`` (default ``../shared/data``) like the other benchmarks.
+Times are CPU seconds of the process (``time.process_time``; both methods are
+single-threaded).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import shapely
+from _common import RESULTS_DIR, mirror_settings, write_rows
 from rasterstats import zonal_stats
 
 from geo import communes, h3grid, landcover, sources
-from geo.settings import get_settings
 
-RESULTS = Path(__file__).resolve().parent / "results" / "landcover.csv"
+RESULTS = RESULTS_DIR / "landcover.csv"
 RESOLUTION = 9
 
 
-def main() -> None:
+def main() -> int:
     logging.basicConfig(level=logging.WARNING)
-    s = get_settings()
-    raster = sources.ensure("clc2018_lot", s)
-    source = landcover.open_landcover(raster, label="clc2018_lot")
-    ref = communes.load_reference(s)
-    lot = communes.commune_polygons(ref.loc[ref["departement"] == "46", "insee"],
-                                    full_resolution=True, settings=s)
-    outline = shapely.union_all(lot.geometry.values)
+    with mirror_settings("bench_landcover") as s:
+        if s is None:
+            return 0
+        raster = sources.ensure("clc2018_lot", s)
+        source = landcover.open_landcover(raster, label="clc2018_lot")
+        ref = communes.load_reference(s)
+        lot = communes.commune_polygons(ref.loc[ref["departement"] == "46", "insee"],
+                                        full_resolution=True, settings=s)
+        outline = shapely.union_all(lot.geometry.values)
 
-    t0 = time.perf_counter()
-    cells = h3grid.h3_grid(outline, RESOLUTION, crs=lot.crs)
-    t_grid = time.perf_counter() - t0
-    cells = cells.to_crs(source.crs)  # both methods get the cells in the raster's CRS
+        t0 = time.process_time()
+        cells = h3grid.h3_grid(outline, RESOLUTION, crs=lot.crs)
+        t_grid = time.process_time() - t0
+        cells = cells.to_crs(source.crs)  # both methods get the cells in the raster's CRS
 
-    t0 = time.perf_counter()
-    areas = landcover.class_areas(cells, source, id_col="h3")
-    t_exact = time.perf_counter() - t0
-    codes = [c for c in areas.columns if isinstance(c, int | np.integer)]
-    exact = areas[codes].div(areas["valid_area"], axis=0)
+        t0 = time.process_time()
+        areas = landcover.class_areas(cells, source, id_col="h3")
+        t_exact = time.process_time() - t0
+        codes = [c for c in areas.columns if isinstance(c, int | np.integer)]
+        exact = areas[codes].div(areas["valid_area"], axis=0)
 
-    t0 = time.perf_counter()
-    stats = zonal_stats(list(cells.geometry.values), str(raster), categorical=True,
-                        nodata=float("nan"))
-    t_rs = time.perf_counter() - t0
+        t0 = time.process_time()
+        stats = zonal_stats(list(cells.geometry.values), str(raster), categorical=True,
+                            nodata=float("nan"))
+        t_rs = time.process_time() - t0
     counts = pd.DataFrame(stats, index=cells["h3"].to_numpy()).fillna(0.0)
     counts.columns = [int(float(c)) for c in counts.columns]
     counts = counts.reindex(columns=codes, fill_value=0.0)
@@ -75,11 +78,7 @@ def main() -> None:
         "p99_cell_max_diff": round(float(per_cell.quantile(0.99)), 6),
         "cells_without_pixel_centre": no_centre,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        writer.writeheader()
-        writer.writerow(row)
+    write_rows(RESULTS, [row])
     print(f"CORINE shares of {len(cells):,} H3 r{RESOLUTION} cells covering the Lot "
           f"(grid built in {t_grid:.1f} s)")
     print(f"  exactextract {t_exact:7.2f} s   rasterstats {t_rs:7.2f} s   "
@@ -88,7 +87,8 @@ def main() -> None:
           f"{row['mean_abs_share_diff']:.4f}, 99th pct of per-cell max "
           f"{row['p99_cell_max_diff']:.4f}; {no_centre} cells contain no pixel centre")
     print(f"  -> {RESULTS}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
