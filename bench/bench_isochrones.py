@@ -26,12 +26,13 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
-from _common import RESULTS_DIR, mirror_settings, write_rows
+from _common import RESULTS_DIR, interleaved, mirror_settings, write_rows
 from shapely.geometry import LineString, Point
 from shapely.ops import substring
 
@@ -123,17 +124,18 @@ def bench(label, graph, origin, buffer_m, rows):
     t0 = time.process_time()
     g = to_osmnx_style(graph)
     t_build = time.process_time() - t0
-    access.isochrones(graph, origin)  # warm imports
-    best = {"ours": np.inf, "osmnx": np.inf}
-    for _ in range(2):  # interleaved rounds: both see the same machine load
-        for _ in range(3):
-            t0 = time.process_time()
-            ours = access.isochrones(graph, origin)
-            best["ours"] = min(best["ours"], time.process_time() - t0)
-        t0 = time.process_time()
-        theirs = make_iso_polys(g, center, MINUTES, buffer_m, buffer_m)
-        best["osmnx"] = min(best["osmnx"], time.process_time() - t0)
+    access.isochrones(graph, origin, buffer_m=buffer_m)  # warm imports
+    result: dict[str, Any] = {}
+
+    def run_ours() -> None:
+        result["ours"] = access.isochrones(graph, origin, buffer_m=buffer_m)
+
+    def run_osmnx() -> None:
+        result["osmnx"] = make_iso_polys(g, center, MINUTES, buffer_m, buffer_m)
+
+    best = interleaved({"ours": run_ours, "osmnx": run_osmnx}, rounds=2, inner={"ours": 3})
     t_ours, t_osmnx = best["ours"], best["osmnx"]
+    ours, theirs = result["ours"], result["osmnx"]
     refs = reference(graph, origin, MINUTES, buffer_m)
     for k, m in enumerate(MINUTES):
         mine = ours.geometry.iloc[k]
