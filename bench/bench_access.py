@@ -36,7 +36,7 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
-from _common import RESULTS_DIR, ROOT, interleaved, mirror_settings, write_rows
+from _common import RESULTS_DIR, ROOT, best_of, interleaved, mirror_settings, write_rows
 from scipy.sparse.csgraph import dijkstra
 
 from geo import access, network, sources
@@ -107,7 +107,7 @@ def floor_sources(graph, snap, targets):
 def bench_graph(label: str, graph: network.StreetGraph, rows: list) -> None:
     fac = synthetic_facilities(graph)
     targets = {c: (fac["category"] == c).to_numpy() for c in MIX}
-    t_snap = interleaved({"snap": lambda: access.snap_points(graph, fac)}, rounds=3)["snap"]
+    t_snap = best_of(lambda: access.snap_points(graph, fac))
     snap = access.snap_points(graph, fac)
     result = access.nearest_times(graph, fac, targets, snap=snap)
     heads = floor_sources(graph, snap, targets)
@@ -119,13 +119,13 @@ def bench_graph(label: str, graph: network.StreetGraph, rows: list) -> None:
 
     fns = {"ours": lambda: access.nearest_times(graph, fac, targets, snap=snap),
            "floor": floor_run}
-    diff, nx_setup, refs = 0.0, 0.0, {}
+    diff, nx_setup, refs = 0.0, 0.0, []
     for multi in (True, False):
         t0 = time.process_time()
         g, sources_ = networkx_setup(graph, snap, targets, multi=multi)
         nx_setup = max(nx_setup, time.process_time() - t0)
         ref: dict = {}
-        refs[multi] = (g, ref)
+        refs.append(ref)
 
         def run_networkx(g=g, sources_=sources_, ref=ref):
             for name, src in sources_.items():
@@ -134,7 +134,7 @@ def bench_graph(label: str, graph: network.StreetGraph, rows: list) -> None:
         fns["networkx_multi" if multi else "networkx_digraph"] = run_networkx
     best = interleaved(fns, rounds=3 if graph.n_nodes < 20_000 else 2,
                        inner={"ours": 7, "floor": 7})
-    for _, ref in refs.values():
+    for ref in refs:
         for name in targets:
             mine = result[name].to_numpy() * 60
             theirs = np.array([ref[name].get(i, np.nan) for i in range(graph.n_nodes)])
@@ -144,20 +144,19 @@ def bench_graph(label: str, graph: network.StreetGraph, rows: list) -> None:
             diff = max(diff, float(np.abs(mine[both] - theirs[both]).max()))
     refs.clear()
     ours, floor = best["ours"], best["floor"]
-    timings = {True: best["networkx_multi"], False: best["networkx_digraph"]}
-    counts = interleaved(
-        {"counts": lambda: access.cumulative_counts(graph, fac, targets, snap=snap)},
-        rounds=1)["counts"]
+    nx_multi, nx_digraph = best["networkx_multi"], best["networkx_digraph"]
+    counts = best_of(lambda: access.cumulative_counts(graph, fac, targets, snap=snap),
+                     repeat=1)
     rows.append({
         "graph": label, "mode": graph.mode, "nodes": graph.n_nodes, "links": graph.n_links,
         "arcs": int(graph.matrix.nnz), "facilities": len(fac),
         "facilities_snapped": int(snap["snapped"].sum()), "categories": len(targets),
-        "ours_s": ours, "floor_s": floor, "networkx_s": timings[True],
-        "networkx_digraph_s": timings[False],
-        "speedup_vs_networkx": timings[True] / ours,
-        "speedup_vs_networkx_digraph": timings[False] / ours,
+        "ours_s": ours, "floor_s": floor, "networkx_s": nx_multi,
+        "networkx_digraph_s": nx_digraph,
+        "speedup_vs_networkx": nx_multi / ours,
+        "speedup_vs_networkx_digraph": nx_digraph / ours,
         "ratio_to_floor": ours / floor,
-        "floor_speedup_vs_networkx_digraph": timings[False] / floor,
+        "floor_speedup_vs_networkx_digraph": nx_digraph / floor,
         "max_abs_diff_s": diff, "snap_s": t_snap, "networkx_setup_s": nx_setup,
         "cumulative_counts_s": counts,
     })
