@@ -66,6 +66,8 @@ from geo.settings import Settings, get_settings
 if TYPE_CHECKING:
     import networkx as nx
 
+    from geo.sources import Dataset
+
 __all__ = [
     "MODES",
     "MODE_LABELS_FR",
@@ -1543,17 +1545,18 @@ def _contract(
 STREET_KINDS: tuple[str, ...] = ("osm", "roads_departement", "roads")
 
 
-def street_dataset(insee: str, settings: Settings | None = None) -> Any | None:
+def _best_street(datasets: Iterable[Dataset]) -> Dataset | None:
+    """The first of ``datasets`` of the best street kind (:data:`STREET_KINDS`), if any."""
+    streets = [d for d in datasets if d.kind in STREET_KINDS]
+    return min(streets, key=lambda d: STREET_KINDS.index(d.kind), default=None)
+
+
+def street_dataset(insee: str, settings: Settings | None = None) -> Dataset | None:
     """The best catalogued street source covering town ``insee`` (a
     :class:`geo.sources.Dataset`), or None when the catalogue has none."""
     from geo import sources
 
-    found = sources.datasets_for_town(insee, settings=settings)
-    for kind in STREET_KINDS:
-        for ds in found:
-            if ds.kind == kind:
-                return ds
-    return None
+    return _best_street(sources.datasets_for_town(insee, settings=settings))
 
 
 def street_make_rules(settings: Settings | None = None) -> str:
@@ -1572,7 +1575,7 @@ def street_make_rules(settings: Settings | None = None) -> str:
     deps = sorted({dep for d in catalogue.values() if d.kind in STREET_KINDS
                    for dep in d.departements})
     for dep in deps:
-        best = next(d for kind in STREET_KINDS for d in catalogue.values()
-                    if d.kind == kind and dep in d.departements)
-        lines.append(f"STREETS_DEP_{dep} := $(RAW_{best.id})")
+        best = _best_street(d for d in catalogue.values() if dep in d.departements)
+        if best is not None:
+            lines.append(f"STREETS_DEP_{dep} := $(RAW_{best.id})")
     return "\n".join(lines) + "\n"
