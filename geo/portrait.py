@@ -64,7 +64,7 @@ from scipy import stats
 from geo import __version__, communes, facilities, indicators, landcover, network, sources
 from geo import _report as report
 from geo import _svg as svg
-from geo._io import atomic_path
+from geo._io import atomic_path, write_parquet
 from geo.errors import (
     GeoError,
     InputFileError,
@@ -466,28 +466,79 @@ def _local_row(town_dir: Path, insee: str) -> pd.Series | None:
 def local_rows(
     settings: Settings | None = None, *, strict: Collection[str] = ()
 ) -> pd.DataFrame:
-    """The town's own row of every town run under ``settings.out_dir`` (see _local_row).
+    """The town's own row of every town run under ``settings.out_dir`` (see _local_row),
+    indicator columns only.
 
-    A run whose files cannot be read is reported and left out, except for the towns in
-    ``strict``, for which :class:`InputFileError` is raised.
+    Rows are kept in ``data/interim/town_rows.parquet`` with the version (modification
+    time and size) of the files they were read from, so a portrait re-reads only the town
+    runs that changed since: a batch over all PVD towns reads each run once, not once per
+    portrait. A run whose files cannot be read is reported and left out, except for the
+    towns in ``strict``, for which :class:`InputFileError` is raised.
     """
     s = settings or get_settings()
-    rows = []
+    index_path = s.interim_dir / "town_rows.parquet"
+    known = _read_rows_index(index_path)
+    rows: list[pd.Series] = []
+    changed = False
     if s.out_dir.is_dir():
         for town_dir in sorted(p for p in s.out_dir.iterdir()
                                if p.is_dir() and _INSEE_DIR.fullmatch(p.name)):
-            try:
-                row = _local_row(town_dir, town_dir.name)
-            except InputFileError as exc:
-                if town_dir.name in strict:
-                    raise
-                log.warning("town run %s left out of the comparison: %s", town_dir.name, exc)
+            version = _run_version(town_dir)
+            if version is None:
                 continue
+            insee = town_dir.name
+            if insee in known.index and known.at[insee, "_version"] == version:
+                row = known.loc[insee]
+                if not row.get("_empty", False):
+                    rows.append(row.drop(labels=["_version", "_empty"]).rename(insee))
+                continue
+            try:
+                row = _local_row(town_dir, insee)
+            except InputFileError as exc:
+                if insee in strict:
+                    raise
+                log.warning("town run %s left out of the comparison: %s", insee, exc)
+                continue
+            changed = True
+            keep = pd.Series({"_version": version, "_empty": row is None})
             if row is not None:
-                rows.append(row)
+                values = row.reindex([k for k in _BY_KEY if k in row.index])
+                keep = pd.concat([keep, pd.to_numeric(values, errors="coerce")])
+                rows.append(values.rename(insee))
+            known = known.drop(index=insee, errors="ignore")
+            known = pd.concat([known, keep.to_frame(insee).T])
+    if changed:
+        index = known.copy()
+        index.index.name = "insee"
+        numeric = [c for c in index.columns if c not in ("_version", "_empty")]
+        index[numeric] = index[numeric].astype(float)
+        write_parquet(index.reset_index().astype({"_empty": bool}), index_path)
     if not rows:
         return pd.DataFrame(columns=["insee"]).set_index("insee")
-    return pd.DataFrame(rows).drop_duplicates("insee").set_index("insee")
+    out = pd.DataFrame(rows)
+    out.index.name = "insee"
+    return out
+
+
+def _run_version(town_dir: Path) -> str | None:
+    """Version of a town run's comparison inputs (None when it has neither file)."""
+    parts = []
+    for name in ("communes.parquet", "facilities.parquet"):
+        path = town_dir / name
+        if path.exists():
+            st = path.stat()
+            parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
+    return ";".join(parts) or None
+
+
+def _read_rows_index(path: Path) -> pd.DataFrame:
+    """The cached town rows (empty when absent or unreadable: it is rebuilt)."""
+    if path.exists():
+        try:
+            return pd.read_parquet(path).set_index("insee")
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("town rows cache %s unreadable, rebuilding it: %s", path, exc)
+    return pd.DataFrame(columns=["_version", "_empty"], index=pd.Index([], name="insee"))
 
 
 def indicator_table(

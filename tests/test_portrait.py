@@ -502,3 +502,32 @@ def test_svg_helpers():
     assert ET.fromstring(svg.strip_chart([], town=None)) is not None
     line = svg.line_chart([2016, 2023], {"s": [100.0, None]}, title="l")
     assert "<polyline" not in line and line.count("<circle") == 1
+
+
+def test_local_rows_reads_each_town_run_once(tmp_path, monkeypatch):
+    """Town rows are cached with their files' versions: unchanged runs are not re-read
+    (a batch over all PVD towns must not read every run again for every portrait)."""
+    from geo.settings import load_settings
+
+    s = load_settings(environ={}, data_dir=tmp_path / "data")
+    for code, value in (("01306", 12.5), ("46127", 30.0)):
+        folder = s.town_dir(code)
+        folder.mkdir(parents=True)
+        pd.DataFrame({"insee": [code, "99999"], "n_sante_per_10k": [value, 1.0],
+                      "nom": ["x", "y"]}).to_parquet(folder / "communes.parquet")
+    reads = []
+    real = portrait._local_row
+    monkeypatch.setattr(portrait, "_local_row",
+                        lambda d, insee: reads.append(insee) or real(d, insee))
+    first = portrait.local_rows(s)
+    assert first.loc["01306", "n_sante_per_10k"] == 12.5
+    assert first.loc["46127", "n_sante_per_10k"] == 30.0
+    assert "nom" not in first.columns and sorted(reads) == ["01306", "46127"]
+    again = portrait.local_rows(s)
+    assert sorted(reads) == ["01306", "46127"]  # nothing re-read
+    pd.testing.assert_frame_equal(again.sort_index(), first.sort_index(), check_dtype=False)
+    pd.DataFrame({"insee": ["46127"], "n_sante_per_10k": [31.0]}).to_parquet(
+        s.town_dir("46127") / "communes.parquet")
+    third = portrait.local_rows(s)
+    assert sorted(reads) == ["01306", "46127", "46127"]  # only the changed run
+    assert third.loc["46127", "n_sante_per_10k"] == 31.0
