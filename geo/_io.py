@@ -32,6 +32,7 @@ __all__ = [
     "read_parquet_metadata",
     "write_json_atomic",
     "write_parquet",
+    "write_text_atomic",
 ]
 
 #: Compression suffixes read transparently by :func:`open_maybe_compressed`.
@@ -103,12 +104,19 @@ def atomic_path(final: str | os.PathLike[str], *, suffix: str | None = None) -> 
         raise
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as pretty UTF-8 JSON, atomically; returns the path."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` as UTF-8, atomically; returns the path."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n",
-                       encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, **dumps: Any) -> Path:
+    """Write ``data`` as pretty UTF-8 JSON, atomically; returns the path.
+
+    ``dumps`` keywords override the defaults (``ensure_ascii=False, indent=2``)."""
+    options = {"ensure_ascii": False, "indent": 2, "default": str, **dumps}
+    return write_text_atomic(path, json.dumps(data, **options) + "\n")
 
 
 def write_parquet(

@@ -64,7 +64,7 @@ from scipy import stats
 from geo import __version__, communes, facilities, indicators, landcover, network, sources
 from geo import _report as report
 from geo import _svg as svg
-from geo._io import atomic_path, write_parquet
+from geo._io import atomic_path, write_parquet, write_text_atomic
 from geo.errors import (
     GeoError,
     InputFileError,
@@ -933,8 +933,7 @@ def write_portrait(p: Portrait, out_dir: Path | None = None, *,
     s = settings or get_settings()
     folder = Path(out_dir) if out_dir is not None else s.town_dir(p.insee)
     html = folder / "portrait.html"
-    with atomic_path(html) as tmp:
-        tmp.write_text(render_portrait_html(p), encoding="utf-8")
+    write_text_atomic(html, render_portrait_html(p))
     table = p.table.copy()
     table.insert(0, "insee", p.insee)
     paths = [html, _write_csv(table, folder / "portrait.csv")]
@@ -1261,15 +1260,11 @@ def write_typology_stats(
     charts = _typology_charts(tables, s.apl_threshold)
     for name, chart in charts.items():
         path = out / f"typologie_{name}.svg"
-        with atomic_path(path) as tmp:
-            tmp.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + chart + "\n",
-                           encoding="utf-8")
+        write_text_atomic(path, '<?xml version="1.0" encoding="utf-8"?>\n' + chart + "\n")
         paths.append(path)
     index = out / "index.html"
-    with atomic_path(index) as tmp:
-        tmp.write_text(render_typology_html(tables, threshold=s.apl_threshold,
-                                            cog_year=s.cog_year, charts=charts),
-                       encoding="utf-8")
+    write_text_atomic(index, render_typology_html(tables, threshold=s.apl_threshold,
+                                                  cog_year=s.cog_year, charts=charts))
     paths.append(index)
     log.info("wrote %d files to %s", len(paths), out)
     return paths

@@ -47,6 +47,7 @@ from geo._io import (
     DECOMPRESSION_ERRORS,
     atomic_path,
     open_maybe_compressed,
+    write_json_atomic,
 )
 from geo.errors import (
     ChecksumError,
@@ -280,8 +281,7 @@ def _locked_lockfile(settings: Settings) -> Iterator[dict[str, Any]]:
         before = json.dumps(data, sort_keys=True)
         yield data
         if json.dumps(data, sort_keys=True) != before:
-            with atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
+            write_json_atomic(path, data, sort_keys=True, ensure_ascii=True)
 
 
 def provenance(settings: Settings | None = None) -> dict[str, Any]:
