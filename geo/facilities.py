@@ -50,7 +50,7 @@ import shapely
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 from shapely.ops import polygonize, unary_union
 
-from geo import communes, sources
+from geo import communes, network, sources
 from geo._categories import CATEGORY_KEYS, Categories, load_categories, normalize_text
 from geo._io import (
     DECOMPRESSION_ERRORS,
@@ -397,7 +397,7 @@ def read_osm_pois(
     report = SourceReport("osm", str(path))
     with _osm_readable(path) as readable:
         records = _scan_osm(readable, cats, report)
-    stamp = _osm_timestamp(path)
+    stamp = network.osm_timestamp(path)
     if stamp:
         report.notes.append(f"OSM data as of {stamp}")
     cols: dict[str, list[Any]] = {k: [] for k in ("source", "source_id", "category",
@@ -534,20 +534,6 @@ def _scan_osm(path: Path, cats: Categories, report: SourceReport) -> list[_OsmRe
         report.notes.append(f"{partial} way(s) reference nodes missing from the extract (cut "
                             "by its clip): placed from the nodes present")
     return records
-
-
-def _osm_timestamp(path: Path) -> str | None:
-    """Replication timestamp of an OSM XML file (Overpass ``osm_base`` or the ``timestamp``
-    attribute of ``<osm>``), if it says."""
-    if ".pbf" in path.suffixes:
-        return None
-    with contextlib.suppress(InputFileError):
-        head = _head_text(path)[:4096]
-        m = re.search(r'osm_base="([^"]+)"', head) or re.search(
-            r'<osm\b[^>]*\btimestamp="([^"]+)"', head)
-        if m:
-            return m.group(1)
-    return None
 
 
 def _way_point(coords: list[tuple[float, float]], *, closed: bool) -> Point | None:

@@ -78,6 +78,7 @@ __all__ = [
     "graph_from_frames",
     "load_streets",
     "mode_rules",
+    "osm_timestamp",
     "read_osm",
     "read_overpass",
     "read_road_lines",
@@ -331,10 +332,13 @@ def _log_dropped(path: Path, scan: _OsmScan) -> None:
         )
 
 
-def _osm_vintage(path: Path) -> str:
-    """'OSM <date>' from an OSM XML ``<meta osm_base>`` or a PBF header, else ''."""
+def osm_timestamp(path: Path) -> str | None:
+    """Data timestamp of an OSM file, if it says: the ``osm_base`` of an Overpass export
+    or the ``timestamp`` attribute of ``<osm>`` (XML, possibly compressed), the
+    replication timestamp of a PBF header. None when absent or unreadable."""
+    path = Path(path)
     try:
-        if path.suffix == ".pbf":
+        if ".pbf" in path.suffixes:
             import osmium
 
             reader = osmium.io.Reader(str(path))
@@ -344,13 +348,19 @@ def _osm_vintage(path: Path) -> str:
                          or header.get("timestamp") or "")
             finally:
                 reader.close()
-        else:
-            with open_maybe_compressed(path, "rt", encoding="utf-8", errors="replace") as fh:
-                head = fh.read(4096)
-            match = re.search(r'osm_base="([^"]+)"|timestamp="([^"]+)"', head)
-            stamp = (match.group(1) or match.group(2)) if match else ""
+            return stamp or None
+        with open_maybe_compressed(path, "rt", encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096).lstrip("\ufeff")
     except (OSError, RuntimeError, UnicodeDecodeError, EOFError, lzma.LZMAError):
-        return ""
+        return None
+    match = re.search(r'osm_base="([^"]+)"', head) or re.search(
+        r'<osm\b[^>]*\btimestamp="([^"]+)"', head)
+    return match.group(1) if match else None
+
+
+def _osm_vintage(path: Path) -> str:
+    """'OSM <date>' from :func:`osm_timestamp`, else ''."""
+    stamp = osm_timestamp(path)
     return f"OSM {stamp[:10]}" if stamp else ""
 
 
