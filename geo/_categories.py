@@ -92,9 +92,11 @@ class OsmRule:
 
 
 def _unaccent_lower(value: str) -> str:
-    """Lower case without accents (``"Éco"`` -> ``"eco"``)."""
+    """Lower case without accents or ligatures (``"Éco"`` -> ``"eco"``, ``"Bœuf"`` ->
+    ``"boeuf"``), as :func:`geo.communes.normalize_name` does."""
     text = unicodedata.normalize("NFKD", value)
-    return "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    return text.replace("œ", "oe").replace("æ", "ae")
 
 
 def _parse_rule(text: str, where: str) -> OsmRule:
