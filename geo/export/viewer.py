@@ -74,7 +74,7 @@ _VALUE_LABELS = {
     },
     "source": {"osm": "OpenStreetMap", "bpe": "INSEE BPE", "museofile": "Muséofile",
                "cinemas": "CNC", "festivals": "ministère de la Culture",
-               "eoliennes": "Géorisques"},
+               "eoliennes": "Géorisques", "france_services": "ANCT (France services)"},
 }
 
 
