@@ -44,6 +44,7 @@ from geo.errors import DataSourceError, InputFileError, MissingColumnsError, Unk
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
+    "CATCHMENT_FILE",
     "POPULATION_YEARS",
     "REFERENCE_DATASETS",
     "TYPOLOGIES",
@@ -59,12 +60,14 @@ __all__ = [
     "metric_crs",
     "normalize_name",
     "population_typology",
+    "read_catchment",
     "resolve_insee",
     "search_communes",
     "town_card",
     "typology_groups",
     "typology_stats",
     "validate_insee",
+    "write_catchment",
 ]
 
 log = logging.getLogger(__name__)
@@ -713,11 +716,70 @@ def catchment(
                      communes=communes.reset_index(drop=True))
 
 
+#: File of a town folder holding its catchment (written by the card stage, read by the
+#: later stages so that none recomputes it from the national polygons).
+CATCHMENT_FILE = "catchment.parquet"
+
+
+def write_catchment(c: Catchment, path: str | Path) -> Path:
+    """Write a catchment as GeoParquet (its communes, in its metric CRS), atomically.
+
+    The town polygon is the ``is_town`` row; the buffer distance, CRS and town code are in
+    the file's ``pvdgeo`` metadata, so :func:`read_catchment` rebuilds the same
+    :class:`Catchment`. The file is left untouched when it already holds the same
+    catchment (downstream stages and make see no change)."""
+    path = Path(path)
+    meta = {"insee": c.insee, "crs": c.crs, "buffer_m": c.buffer_m}
+    frame = c.communes[["insee", "nom", "is_town", "geometry"]].reset_index(drop=True)
+    if path.is_file():
+        try:
+            old = read_catchment(path)
+        except InputFileError:
+            old = None
+        if (old is not None and old.insee == c.insee and old.crs == c.crs
+                and old.buffer_m == c.buffer_m
+                and old.communes["insee"].tolist() == frame["insee"].tolist()
+                and bool(old.communes.geometry.geom_equals_exact(
+                    frame.geometry, tolerance=0.0).all())):
+            return path
+    return write_parquet(frame, path, metadata=meta)
+
+
+def read_catchment(path: str | Path) -> Catchment:
+    """The :class:`Catchment` written by :func:`write_catchment` (area = town polygon
+    buffered by ``buffer_m``, as :func:`catchment` builds it)."""
+    from geo._io import read_parquet_metadata
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"catchment file {path} does not exist (built by the card "
+                             "stage: `pvdgeo commune INSEE --json DIR/town.json`)")
+    try:
+        frame = gpd.read_parquet(path)
+        meta = read_parquet_metadata(path)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"cannot read catchment {path}: {exc}") from None
+    missing = [k for k in ("insee", "crs", "buffer_m") if k not in meta]
+    if missing or "is_town" not in frame.columns:
+        raise InputFileError(f"catchment {path} lacks {', '.join(missing) or 'is_town'}: "
+                             "not written by pvdgeo; rebuild it with the card stage")
+    town_rows = frame[frame["is_town"].astype(bool)]
+    if len(town_rows) != 1:
+        raise InputFileError(f"catchment {path} has {len(town_rows)} town rows, expected 1")
+    town = town_rows.geometry.iloc[0]
+    buffer = float(meta["buffer_m"])
+    return Catchment(insee=str(meta["insee"]), crs=str(meta["crs"]), buffer_m=buffer,
+                     town=town, area=town.buffer(buffer) if buffer > 0 else town,
+                     communes=frame.set_crs(meta["crs"], allow_override=True))
+
+
 # --- town card and national statistics ---------------------------------------------------
 
 
-def town_card(insee: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    """Everything the pipeline needs to know about a town, as a JSON-ready dict."""
+def town_card(insee: str, *, town_catchment: Catchment | None = None,
+              settings: Settings | None = None) -> dict[str, Any]:
+    """Everything the pipeline needs to know about a town, as a JSON-ready dict
+    (``town_catchment``: its catchment when already computed)."""
     s = settings or get_settings()
     row = get_commune(insee, s)
     card: dict[str, Any] = {}
@@ -730,7 +792,8 @@ def town_card(insee: str, *, settings: Settings | None = None) -> dict[str, Any]
             card[key] = value
     card["metric_crs"] = metric_crs(card["insee"], s)
     try:
-        c = catchment(card["insee"], settings=s)
+        c = town_catchment if town_catchment is not None else catchment(card["insee"],
+                                                                         settings=s)
     except InputFileError as exc:
         log.warning("no catchment for %s: %s", card["insee"], exc)
         card["catchment"] = None
