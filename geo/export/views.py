@@ -20,6 +20,7 @@ viewer (and any front end) replaces that URL with the town's archive.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "LegendEntry",
     "View",
     "load_views",
+    "tile_fields",
 ]
 
 #: Folder of the MapLibre styles (one JSON file per view).
@@ -99,6 +101,51 @@ class View:
     def source_layers(self) -> set[str]:
         """Tile layers read by the view's style layers."""
         return {lyr["source-layer"] for lyr in self.style["layers"] if "source-layer" in lyr}
+
+    def fields_by_layer(self) -> dict[str, set[str]]:
+        """Feature attributes the view reads, per tile layer: every ``["get", field]``
+        and ``{field}`` token of its style layers (filters, paint, layout), its legends'
+        fields and filters, and its popups' fields."""
+        out: dict[str, set[str]] = {}
+        by_id = {lyr["id"]: lyr for lyr in self.style.get("layers", [])}
+        for lyr in by_id.values():
+            if "source-layer" in lyr:
+                out.setdefault(lyr["source-layer"], set()).update(
+                    _expression_fields([lyr.get("filter"), lyr.get("paint"), lyr.get("layout")]))
+        for entry in self.legend:
+            names = {entry.field, entry.filter[0] if entry.filter else None,
+                     entry.sort[0] if entry.sort else None}
+            out.setdefault(entry.source_layer, set()).update(n for n in names if n)
+        for layer_id, popup in self.popup.items():
+            lyr = by_id.get(layer_id)
+            if lyr is not None and "source-layer" in lyr:
+                out.setdefault(lyr["source-layer"], set()).update(popup.get("fields", []))
+        return out
+
+
+def _expression_fields(value: Any) -> set[str]:
+    """Attribute names a MapLibre expression (or any nesting of them) reads."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        if len(value) == 2 and value[0] in ("get", "has") and isinstance(value[1], str):
+            found.add(value[1])
+        for item in value:
+            found |= _expression_fields(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            found |= _expression_fields(item)
+    elif isinstance(value, str):
+        found.update(re.findall(r"\{([A-Za-z0-9_]+)\}", value))
+    return found
+
+
+def tile_fields(views: list[View]) -> dict[str, set[str]]:
+    """Attributes any view reads, per tile layer (see :meth:`View.fields_by_layer`)."""
+    out: dict[str, set[str]] = {}
+    for view in views:
+        for layer, names in view.fields_by_layer().items():
+            out.setdefault(layer, set()).update(names)
+    return out
 
 
 def _legend_class(raw: dict[str, Any]) -> LegendClass:
