@@ -148,18 +148,31 @@ def _raw(dataset_id: str, settings: Settings) -> Path:
     return sources.ensure(dataset_id, settings)
 
 
-def current_code_map(settings: Settings | None = None) -> dict[str, str]:
-    """Every former, delegated, associated or arrondissement code -> current commune code.
+def current_code_map(settings: Settings | None = None) -> Mapping[str, str]:
+    """Every former, delegated, associated or arrondissement code -> current commune code
+    (a read-only mapping, built once per process and COG file version).
 
     Current codes map to themselves, so ``df[code].map(current_code_map())`` turns any
     table on an older geography into current codes (unknown codes give NaN).
     """
     s = settings or get_settings()
-    return dict(_code_map_cached(str(_raw("communes_cog", s))))
+    path = _raw("communes_cog", s)
+    st = path.stat()
+    return _code_map_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+class _CodeMap(dict[str, str]):
+    """A dict that refuses changes (pandas maps with it as with any dict)."""
+
+    def _readonly(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("the current code map is read-only; copy it with dict(...)")
+
+    __setitem__ = __delitem__ = _readonly
+    update = pop = popitem = clear = setdefault = _readonly  # type: ignore[assignment]
 
 
 @lru_cache(maxsize=4)
-def _code_map_cached(cog_path: str) -> tuple[tuple[str, str], ...]:
+def _code_map_cached(cog_path: str, mtime_ns: int, size: int) -> _CodeMap:
     cog = _read_csv(Path(cog_path), ["code", "type", "chefLieu", "commune", "anciensCodes"])
     current = cog[cog["type"] == "commune-actuelle"]
     mapping: dict[str, str] = {}
@@ -178,7 +191,7 @@ def _code_map_cached(cog_path: str) -> tuple[tuple[str, str], ...]:
             mapping.setdefault(code, target)
     for code in current["code"]:
         mapping[code] = code  # a current code always maps to itself
-    return tuple(sorted(mapping.items()))
+    return _CodeMap(sorted(mapping.items()))
 
 
 def aggregate_to_current(
@@ -377,6 +390,20 @@ def load_reference(settings: Settings | None = None) -> pd.DataFrame:
     return read_parquet_cached(cache)
 
 
+def _reference_codes(s: Settings) -> frozenset[str]:
+    """The INSEE codes of the reference (built once per reference file version)."""
+    cache = s.interim_dir / "communes.parquet"
+    if not cache.exists():
+        load_reference(s)
+    st = cache.stat()
+    return _codes_of(str(cache), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=2)
+def _codes_of(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    return frozenset(pd.read_parquet(path, columns=["insee"])["insee"].astype(str))
+
+
 def _vintages(dataset_ids: Iterable[str], s: Settings) -> dict[str, Any]:
     """Provenance metadata of a national table: COG year and each input's vintage."""
     catalogue = sources.load_catalogue(s)
@@ -436,7 +463,6 @@ def resolve_insee(query: str, settings: Settings | None = None) -> str:
     :class:`UnknownCommuneError` listing up to 5 close matches.
     """
     s = settings or get_settings()
-    ref = load_reference(s)
     text = str(query).strip()
     if not text:
         raise UnknownCommuneError("empty commune query: give an INSEE code or a name")
@@ -445,7 +471,7 @@ def resolve_insee(query: str, settings: Settings | None = None) -> str:
     )
     if looks_like_code:
         code = validate_insee(text)
-        if code in set(ref["insee"]):
+        if code in _reference_codes(s):
             return code
         current = current_code_map(s).get(code)
         if current is not None:
@@ -456,6 +482,7 @@ def resolve_insee(query: str, settings: Settings | None = None) -> str:
         raise UnknownCommuneError(
             f"unknown INSEE code {code!r}: no current commune (COG {s.cog_year}) has it{hint}"
         )
+    ref = load_reference(s)
     dep = None
     m = re.fullmatch(r"(.*?)[\s,(]+(\d{2,3}|2[AB])\)?", text)
     if m:
@@ -564,7 +591,9 @@ def _read_fullres_cached(path: str, mtime: float, cog_path: str) -> gpd.GeoDataF
         raise MissingColumnsError(path, ["INSEE_COM (or insee, code)"], list(gdf.columns))
     if gdf.crs is None:
         raise InputFileError(f"commune polygons {path} have no CRS")
-    gdf["insee"] = gdf[col].astype(str).str.strip().map(dict(_code_map_cached(cog_path)))
+    cog = Path(cog_path).stat()
+    code_map = _code_map_cached(cog_path, cog.st_mtime_ns, cog.st_size)
+    gdf["insee"] = gdf[col].astype(str).str.strip().map(code_map)
     gdf = gdf.dropna(subset=["insee"])
     gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
     return gdf[["insee", "geometry"]].dissolve(by="insee", as_index=False)

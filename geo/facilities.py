@@ -30,6 +30,7 @@ Stages:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import re
 import zipfile
@@ -1303,14 +1304,18 @@ def town_facilities(
         parts.append(pois[pois["insee"].notna()])
         used["osm"] = str(osm_path)
 
-    readers = [
-        ("museofile", lambda: read_museofile(settings=s, crs=crs)),
-        ("cinemas", lambda: read_cinemas(settings=s, crs=crs, code_map=code_map)),
-        ("festivals", lambda: read_festivals(settings=s, crs=crs, code_map=code_map)),
-        ("eoliennes", lambda: read_wind_turbines(settings=s, crs=crs, code_map=code_map)),
-        ("france_services",
-         lambda: read_france_services(settings=s, crs=crs, code_map=code_map)),
-    ]
+    # The national registers, read once per process, cut to the catchment's communes
+    # (and, for rows without a code, to the points near its bounding box).
+    w, so, e, n = gpd.GeoSeries([catch.area], crs=crs).to_crs("EPSG:4326").total_bounds
+    margin = 0.05  # degrees (~4 km): points up to 100 m from a catchment commune
+    readers: list[tuple[str, Any]] = []
+    for name, national in _national_registers(s, code_map):
+        xy = national.geometry
+        near = (xy.x.between(w - margin, e + margin) & xy.y.between(so - margin, n + margin))
+        mine = national["insee"].isin(codes) | (national["insee"].isna() & near.to_numpy())
+        part = national[mine.to_numpy()].to_crs(crs)
+        part.attrs["report"] = copy.deepcopy(_report(national))
+        readers.append((name, lambda part=part: part))
     bpe_path = Path(bpe_xy) if bpe_xy is not None else sources.dataset_path("bpe_xy", s)
     if bpe_path.is_file():
         readers.append(("bpe", lambda: read_bpe_xy(bpe_path, communes=codes, crs=crs,
@@ -1347,6 +1352,39 @@ def town_facilities(
         "categories_version": load_categories(s).version, "cog_year": s.cog_year,
     }
     return table
+
+
+#: National registers read by :func:`town_facilities`: name -> (dataset id, reader).
+_REGISTERS: dict[str, tuple[str, Any]] = {
+    "museofile": ("museofile", lambda s, cm: read_museofile(settings=s, crs="EPSG:4326")),
+    "cinemas": ("cinemas", lambda s, cm: read_cinemas(settings=s, crs="EPSG:4326",
+                                                        code_map=cm)),
+    "festivals": ("festivals", lambda s, cm: read_festivals(settings=s, crs="EPSG:4326",
+                                                              code_map=cm)),
+    "eoliennes": ("eoliennes", lambda s, cm: read_wind_turbines(settings=s, crs="EPSG:4326",
+                                                                  code_map=cm)),
+    "france_services": ("france_services", lambda s, cm: read_france_services(
+        settings=s, crs="EPSG:4326", code_map=cm)),
+}
+_register_cache: dict[tuple[Any, ...], gpd.GeoDataFrame] = {}
+
+
+def _national_registers(s: Settings, code_map: Mapping[str, str]
+                        ) -> list[tuple[str, gpd.GeoDataFrame]]:
+    """Every national register in EPSG:4326, read once per process and file version
+    (a batch worker reads each file once, not once per town)."""
+    out = []
+    cats = Path(s.categories_file).stat()
+    for name, (ds_id, read) in _REGISTERS.items():
+        path = sources.ensure(ds_id, s)
+        st = path.stat()
+        key = (name, str(path), st.st_mtime_ns, st.st_size, cats.st_mtime_ns, id(code_map))
+        if key not in _register_cache:
+            for old in [k for k in _register_cache if k[0] == name]:
+                del _register_cache[old]
+            _register_cache[key] = read(s, code_map)
+        out.append((name, _register_cache[key]))
+    return out
 
 
 def _vintages(used: Mapping[str, str], settings: Settings) -> dict[str, str]:

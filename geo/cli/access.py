@@ -59,6 +59,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     }.items() if v is not None}
     record = stages.run_town(args.insee, ["access"], out_dir=args.out, settings=settings,
                              options={"access": options}, force=args.force,
-                             touch_targets=True)
+                             upstream="missing", touch_targets=True)
     report_record(record)
     return 0

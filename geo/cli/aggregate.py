@@ -93,6 +93,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                   "inputs_dir": args.inputs}.items() if v is not None}
     record = stages.run_town(args.insee, ["aggregate"], out_dir=args.out, settings=settings,
                              options={"aggregate": options}, force=args.force,
-                             touch_targets=True)
+                             upstream="missing", touch_targets=True)
     report_record(record)
     return 0

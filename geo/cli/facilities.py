@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     options = {k: v for k, v in {"osm": args.osm, "bpe_xy": args.bpe_xy}.items() if v}
     record = stages.run_town(insee, ["facilities"], out_dir=args.out, settings=settings,
                              options={"facilities": options}, force=args.force,
-                             touch_targets=True)
+                             upstream="missing", touch_targets=True)
     path = record.out_dir / "facilities.parquet"
     table = facilities.read_facility_table(path)
     print(format_town(table))

@@ -49,7 +49,7 @@ def run_portrait(args: argparse.Namespace, settings: Settings) -> int:
         options["rule"] = rule
     record = stages.run_town(args.query, ["portrait"], out_dir=args.out, settings=settings,
                              options={"portrait": options}, force=args.force,
-                             touch_targets=True)
+                             upstream="missing", touch_targets=True)
     print_portrait(record.out_dir)
     report_record(record)
     return 0

@@ -44,8 +44,11 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     options = {"only": args.only} if args.only else {}
     record = stages.run_town(insee, ["publish"], out_dir=args.dir, settings=settings,
                              options={"publish": options}, force=args.force,
-                             touch_targets=True)
+                             upstream="missing", touch_targets=True)
     report_record(record)
+    gp = record.out_dir / f"{record.insee}.gpkg"
+    if args.only in (None, "gpkg") and gp.is_file():
+        print(f"GeoPackage: {gp} ({gp.stat().st_size / 1e6:.1f} MB)")
     pm = record.out_dir / f"{record.insee}.pmtiles"
     if args.only in (None, "tiles") and pm.is_file():
         summary = tiles.check_pmtiles(pm)

@@ -62,6 +62,6 @@ def run_town(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_card(args: argparse.Namespace, settings: Settings) -> int:
     record = stages.run_town(args.insee, ["card"], out_dir=args.out, settings=settings,
-                             force=args.force, touch_targets=True)
+                             force=args.force, upstream="missing", touch_targets=True)
     report_record(record)
     return 0

@@ -93,23 +93,37 @@ def stage(name: str) -> Stage:
                             f"{', '.join(STAGE_NAMES)}") from None
 
 
-def _needed(targets: Iterable[str]) -> list[Stage]:
-    """``targets`` and the stages they need, in run order."""
+def _needed(targets: Iterable[str], folder: Path, upstream: str) -> list[Stage]:
+    """``targets`` and the stages they need, in run order: every earlier stage they read
+    from (``upstream="stale"``, each then runs when not up to date), or only those
+    producing a required file that is missing (``upstream="missing"``: make, which
+    keeps the earlier files up to date itself)."""
+    producer = {name: st for st in STAGES for name in st.produces}
     want: set[str] = set()
     todo = list(targets)
     while todo:
         name = todo.pop()
-        if name not in want:
-            want.add(name)
-            todo.extend(stage(name).upstream)
+        if name in want:
+            continue
+        want.add(name)
+        st = stage(name)
+        if upstream == "stale":
+            todo.extend(st.upstream)
+        else:
+            todo.extend(producer[f].name for f in st.requires
+                        if f in producer and not (folder / f).is_file())
     return [st for st in STAGES if st.name in want]
 
 
 def _upstream_files(st: Stage, state: TownState) -> list[str]:
-    names: list[str] = []
+    """The files of the town folder ``st`` reads: what its upstream stages recorded
+    writing, and the files they produce that exist (written by an earlier version or by
+    hand)."""
+    names: set[str] = set()
     for up in st.upstream:
-        names += list(state.stages.get(up, {}).get("outputs", {}))
-    return names
+        names.update(state.stages.get(up, {}).get("outputs", {}))
+        names.update(n for n in stage(up).produces if (state.folder / n).is_file())
+    return sorted(names)
 
 
 @dataclass
@@ -128,6 +142,21 @@ class TownRecord:
     @property
     def outputs(self) -> list[Path]:
         return [self.out_dir / name for r in self.stages for name in r.outputs]
+
+
+def _town_code(query: str, out_dir: str | Path | None, s: Settings, wanted: list[str],
+               upstream: str) -> str:
+    """The current INSEE code of a town (:func:`geo.communes.resolve_insee`, which reads
+    the commune reference), or the code as given when it is well formed and the run does
+    not build the card: its folder then already says which town it is."""
+    text = str(query).strip()
+    try:
+        code = communes.validate_insee(text)
+    except GeoError:
+        return communes.resolve_insee(text, s)
+    folder = Path(out_dir) if out_dir is not None else s.town_dir(code)
+    builds_card = any(st.name == "card" for st in _needed(wanted, folder, upstream))
+    return communes.resolve_insee(code, s) if builds_card else code
 
 
 def fingerprints(insee: str, out_dir: Path, settings: Settings,
@@ -163,6 +192,7 @@ def run_town(
     force: bool | Sequence[str] = False,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     lock: bool = True,
+    upstream: str = "stale",
     touch_targets: bool = False,
 ) -> TownRecord:
     """Run the stages ``targets`` (default all) of town ``insee`` and those they need.
@@ -183,6 +213,10 @@ def run_town(
         a stage run with options is recorded as such and runs again on the next plain run.
     lock
         Hold the town's lock (one run of a town at a time).
+    upstream
+        ``"stale"``: the earlier stages the targets read from run first when they are not
+        up to date; ``"missing"``: only when a file the target requires is missing (the
+        stage commands that make calls, since make keeps those files up to date).
     touch_targets
         Set the modification time of up-to-date target files to now (for make, which
         ran the recipe because a prerequisite is newer, and must see the target fresh).
@@ -193,27 +227,31 @@ def run_town(
         Naming the stage that failed and why (earlier stages' files are kept).
     """
     s = settings or get_settings()
-    code = communes.resolve_insee(insee, s)
+    if upstream not in ("stale", "missing"):
+        raise SettingsError(f"upstream must be 'stale' or 'missing', got {upstream!r}")
+    wanted = list(targets or STAGE_NAMES)
+    code = _town_code(insee, out_dir, s, wanted, upstream)
     folder = Path(out_dir) if out_dir is not None else s.town_dir(code)
     folder.mkdir(parents=True, exist_ok=True)
-    wanted = list(targets or STAGE_NAMES)
     forced = set(wanted if force is True else (force or ()))
     options = options or {}
     record = TownRecord(insee=code, out_dir=folder)
     if lock:
         with town_lock(folder, code):
-            _run(code, wanted, folder, s, forced, options, record, touch_targets)
+            _run(code, _needed(wanted, folder, upstream), wanted, folder, s, forced, options,
+                 record, touch_targets)
     else:
-        _run(code, wanted, folder, s, forced, options, record, touch_targets)
+        _run(code, _needed(wanted, folder, upstream), wanted, folder, s, forced, options,
+             record, touch_targets)
     return record
 
 
-def _run(code: str, wanted: list[str], folder: Path, s: Settings, forced: set[str],
-         options: Mapping[str, Mapping[str, Any]], record: TownRecord,
+def _run(code: str, todo: list[Stage], wanted: list[str], folder: Path, s: Settings,
+         forced: set[str], options: Mapping[str, Mapping[str, Any]], record: TownRecord,
          touch_targets: bool) -> None:
     state = TownState.read(folder)
     marker = folder / STATE_DIR / DONE_FILE
-    for st in _needed(wanted):
+    for st in todo:
         fp = st.fingerprint(code, folder, s, state, _upstream_files(st, state))
         opts = dict(options.get(st.name, {}))
         if not opts and st.name not in forced and state.up_to_date(st.name, fp):

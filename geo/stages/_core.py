@@ -302,6 +302,11 @@ class Stage:
     modules: tuple[str, ...]
     run: Callable[..., list[Path]]
     upstream: tuple[str, ...] = ()
+    #: Town files the stage cannot run without (built first by the stage producing
+    #: them when missing).
+    requires: tuple[str, ...] = ()
+    #: Town files the stage writes (some only when their inputs exist).
+    produces: tuple[str, ...] = ()
     datasets: Callable[[str, Path, Settings], list[str]] = lambda insee, folder, s: []
     national: Callable[[Settings], list[Path]] = lambda s: []
     #: Extra strings the result depends on (e.g. the versions of other towns' rows).
@@ -339,16 +344,24 @@ class StageResult:
 def run_logged(stage: Stage, insee: str, folder: Path, s: Settings,
                options: Mapping[str, Any]) -> tuple[list[Path], float, float]:
     """Run ``stage`` with its log appended to ``<town>/logs/<stage>.log``; returns the
-    written paths, wall and CPU seconds."""
+    written paths, wall and CPU seconds (its subprocesses' included)."""
     logs = folder / "logs"
     with log_to_file(logs / f"{stage.name}.log"):
         log.info("== %s %s: %s", stage.name, insee, stage.description)
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         paths = stage.run(insee, out_dir=folder, settings=s, **options)
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         log.info("== %s %s done in %.1f s (%.1f CPU s): %s", stage.name, insee, wall, cpu,
                  ", ".join(_rel(p, folder) for p in paths) or "no file")
     return paths, wall, cpu
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of the subprocesses it waited for (tippecanoe)."""
+    import resource
+
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + child.ru_utime + child.ru_stime
 
 
 def _rel(path: Path, folder: Path) -> str:

@@ -64,4 +64,6 @@ STAGE = Stage(
     run=run,
     upstream=("card", "facilities"),
     datasets=_datasets,
+    requires=(communes.CATCHMENT_FILE, "facilities.parquet"),
+    produces=tuple(access_files()),
 )

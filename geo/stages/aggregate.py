@@ -57,4 +57,6 @@ STAGE = Stage(
     upstream=("card", "facilities", "access"),
     datasets=_datasets,
     national=_national,
+    requires=(communes.CATCHMENT_FILE,),
+    produces=("communes.parquet", "h3_r8.parquet", "h3_r9.parquet", "landcover.parquet"),
 )

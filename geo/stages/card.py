@@ -70,4 +70,5 @@ STAGE = Stage(
     run=run,
     datasets=_datasets,
     national=_national,
+    produces=(CARD_FILE, communes.CATCHMENT_FILE),
 )

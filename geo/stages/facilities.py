@@ -39,4 +39,6 @@ STAGE = Stage(
     run=run,
     upstream=("card",),
     datasets=_datasets,
+    requires=(communes.CATCHMENT_FILE,),
+    produces=("facilities.parquet",),
 )

@@ -43,6 +43,7 @@ STAGE = Stage(
     modules=("geo.stages.portrait",),
     run=run,
     upstream=("card", "facilities", "aggregate"),
+    produces=("portrait.html", "portrait.csv", "portrait_pairs.csv"),
     datasets=_datasets,
     national=_national,
     extra=_extra,
