@@ -1251,9 +1251,11 @@ def national_facilities(
 
 def _town_osm_extract(insee: str, settings: Settings) -> Path | None:
     """The catalogued raw OSM extract of a town (fetched if needed), or None."""
+    from geo.extracts import town_extract
+
     found = sources.datasets_for_town(insee, kind="osm", settings=settings)
     if not found:
-        return None
+        return town_extract(insee, settings)  # cut from a national PBF, if any
     return sources.ensure(found[0].id, settings)
 
 

@@ -88,6 +88,7 @@ __all__ = [
     "render_portrait_html",
     "render_typology_html",
     "town_runs_version",
+    "town_values",
     "typology_tables",
     "write_portrait",
     "write_typology_stats",
@@ -705,6 +706,13 @@ def _subcategories(town_dir: Path) -> frozenset[str]:
     return frozenset(fac["subcategory"].dropna().astype(str))
 
 
+def town_values(insee: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """The town's reference row with its ``programme``: what the peer rule reads."""
+    card = communes.get_commune(insee, settings).to_dict()
+    card["programme"] = _programme(pd.DataFrame([card])).iloc[0]
+    return card
+
+
 def build_portrait(
     insee: str,
     *,
@@ -715,8 +723,7 @@ def build_portrait(
     s = settings or get_settings()
     selection = find_peers(insee, rule, settings=s)
     code = selection.insee
-    card = communes.get_commune(code, s).to_dict()
-    card["programme"] = _programme(pd.DataFrame([card])).iloc[0]
+    card = town_values(code, settings=s)
     table = indicator_table(s, strict=(code,))
     values = table.loc[code]
     peer_table = table.reindex(selection.peers["insee"])

@@ -3,6 +3,8 @@
 A town's catchment (the town and the communes within ``settings.catchment_m``) takes its
 streets from the first of these that exists:
 
+0. the town's extract cut from a national or regional PBF (:mod:`geo.extracts`,
+   production);
 1. an OSM extract of the town in the catalogue (``kind = "osm"``: full tags and POIs);
 2. the per-commune road-line archives of the départements (``kind =
    "roads_departement"``: one GeoJSON per commune, Geofabrik ``roads`` layout). Each
@@ -39,6 +41,7 @@ from geo import network, sources
 from geo._insee import departement_of
 from geo._locks import file_lock
 from geo.errors import DataSourceError, EmptyGraphError, InputFileError
+from geo.extracts import town_extract
 from geo.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -274,6 +277,9 @@ def town_streets(c: Catchment, *, streets: str | Path | None = None, overpass: b
     members = c.communes["insee"].tolist()
     if streets is not None:
         return network.load_streets(streets, crs=c.crs, area=c.area, members=members)
+    extract = town_extract(c.insee, s)
+    if extract is not None:  # cut from a national or regional PBF (production)
+        return network.read_osm(extract, crs=c.crs, area=c.area)
     best = street_dataset(c.insee, s)
     if best is not None and best.kind == "osm":
         return network.load_streets(sources.ensure(best.id, s), crs=c.crs, area=c.area,
@@ -305,6 +311,8 @@ def has_streets(insee: str, settings: Settings | None = None) -> bool:
     """Whether the catalogue has a street source for town ``insee``: an OSM extract or
     road lines of the town, or a département archive holding the town's commune file."""
     s = settings or get_settings()
+    if town_extract(insee, s) is not None:
+        return True
     if any(d.kind in ("osm", "roads") for d in sources.datasets_for_town(insee, settings=s)):
         return True
     return any(insee in commune_road_files(ds, s) for ds in street_datasets([insee], s))

@@ -488,6 +488,7 @@ def test_street_make_rules(mirror_settings):
     rules = streets.street_make_rules(mirror_settings)
     assert "STREETS_01306 := $(RAW_osm_pont_de_veyle)\n" in rules
     assert "STREETS_04088 := $(RAW_roads_04)\n" in rules  # département archive first
-    assert "STREETS_DEP_04 := $(RAW_roads_04)\n" in rules
+    assert "STREETS_05179 := $(RAW_roads_05)\n" in rules  # every commune of an archive
+    assert "STREETS_05046" not in rules  # a commune the archive has no file for
     assert "STREETS_46042" not in rules  # Cahors: DEM, no streets
     assert streets.street_dataset("46042", mirror_settings) is None

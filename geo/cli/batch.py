@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from geo import batch, communes, national
+from geo import batch, communes, extracts, national
 from geo.errors import SettingsError
 from geo.settings import Settings
 
@@ -39,6 +39,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "RAM / workers)")
     b.add_argument("--force", action="store_true", help="rebuild towns already done")
     b.set_defaults(func=run_batch)
+
+    e = sub.add_parser(
+        "extracts",
+        help="cut per-town OSM extracts (catchments) out of a national or regional PBF",
+        description="Cut the catchment of every given town out of an OSM PBF (e.g. "
+        "Geofabrik's france-latest.osm.pbf or a région's file) with osmium-tool, in few "
+        "passes, into data/interim/osm_extracts/<INSEE>.osm.pbf; the access and "
+        "facilities stages then read them before any catalogued source. Towns whose "
+        "extract is of this file and catchment are not cut again.",
+    )
+    e.add_argument("insee", nargs="*", metavar="INSEE", help="INSEE codes of towns")
+    e.add_argument("--pbf", required=True, metavar="FILE", help="the OSM PBF to cut")
+    e.add_argument("--pvd", action="store_true", help="every Petites Villes de Demain town")
+    e.add_argument("--acv", action="store_true", help="every Action Cœur de Ville town")
+    e.add_argument("--departement", nargs="+", action="extend", default=[], metavar="DEP",
+                   help="only towns of these départements")
+    e.add_argument("--max-per-pass", type=int, metavar="N",
+                   help="extracts per osmium pass (default: as many as --memory-gb holds)")
+    e.add_argument("--memory-gb", type=float, default=8.0, metavar="GB",
+                   help="memory osmium may use (default 8): each extract takes up to the "
+                   "input's highest node id / 8 bytes (about 1.2 GB with 2026 ids)")
+    e.add_argument("--force", action="store_true", help="cut every town again")
+    e.set_defaults(func=run_extracts)
 
     n = sub.add_parser(
         "national",
@@ -83,6 +106,19 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  failed {o.insee} at {o.stage}: {o.error}")
     print(f"reports: {result.report_dir}/towns.csv, {result.report_dir}/failures.csv")
     return 1 if result.failures else 0
+
+
+def run_extracts(args: argparse.Namespace, settings: Settings) -> int:
+    codes = select_towns(args, settings)
+    if not codes:
+        raise SettingsError("no town: give INSEE codes, --pvd, --acv or --departement")
+    paths = extracts.town_extracts(args.pbf, codes, max_per_pass=args.max_per_pass,
+                                   memory_gb=args.memory_gb, force=args.force,
+                                   settings=settings)
+    total = sum(p.stat().st_size for p in paths.values())
+    print(f"{len(paths)} town extracts ({total / 1e6:.1f} MB) in "
+          f"{settings.interim_dir / extracts.EXTRACTS_DIR}")
+    return 0
 
 
 def run_national(args: argparse.Namespace, settings: Settings) -> int:

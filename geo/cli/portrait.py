@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -11,7 +12,6 @@ from geo import portrait, stages
 from geo._svg import format_fr, is_missing
 from geo.cli.town import report_record
 from geo.settings import Settings
-from geo.stages.card import read_card
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_portrait(args: argparse.Namespace, settings: Settings) -> int:
     options: dict[str, object] = {}
+    rule = portrait.PeerRule.from_settings(settings)
     if args.criteria is not None or args.ratio is not None:
-        rule = portrait.PeerRule.from_settings(settings)
         if args.criteria is not None:
             crit = tuple(c.strip() for c in args.criteria.split(",") if c.strip())
             rule = portrait.PeerRule(crit, rule.population_ratio)
@@ -50,20 +50,21 @@ def run_portrait(args: argparse.Namespace, settings: Settings) -> int:
     record = stages.run_town(args.query, ["portrait"], out_dir=args.out, settings=settings,
                              options={"portrait": options}, force=args.force,
                              upstream="missing", touch_targets=True)
-    print_portrait(record.out_dir)
+    selection = portrait.find_peers(record.insee, rule, settings=settings)
+    print_portrait(record.out_dir, selection, portrait.town_values(record.insee,
+                                                                   settings=settings))
     report_record(record)
     return 0
 
 
-def print_portrait(folder: Path) -> None:
+def print_portrait(folder: Path, selection: portrait.PeerSelection,
+                   card: dict[str, Any]) -> None:
     """The portrait of a town folder (portrait.csv, portrait_pairs.csv) as text."""
     table = pd.read_csv(folder / "portrait.csv", dtype={"insee": str})
     peers = pd.read_csv(folder / "portrait_pairs.csv", dtype={"insee": str,
                                                               "insee_commune": str})
-    card = read_card(folder)
     print(f"Portrait de {card.get('nom')} ({card.get('insee')})")
-    if len(peers) and "regle" in peers:
-        print(f"Règle des pairs : {peers['regle'].iloc[0]} ({len(peers)} pairs)")
+    print(selection.describe(card))
     names = ", ".join(f"{r.nom} ({r.departement})" for r in peers.head(12).itertuples())
     more = len(peers) - 12
     print(f"Pairs : {names}" + (f" … (+{more})" if more > 0 else ""))

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from geo import access, communes, network, sources, streets
+from geo.extracts import town_extract
 from geo.settings import Settings
-from geo.stages._core import Stage
+from geo.stages._core import Stage, file_digest
 
 __all__ = ["STAGE", "access_files", "run"]
 
@@ -57,6 +58,12 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
     return [*local, *(d.id for d in streets.street_datasets(members, s))]
 
 
+def _extra(insee: str, folder: Path, s: Settings) -> dict[str, str | None]:
+    """The town's extract cut from a national PBF, when there is one."""
+    extract = town_extract(insee, s)
+    return {"osm_extract": file_digest(extract) if extract is not None else None}
+
+
 STAGE = Stage(
     name="access",
     description="street graphs, access times and isochrones",
@@ -64,6 +71,7 @@ STAGE = Stage(
     run=run,
     upstream=("card", "facilities"),
     datasets=_datasets,
+    extra=_extra,
     requires=(communes.CATCHMENT_FILE, "facilities.parquet"),
     produces=tuple(access_files()),
 )

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from geo import communes, facilities, sources
+from geo.extracts import town_extract
 from geo.settings import Settings
-from geo.stages._core import Stage
+from geo.stages._core import Stage, file_digest
 
 __all__ = ["STAGE", "run"]
 
@@ -32,6 +33,12 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
     return [*osm, *REGISTERS, *xy, "communes_cog", "communes_polygons"]
 
 
+def _extra(insee: str, folder: Path, s: Settings) -> dict[str, str | None]:
+    """The town's extract cut from a national PBF, when there is one."""
+    extract = town_extract(insee, s)
+    return {"osm_extract": file_digest(extract) if extract is not None else None}
+
+
 STAGE = Stage(
     name="facilities",
     description="facility points of the town and its catchment",
@@ -39,6 +46,7 @@ STAGE = Stage(
     run=run,
     upstream=("card",),
     datasets=_datasets,
+    extra=_extra,
     requires=(communes.CATCHMENT_FILE,),
     produces=("facilities.parquet",),
 )
