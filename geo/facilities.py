@@ -243,6 +243,9 @@ def _points_from_xy(
     return gpd.GeoSeries(out, crs=crs)
 
 
+_INSEE_CODE = re.compile(r"[0-9][0-9AB][0-9]{3}")
+
+
 def _current_code(code: object, code_map: Mapping[str, str] | None) -> str | None:
     """Current COG code of a commune code (old, merged or an arrondissement, through
     :func:`geo.communes.current_code_map`); unknown codes are kept as they are."""
@@ -255,6 +258,8 @@ def _current_code(code: object, code_map: Mapping[str, str] | None) -> str | Non
         text = text.zfill(5)
     if text.strip("0") == "":
         return None  # "00000": a placeholder for an unknown commune
+    if not _INSEE_CODE.fullmatch(text.upper()):
+        return None  # a malformed code (e.g. "2B14"): the point says where it is
     if code_map:
         return code_map.get(text, text)
     return text

@@ -31,6 +31,20 @@ def mirror_settings(shared_data: Path, tmp_path_factory: pytest.TempPathFactory)
     return load_settings(environ={}, data_dir=data_dir, mirror=str(shared_data))
 
 
+def private_data(settings: Settings, folder: Path) -> Settings:
+    """``settings`` with a data folder of its own in ``folder`` that starts with the raw
+    and interim files of ``settings`` (hard links: every output is replaced by rename,
+    never written in place), for tests whose outputs would change other tests' inputs."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for sub in ("raw", "interim"):
+        src = settings.data_dir / sub
+        if src.exists():
+            subprocess.run(["cp", "-al", str(src), str(folder / sub)], check=True)
+    return settings.replace(data_dir=folder)
+
+
 @pytest.fixture
 def use_settings(mirror_settings: Settings, monkeypatch: pytest.MonkeyPatch):
     """Install ``mirror_settings`` as the process-wide settings for one test, and in the

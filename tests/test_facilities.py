@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import lzma
 import re
 import xml.etree.ElementTree as ET
@@ -689,3 +690,58 @@ def test_interim_cache_helpers(tmp_path):
     write_parquet(pts, tmp_path / "pts.parquet")
     back = read_parquet_cached(tmp_path / "pts.parquet")
     assert isinstance(back, gpd.GeoDataFrame) and back.crs == pts.crs
+
+
+# --- France services -----------------------------------------------------------------------
+
+
+def test_france_services_register(mirror_settings, shared_data, national):
+    """The ANCT list: fixed counters kept at their points, mobile units left out."""
+    raw = json.loads((shared_data / "services/france_services_anct_2020-09.geojson")
+                     .read_text(encoding="utf-8"))["features"]
+    fixed = [f for f in raw if "itinerante" not in normalize_text(f["properties"]["categorie"])]
+    got = facilities.read_france_services(settings=mirror_settings,
+                                          code_map=communes.current_code_map(mirror_settings))
+    rep = got.attrs["report"]
+    assert len(got) == len(fixed) == 855 and rep.rows_read == 908
+    assert rep.excluded["mobile unit (no fixed counter)"] == 53
+    assert set(got["subcategory"]) == {"france_services"} and set(got["category"]) == {"services"}
+    # codes are current INSEE codes; the file's one malformed code ("2B14", an itinerant
+    # Corsican unit filed as a counter) is dropped: the national table locates its point
+    codes = got["insee"].dropna()
+    assert codes.str.fullmatch(r"[0-9][0-9AB][0-9]{3}").all() and got["insee"].isna().sum() == 1
+    assert got.loc[got["insee"].isna(), "source_id"].tolist() == ["811"]
+    first = got.set_index("source_id").loc["1"]  # Valserhône, in the Ain
+    assert first["insee"] == "01033" and first["name"] == "Valserhône"
+    assert (first.geometry.x, first.geometry.y) == pytest.approx((5.825644, 46.105747))
+    # the national register table holds them, each in the commune it names or beside it
+    fs = national[national["source"] == "france_services"].set_index("source_id")
+    assert len(fs) == 855 and fs["insee"].notna().all()
+    assert fs.at["811", "insee"].startswith("2B")
+
+
+def test_france_services_counted_per_commune(counts, shared_data, mirror_settings):
+    """n_france_services: the fixed counters of the register per current commune,
+    recomputed here from the raw GeoJSON (the BPE's A116 is not counted twice)."""
+    raw = json.loads((shared_data / "services/france_services_anct_2020-09.geojson")
+                     .read_text(encoding="utf-8"))["features"]
+    code_map = communes.current_code_map(mirror_settings)
+    expected: dict[str, int] = {}
+    for f in raw:
+        p = f["properties"]
+        if "itinerante" in normalize_text(p["categorie"]):
+            continue
+        code = code_map.get(str(p["insee_com"]).zfill(5))
+        if code is not None:
+            expected[code] = expected.get(code, 0) + 1
+    got = counts.set_index("insee")["n_france_services"]
+    got = got[got > 0].astype(int).to_dict()
+    assert got == expected
+    meta = counts.attrs["meta"]
+    assert meta["sources_by_subcategory"]["france_services"] == "france_services"
+
+
+def test_town_facilities_include_france_services(mirror_settings):
+    got = facilities.town_facilities("01306", settings=mirror_settings)
+    fs = got[got["subcategory"] == "france_services"]
+    assert fs["name"].tolist() == ["La Veyle"] and fs["insee"].tolist() == ["01306"]

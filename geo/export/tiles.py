@@ -208,17 +208,18 @@ _TMP_PREFIX = ".pvdgeo-tiles-"
 
 
 def _sweep_tile_inputs(folder: Path) -> None:
-    """Remove tippecanoe input folders a killed run left beside its archive (not those of
-    a run still going: a folder is swept only when no process holds it, i.e. older than
-    an hour)."""
-    import time
-
+    """Remove the tippecanoe input folders a killed run left beside its archive: those
+    whose process (its pid is in the folder's name) is gone."""
     for stale in folder.glob(f"{_TMP_PREFIX}*"):
-        try:
-            if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
-                shutil.rmtree(stale, ignore_errors=True)
-        except FileNotFoundError:
+        m = re.match(re.escape(_TMP_PREFIX) + r"(\d+)-", stale.name)
+        if m is None or not stale.is_dir():
             continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)  # its run was killed
+        except PermissionError:
+            continue  # alive, another user's
 
 
 def _bad_input_lines(stderr: str, inputs: Sequence[Path]) -> list[str]:
@@ -411,7 +412,8 @@ def write_pmtiles(gpkg: str | Path, path: str | Path, *, settings: Settings | No
     # tippecanoe's inputs live beside the archive (swept with it) and go on every exit
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_tile_inputs(path.parent)
-    with tempfile.TemporaryDirectory(prefix=_TMP_PREFIX, dir=path.parent) as tmpdir:
+    with tempfile.TemporaryDirectory(prefix=f"{_TMP_PREFIX}{os.getpid()}-",
+                                     dir=path.parent) as tmpdir:
         inputs = []
         for name, gdf in layers.items():
             src = Path(tmpdir) / f"{name}.fgb"

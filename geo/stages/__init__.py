@@ -54,6 +54,7 @@ __all__ = [
     "StageFailed",
     "StageResult",
     "TownRecord",
+    "TownState",
     "is_done",
     "run_town",
     "stage",
@@ -177,6 +178,7 @@ def is_done(insee: str, out_dir: Path, settings: Settings) -> bool:
         return False
     state = TownState.read(out_dir)
     for st in STAGES:
+        st.prepared(settings)
         fp = st.fingerprint(insee, out_dir, settings, state, _upstream_files(st, state))
         if not state.up_to_date(st.name, fp):
             return False
@@ -252,6 +254,7 @@ def _run(code: str, todo: list[Stage], wanted: list[str], folder: Path, s: Setti
     state = TownState.read(folder)
     marker = folder / STATE_DIR / DONE_FILE
     for st in todo:
+        st.prepared(s)
         fp = st.fingerprint(code, folder, s, state, _upstream_files(st, state))
         opts = dict(options.get(st.name, {}))
         if not opts and st.name not in forced and state.up_to_date(st.name, fp):
@@ -273,6 +276,9 @@ def _run(code: str, todo: list[Stage], wanted: list[str], folder: Path, s: Setti
             raise StageFailed(code, st.name, f"{type(exc).__name__}: {exc}") from exc
         outputs = {Path(p).name: file_record(Path(p)) for p in paths
                    if Path(p).parent.resolve() == folder.resolve() and Path(p).is_file()}
+        # recorded with the inputs as they are now: datasets the stage fetched and national
+        # tables it built are part of it, so that the next run finds it up to date
+        fp = st.fingerprint(code, folder, s, state, _upstream_files(st, state))
         state.stages[st.name] = {
             "fingerprint": fp if not opts else f"custom:{fp}",
             "outputs": outputs,

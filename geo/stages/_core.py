@@ -286,6 +286,8 @@ def town_lock(folder: Path, insee: str) -> Iterator[None]:
 
 # --- stages -------------------------------------------------------------------------------
 
+_PREPARED: set[tuple[str, str, str]] = set()
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -311,6 +313,17 @@ class Stage:
     national: Callable[[Settings], list[Path]] = lambda s: []
     #: Extra strings the result depends on (e.g. the versions of other towns' rows).
     extra: Callable[[str, Path, Settings], dict[str, Any]] = lambda insee, folder, s: {}
+    #: Builds (or checks) the national tables and datasets the stage reads, before its
+    #: fingerprint is taken: the result never depends on whether another stage happened
+    #: to build them first. Run once per process (:meth:`prepared`).
+    prepare: Callable[[Settings], None] = lambda s: None
+
+    def prepared(self, s: Settings) -> None:
+        """Run :attr:`prepare` unless this process already did for this data folder."""
+        key = (self.name, str(s.data_dir), str(s.catalogue_file))
+        if key not in _PREPARED:
+            self.prepare(s)
+            _PREPARED.add(key)
 
     def fingerprint(self, insee: str, folder: Path, s: Settings, state: TownState,
                     upstream_files: Sequence[str]) -> str:

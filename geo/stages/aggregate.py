@@ -49,6 +49,14 @@ def _national(s: Settings) -> list[Path]:
             ("communes.parquet", "facilities_communes.parquet", "apl_communes.parquet")]
 
 
+def _prepare(s: Settings) -> None:
+    from geo import facilities
+
+    communes.load_reference(s)
+    facilities.facilities_by_commune(s)
+    indicators.apl_by_commune(s)
+
+
 STAGE = Stage(
     name="aggregate",
     description="H3 and commune indicators",
@@ -57,6 +65,7 @@ STAGE = Stage(
     upstream=("card", "facilities", "access"),
     datasets=_datasets,
     national=_national,
+    prepare=_prepare,
     requires=(communes.CATCHMENT_FILE,),
     produces=("communes.parquet", "h3_r8.parquet", "h3_r9.parquet", "landcover.parquet"),
 )

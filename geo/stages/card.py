@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from geo import communes, sources
 from geo._io import write_json_atomic
@@ -55,12 +56,22 @@ def read_card(folder: Path) -> dict:
 
 
 def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
-    local = [d.id for d in sources.datasets_for_town(insee, settings=s)]
-    return [*communes.REFERENCE_DATASETS, "communes_polygons", *local]
+    return [*communes.REFERENCE_DATASETS, "communes_polygons"]
+
+
+def _extra(insee: str, folder: Path, s: Settings) -> dict[str, Any]:
+    """The catalogue's local datasets of the town (the card lists them, by id)."""
+    return {"local_datasets": sorted(d.id for d in sources.datasets_for_town(insee,
+                                                                             settings=s))}
 
 
 def _national(s: Settings) -> list[Path]:
     return [s.interim_dir / "communes.parquet"]
+
+
+def _prepare(s: Settings) -> None:
+    communes.load_reference(s)
+    communes.commune_polygons(["01001"], crs="EPSG:4326", settings=s)  # the polygons cache
 
 
 STAGE = Stage(
@@ -70,5 +81,7 @@ STAGE = Stage(
     run=run,
     datasets=_datasets,
     national=_national,
+    extra=_extra,
+    prepare=_prepare,
     produces=(CARD_FILE, communes.CATCHMENT_FILE),
 )

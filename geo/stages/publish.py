@@ -38,6 +38,12 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
     return [*national, *(d.id for d in sources.datasets_for_town(insee, settings=s))]
 
 
+def _prepare(s: Settings) -> None:
+    """Every national dataset fetched: the GeoPackage lists them in its provenance."""
+    catalogue = sources.load_catalogue(s)
+    sources.fetch([d.id for d in catalogue.values() if d.scope == "national"], settings=s)
+
+
 STAGE = Stage(
     name="publish",
     description="GeoPackage and PMTiles",
@@ -45,4 +51,5 @@ STAGE = Stage(
     run=run,
     upstream=("card", "facilities", "access", "aggregate"),
     datasets=_datasets,
+    prepare=_prepare,
 )
