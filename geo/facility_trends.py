@@ -918,7 +918,9 @@ def typology_charts(trends: pd.DataFrame) -> dict[str, str]:
         return out
 
     short = [lab.split(",")[0] for lab in labels]
-    pct = lambda v: svg.format_fr(v, 1, percent=True)  # noqa: E731
+
+    def pct(v: float) -> str:
+        return svg.format_fr(round(v, 9) + 0.0, 1, percent=True)  # no "-0,0 %" tick
     return {
         "evolution_equipements": svg.grouped_bar_chart(
             short, series("evolution_relative"), fmt=pct, width=900,
@@ -949,11 +951,11 @@ def render_typology_section(trends: pd.DataFrame, meta: Mapping[str, Any],
                             charts: Mapping[str, str]) -> str:
     """The French HTML section of the typology page: charts, tables, method, notes."""
     pair, rows = _headline(trends)
-    shown = ["commerces", "commerces_alimentaire", *KEY_SUBCATEGORIES, "sante", "services"]
+    shown = ["commerces_alimentaire", *KEY_SUBCATEGORIES]
     part = rows[rows["cle"].isin(shown)].copy()
     order = {k: i for i, k in enumerate(shown)}
     part = part.sort_values(by="cle", key=lambda c: c.map(order), kind="stable")
-    part["colonne"] = part["libelle"]
+    part["colonne"] = part["libelle"].str.split(",").str[0]
     pct = lambda v: svg.format_fr(v, 1, percent=True, signed=True)  # noqa: E731
     share = lambda v: svg.format_fr(v, 1, percent=True)  # noqa: E731
     vint = ", ".join(f"BPE {v['year']} ({escape(v['source'])})" for v in meta["vintages"])
@@ -970,7 +972,8 @@ def render_typology_section(trends: pd.DataFrame, meta: Mapping[str, Any],
         why = " ; ".join(x for x in (
             f"début : {r['debut']}" if r["debut"] else "",
             f"fin : {r['fin']}" if r["fin"] else "") if x)
-        one_rows.append([escape(str(r["type"])), escape(str(r["sous_categorie"])),
+        sub = meta["keys"].get(r["sous_categorie"], {}).get("label", r["sous_categorie"])
+        one_rows.append([escape(str(r["type"])), escape(str(sub)),
                          f"{r['premier_millesime']}–{r['dernier_millesime']}", escape(why),
                          counts])
     parts = [
@@ -996,7 +999,9 @@ def render_typology_section(trends: pd.DataFrame, meta: Mapping[str, Any],
         f"habitants : {escape(pops)} (population légale la plus proche disponible ; aucune "
         "population légale antérieure à 2016 dans les données). « Dernier commerce » : "
         "communes qui avaient au moins un équipement du type au premier millésime et "
-        "aucun au second, rapportées aux communes qui en avaient.</p>",
+        "aucun au second, rapportées aux communes qui en avaient. Toutes les catégories, "
+        "groupes et sous-catégories : typologie_evolution_equipements.csv ; types et codes "
+        "par millésime : typologie_evolution_equipements_types.csv.</p>",
         "<h3>Types présents dans un seul millésime (non comptés comme évolution)</h3>",
         report.table(["Type (codes TYPEQU)", "Sous-catégorie", "Millésimes", "Motif",
                       "Équipements"], one_rows, num_cols=[4]),
@@ -1048,9 +1053,11 @@ class TownTrend:
     nom: str
     years: list[int]
     #: one row per key and pair: cle, libelle, niveau, periode, statut, commune_debut,
-    #: commune_fin, commune_evolution, commune_evolution_pour_10k,
-    #: pairs_mediane_evolution_pour_10k, pairs_avec, pairs_perte_dernier, n_pairs,
-    #: france_evolution_relative, france_part_perte_dernier
+    #: commune_fin (types present in both vintages), commune_hors_champ_debut,
+    #: commune_hors_champ_fin (types of one vintage only), commune_evolution,
+    #: commune_evolution_pour_10k, commune_perte_dernier, n_pairs,
+    #: pairs_evolution_relative (total over the peers), pairs_mediane_evolution_pour_10k,
+    #: pairs_avec, pairs_perte_dernier, france_evolution_relative, france_part_perte_dernier
     table: pd.DataFrame
     #: chart key -> {series name -> values per year} (per 10,000 inhabitants, chained)
     series: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
@@ -1096,13 +1103,16 @@ def _town_row(table: pd.DataFrame, insee: str, peers: Sequence[str], key: str,
     """The town's, its peers' and France's figures for one key and pair."""
     suffix = f"{a}_{b}"
     row: dict[str, Any] = {"cle": key, "libelle": info["label"], "niveau": info["level"],
-                           "periode": f"{a}-{b}", "statut": STATUS_LABELS[status],
-                           "commune_debut": svg.to_float(table.at[insee, f"n_{key}_{a}"]),
-                           "commune_fin": svg.to_float(table.at[insee, f"n_{key}_{b}"])}
+                           "periode": f"{a}-{b}", "statut": STATUS_LABELS[status]}
     base = _num(table[f"n_{key}_base_{suffix}"])
     end = base + _num(table[f"n_{key}_change_{suffix}"])
     per10k = _num(table[f"n_{key}_per_10k_change_{suffix}"])
     b0, e0 = svg.to_float(base[insee]), svg.to_float(end[insee])
+    full_a = svg.to_float(table.at[insee, f"n_{key}_{a}"])
+    full_b = svg.to_float(table.at[insee, f"n_{key}_{b}"])
+    row["commune_debut"], row["commune_fin"] = b0, e0
+    row["commune_hors_champ_debut"] = None if full_a is None else full_a - (b0 or 0.0)
+    row["commune_hors_champ_fin"] = None if full_b is None else full_b - (e0 or 0.0)
     row["commune_evolution"] = None if b0 is None or e0 is None else e0 - b0
     row["commune_evolution_pour_10k"] = svg.to_float(per10k[insee])
     row["commune_perte_dernier"] = None if b0 is None or b0 <= 0 else bool(e0 == 0)
@@ -1110,6 +1120,8 @@ def _town_row(table: pd.DataFrame, insee: str, peers: Sequence[str], key: str,
     pp = per10k.reindex(peers).dropna()
     has = pb > 0
     row["n_pairs"] = int(pb.notna().sum())
+    row["pairs_evolution_relative"] = (float(pe.sum()) / float(pb.sum()) - 1
+                                       if pb.sum() > 0 else np.nan)
     row["pairs_mediane_evolution_pour_10k"] = float(pp.median()) if len(pp) else np.nan
     row["pairs_avec"] = int(has.sum())
     row["pairs_perte_dernier"] = int((has & (pe == 0)).sum())
@@ -1168,7 +1180,7 @@ def render_portrait_section(trend: TownTrend) -> str:
             trend.years,
             {trend.nom: series["commune"], "Médiane des pairs": series["pairs"],
              "France": series["france"]},
-            title=f"{label} pour 10 000 habitants (à nomenclature constante)",
+            title=f"{label}, pour 10 000 habitants",
             fmt=lambda v: svg.format_fr(v, 1), width=460, height=260))
     pair = f"{first}-{last}"
     rows = []
@@ -1180,17 +1192,23 @@ def render_portrait_section(trend: TownTrend) -> str:
         label = escape(str(r.libelle))
         if r.niveau != "sous_categorie":
             label = f"<b>{label}</b>"
+        status = escape(str(r.statut))
+        outside = [f"{report.fmt_count(n)} en {y}" for n, y in
+                   ((r.commune_hors_champ_debut, first), (r.commune_hors_champ_fin, last))
+                   if not svg.is_missing(n) and n]
+        if outside:
+            status += f'<br><span class="note">hors champ : {", ".join(outside)}</span>'
         rows.append([
             label,
             f"{report.fmt_count(r.commune_debut)} → {report.fmt_count(r.commune_fin)}",
             svg.format_fr(r.commune_evolution, 0, signed=True),
             svg.format_fr(r.commune_evolution_pour_10k, 1, signed=True),
             lost,
-            svg.format_fr(r.pairs_mediane_evolution_pour_10k, 1, signed=True),
+            svg.format_fr(r.pairs_evolution_relative, 1, percent=True, signed=True),
             peers,
             svg.format_fr(r.france_evolution_relative, 1, percent=True, signed=True),
             svg.format_fr(r.france_part_perte_dernier, 1, percent=True),
-            escape(str(r.statut)),
+            status,
         ])
     pops = ", ".join(f"{y} : population légale {p}" for y, p in meta["population_years"].items())
     vint = ", ".join(f"BPE {v['year']}" for v in meta["vintages"])
@@ -1199,13 +1217,14 @@ def render_portrait_section(trend: TownTrend) -> str:
         f'<section id="evolution-equipements"><h2>Évolution de l\'offre d\'équipements '
         f"{pair}</h2>"
         f"<p>Nombre d'équipements de la Base permanente des équipements (INSEE) : {vint}, "
-        "comparés à nomenclature constante ; pairs : les communes comparables ci-dessus ; "
-        "France : toutes les communes couvertes par les deux millésimes.</p>"
+        "comparés à nomenclature constante (mêmes types d'équipements aux deux dates) ; "
+        "pairs : les communes comparables ci-dessus (évolution de leur total) ; France : "
+        "toutes les communes couvertes par les deux millésimes.</p>"
         f'<div style="display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));'
         f'gap:.6rem">{figures}</div>'
         + report.table(
             ["Équipement", f"Commune {first} → {last}", "Évolution",
-             "Évol. pour 10 000 hab.", "Plus aucun", "Pairs : évol. médiane pour 10 000 hab.",
+             "Évol. pour 10 000 hab.", "Plus aucun", "Pairs : évolution",
              "Pairs ayant perdu le dernier", "France : évolution",
              "France : communes ayant perdu le dernier", "Comparaison"],
             rows, num_cols=[1, 2, 3, 5, 7, 8])
