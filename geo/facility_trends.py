@@ -1185,6 +1185,14 @@ def render_portrait_section(trend: TownTrend) -> str:
     pair = f"{first}-{last}"
     rows = []
     part = trend.table[trend.table["periode"] == pair]
+    if part["commune_debut"].isna().all():
+        dep = departement_of(trend.insee)
+        missing = [str(v["year"]) for v in meta["vintages"]
+                   if dep not in meta["covered_departements"][str(v["year"])]]
+        return (f'<section id="evolution-equipements"><h2>Évolution de l\'offre '
+                f"d'équipements {pair}</h2><p class=\"nd\">La BPE {', '.join(missing)} ne "
+                f"couvre pas le département {escape(dep)} : pas d'évolution mesurable pour "
+                f"cette commune.</p><p class=\"warn\">{escape(SNAPSHOT_NOTE)}</p></section>")
     for r in part.itertuples():
         lost = ("oui" if r.commune_perte_dernier else "non") \
             if r.commune_perte_dernier is not None else "–"

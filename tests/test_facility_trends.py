@@ -4,6 +4,7 @@ counts against independent computations from the raw files, and synthetic edge c
 from __future__ import annotations
 
 import re
+import shutil
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -329,3 +330,65 @@ def test_portrait_shows_the_offer_over_time(mirror_settings, raw, tmp_path):
         assert paths[-1].name == "portrait_evolution_equipements.csv"
         back = pd.read_csv(paths[-1], dtype={"insee": str})
         assert (back["insee"] == code).all() and "pairs_perte_dernier" in back.columns
+
+
+def test_town_outside_a_vintage_says_so(trends, mirror_settings):
+    trend = facility_trends.town_trend("97611", ["97602"], settings=mirror_settings)
+    html = facility_trends.render_portrait_section(trend)
+    assert "La BPE 2009 ne couvre pas le département 976" in html and "<table" not in html
+
+
+def test_geolocated_vintage_after_the_renumbering(mirror_settings, trends, raw, tmp_path):
+    """A production geolocated file (BPE 2021 layout, revised codes D265, B207) joins the
+    mirror's vintages: renumbered codes are compared, codes it does not have are types that
+    end in 2013 (not closures), départements it does not cover stay empty."""
+    data, src = tmp_path / "data", mirror_settings.raw_dir
+    (data / "raw" / "bpe").mkdir(parents=True)
+    (data / "interim").mkdir()
+    for item in src.iterdir():
+        if item.name == "sources.lock.json":
+            shutil.copy(item, data / "raw" / item.name)
+        elif item.name != "bpe":
+            (data / "raw" / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    for f in (src / "bpe").iterdir():
+        (data / "raw" / "bpe" / f.name).symlink_to(f)
+    (data / "interim" / "communes.parquet").symlink_to(
+        mirror_settings.interim_dir / "communes.parquet")
+    lines = ["AN;DEPCOM;DCIRIS;TYPEQU;LAMBERT_X;LAMBERT_Y"]
+    lines += ["2021;01306;0130600000;D265;848000;6576000"] * 5
+    lines += ["2021;01306;0130600000;B207;848000;6576000"] * 2
+    lines += ["2021;01093;0109300000;D265;;"]
+    (data / "raw" / "bpe" / "bpe21_ensemble_xy.csv").write_text("\n".join(lines) + "\n",
+                                                               encoding="utf-8")
+    s = mirror_settings.replace(data_dir=data)
+    assert [v.year for v in facility_trends.available_vintages(s)] == [2009, 2013, 2021]
+    table = facility_trends.commune_trends(settings=s)
+    meta = table.attrs["meta"]
+    assert meta["pairs"] == ["2009_2013", "2013_2021", "2009_2021"]
+    assert meta["population_years"]["2021"] == 2020
+    t = table.set_index("insee")
+    gp13 = raw[2013].loc[(raw[2013]["cur"] == "01306") & (raw[2013]["typequ"] == "D201"),
+                         "nb_equip"].sum()
+    assert t.at["01306", "n_medecin_generaliste_2021"] == 5
+    assert t.at["01306", "n_medecin_generaliste_change_2013_2021"] == 5 - gp13
+    assert meta["statuses"]["2013_2021"]["medecin_generaliste"] == "comparable"
+    assert t.at["01306", "n_boulangerie_change_2009_2021"] == 2 - raw[2009].loc[
+        (raw[2009]["cur"] == "01306") & (raw[2009]["typequ"] == "B203"), "nb_equip"].sum()
+    # Bourg-en-Bresse has boulangeries in 2013 and none in this file: its last one is lost
+    assert bool(t.at["01053", "boulangerie_lost_last_2013_2021"]) is True
+    # no pharmacy code in this file: the D301 type ends in 2013, no closure is counted
+    assert meta["statuses"]["2013_2021"]["pharmacie"] == "non comparable"
+    assert t["n_pharmacie_change_2013_2021"].isna().all()
+    types = {ty["type"]: ty for ty in meta["types"]}
+    assert types["D201>D265"]["last"] == 2021
+    assert types["D301"]["ends"] == "nomenclature modifiée (codes non observés)"
+    assert not any(m.startswith(("D201", "D301")) for m in meta["undocumented_changes"])
+    # the file covers the Ain only: elsewhere 2021 is empty, never zero
+    assert pd.isna(t.at["46127", "n_boulangerie_2021"])
+    assert pd.isna(t.at["46127", "n_boulangerie_change_2013_2021"])
+    assert t.at["46127", "n_boulangerie_change_2009_2013"] is not pd.NA
+    facility_trends.write_commune_trends(table, settings=s)
+    trend = facility_trends.town_trend("01306", ["01093", "01053"], settings=s)
+    assert trend.years == [2009, 2013, 2021]
+    assert all(len(v) == 3 for v in trend.series["sante_premier_recours"].values())
+    assert "2009-2021" in facility_trends.render_portrait_section(trend)
