@@ -9,6 +9,7 @@
 #   make town INSEE=46127        the whole pipeline for one town, into data/out/<INSEE>/
 #   make data                    fetch every national dataset into data/raw/
 #   make facility-counts         facility counts per commune for all France (data/interim/)
+#   make facility-trends         BPE counts of every vintage and their changes (data/interim/)
 #   make portrait INSEE=46127    the town portrait compared with similar towns (portrait.html)
 #   make typology-stats          national statistics by typology (data/national/typologie/)
 #   make landcover-communes      CORINE shares of every commune land cover covers (data/interim/)
@@ -40,12 +41,12 @@ VENV_STAMP := $(VENV)/.installed
 WEB_STAMP  := node_modules/.installed
 
 .PHONY: install install-web test lint demo town data bench serve viewer clean distclean help \
-	facility-counts portrait typology-stats \
+	facility-counts facility-trends portrait typology-stats \
 	landcover-communes
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '3,20p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,21p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- environment ----------------------------------------------------------------
 
@@ -106,12 +107,29 @@ $(FACILITY_COUNTS): $(REFERENCE) $(RAW_bpe_2013_counts) $(RAW_museofile) $(RAW_c
 
 facility-counts: $(FACILITY_COUNTS)
 
+# Facility counts of every BPE vintage on one nomenclature and their changes per commune
+# (geo.facility_trends): the BPE 2009 and 2013 counts, and the geolocated vintages once
+# downloaded (`pvdgeo fetch bpe_xy_2021`...); codes re-keyed by data/bpe_passage.toml.
+BPE_VINTAGES := $(RAW_bpe_2009_counts) $(RAW_bpe_2013_counts) \
+	$(wildcard $(RAW_bpe_xy_2018) $(RAW_bpe_xy_2019) $(RAW_bpe_xy_2020) $(RAW_bpe_xy_2021) \
+	$(RAW_bpe_xy))
+FACILITY_TRENDS := $(INTERIM)/facility_trends_communes.parquet
+$(FACILITY_TRENDS): $(REFERENCE) $(BPE_VINTAGES) geo/facility_trends.py geo/facilities.py \
+		geo/_categories.py geo/communes.py geo/cli/facilities.py $(DATA)/categories.toml \
+		$(DATA)/bpe_passage.toml $(DATA)/sources.toml | $(VENV_STAMP)
+	$(PVDGEO) facilities --trends --out $@
+
+facility-trends: $(FACILITY_TRENDS)
+
 # National statistics by typology (geo.portrait): population per year and period, APL,
-# facilities per 10,000 inhabitants for petites/moyennes/grandes villes, PVD and ACV.
-PORTRAIT_CODE := geo/portrait.py geo/indicators.py geo/_svg.py geo/_report.py
+# facilities per 10,000 inhabitants and their change over BPE vintages for petites/
+# moyennes/grandes villes, PVD and ACV.
+PORTRAIT_CODE := geo/portrait.py geo/indicators.py geo/facility_trends.py geo/_svg.py \
+	geo/_report.py
 NATIONAL := $(DATA)/national
 TYPOLOGY_STATS := $(NATIONAL)/typologie/index.html
-$(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(PORTRAIT_CODE) | $(VENV_STAMP)
+$(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) \
+		$(PORTRAIT_CODE) | $(VENV_STAMP)
 	$(PVDGEO) typology-stats --out $(@D)
 
 typology-stats: $(TYPOLOGY_STATS)
@@ -215,7 +233,7 @@ TOWN_OUTPUTS += $(AGGREGATE)
 # medians, HTML + CSV. Reads the national tables and the commune layer of every town run
 # present (the peers' local indicators); the town's own layer when it exists.
 PORTRAIT := $(OUT)/portrait.html
-$(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(FACILITIES) \
+$(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) $(FACILITIES) \
 		$(OUT)/communes.parquet $(LANDCOVER_COMMUNES) $(PORTRAIT_CODE) geo/stages/portrait.py \
 		geo/cli/portrait.py $(STAGE_CORE) | $(VENV_STAMP)
 	$(PVDGEO) portrait $(INSEE) --out $(OUT)

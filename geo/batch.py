@@ -150,16 +150,17 @@ def _last_line(exc: BaseException) -> str:
 
 def prepare_national(codes: Sequence[str], settings: Settings | None = None) -> None:
     """Build once, before any town, what every town reads: the commune reference and
-    polygons, the national facility counts and APL tables, the land cover per commune,
-    the unpacked road archives and the towns' own datasets (OSM extracts, land cover,
-    elevation)."""
-    from geo import facilities, indicators, landcover
+    polygons, the national facility counts (and their trends over BPE vintages) and APL
+    tables, the land cover per commune, the unpacked road archives and the towns' own
+    datasets (OSM extracts, land cover, elevation)."""
+    from geo import facilities, facility_trends, indicators, landcover
 
     s = settings or get_settings()
     t0 = time.perf_counter()
     communes.load_reference(s)
     communes.commune_polygons(codes[:1], crs="EPSG:4326", settings=s)
     facilities.facilities_by_commune(s)
+    facility_trends.facility_trends_by_commune(s)  # read by every portrait
     indicators.apl_by_commune(s)
     lc_path = s.interim_dir / "landcover_communes.parquet"
     if not lc_path.exists():

@@ -61,7 +61,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from geo import __version__, communes, facilities, indicators, landcover, network, sources
+from geo import (
+    __version__,
+    communes,
+    facilities,
+    facility_trends,
+    indicators,
+    landcover,
+    network,
+    sources,
+)
 from geo import _report as report
 from geo import _svg as svg
 from geo._io import atomic_path, write_parquet, write_text_atomic
@@ -632,6 +641,8 @@ class Portrait:
     missing: list[str] = field(default_factory=list)
     built: str = ""
     vintages: dict[str, str] = field(default_factory=dict)
+    #: The change of the town's offer between BPE vintages (None when unavailable).
+    facility_trend: facility_trends.TownTrend | None = None
 
 
 def _missing_reasons(code: str, values: pd.Series, s: Settings,
@@ -769,6 +780,7 @@ def build_portrait(
         history=history, missing=missing,
         built=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         vintages=_vintages(s),
+        facility_trend=facility_trends.town_trend(code, selection.peers["insee"], settings=s),
     )
 
 
@@ -913,6 +925,8 @@ def render_portrait_html(p: Portrait) -> str:
              "Médiane des communes", "Distribution"], rows, num_cols=[1, 2, 3, 4],
             widths=[27, 15, 12, 10, 12, 24], css_class="fixed"))
     parts.append("</section>")
+    if p.facility_trend is not None:  # issue 16: the offer over BPE vintages
+        parts.append(facility_trends.render_portrait_section(p.facility_trend))
     if notes:
         items = "".join(
             f'<li id="manque-{n}">{escape(_BY_KEY[key].label)} : '
@@ -949,7 +963,8 @@ def _write_csv(df: pd.DataFrame, path: Path) -> Path:
 
 def write_portrait(p: Portrait, out_dir: Path | None = None, *,
                    settings: Settings | None = None) -> list[Path]:
-    """Write ``portrait.html``, ``portrait.csv`` and ``portrait_pairs.csv``.
+    """Write ``portrait.html``, ``portrait.csv``, ``portrait_pairs.csv`` and, with the
+    facility trends, ``portrait_evolution_equipements.csv``.
 
     Default folder: ``data/out/<insee>/``. Returns the paths written.
     """
@@ -964,6 +979,9 @@ def write_portrait(p: Portrait, out_dir: Path | None = None, *,
     peers.insert(0, "insee_commune", p.insee)
     peers["regle"] = p.peers.applied.describe()
     paths.append(_write_csv(peers, folder / "portrait_pairs.csv"))
+    if p.facility_trend is not None:
+        paths.append(facility_trends.write_town_trend(
+            p.facility_trend, folder / "portrait_evolution_equipements.csv"))
     return paths
 
 
@@ -1203,9 +1221,11 @@ def _df_html(df: pd.DataFrame) -> str:
 
 
 def render_typology_html(tables: Mapping[str, pd.DataFrame], *, threshold: float,
-                         cog_year: int, charts: Mapping[str, str] | None = None) -> str:
+                         cog_year: int, charts: Mapping[str, str] | None = None,
+                         extra_sections: Iterable[str] = ()) -> str:
     """The national statistics as one self-contained French HTML page (the CSV files hold
-    the same figures in long format). ``charts``: the SVG charts when already drawn."""
+    the same figures in long format). ``charts``: the SVG charts when already drawn;
+    ``extra_sections``: HTML sections appended before the footer (facility trends)."""
     charts = _typology_charts(tables, threshold) if charts is None else charts
     pct1 = lambda v: svg.format_fr(v, 1, percent=True)  # noqa: E731
     pct2 = lambda v: svg.format_fr(v, 2, percent=True)  # noqa: E731
@@ -1260,6 +1280,7 @@ def render_typology_html(tables: Mapping[str, pd.DataFrame], *, threshold: float
     else:
         parts.append("<h2>Équipements</h2><p class=\"warn\">Comptages nationaux d'équipements "
                      "indisponibles (voir le journal).</p>")
+    parts.extend(extra_sections)
     parts.append(f"<footer>Généré par pvdgeo {escape(__version__)} le "
                  f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</footer>")
     return report.page("Statistiques nationales par typologie", "\n".join(parts))
@@ -1272,7 +1293,8 @@ def write_typology_stats(
     settings: Settings | None = None,
 ) -> list[Path]:
     """Write the national statistics by typology into ``out_dir``: one CSV per table
-    (``typologie_<table>.csv``), SVG charts (``typologie_<chart>.svg``) and ``index.html``.
+    (``typologie_<table>.csv``), SVG charts (``typologie_<chart>.svg``) and ``index.html``,
+    with the facility trends over BPE vintages (:mod:`geo.facility_trends`).
 
     ``tables`` defaults to :func:`typology_tables`. Returns the paths written.
     """
@@ -1285,9 +1307,12 @@ def write_typology_stats(
         path = out / f"typologie_{name}.svg"
         write_text_atomic(path, '<?xml version="1.0" encoding="utf-8"?>\n' + chart + "\n")
         paths.append(path)
+    trend_paths, trend_html = facility_trends.write_typology_trends(out, settings=s)  # issue 16
+    paths += trend_paths
     index = out / "index.html"
-    write_text_atomic(index, render_typology_html(tables, threshold=s.apl_threshold,
-                                                  cog_year=s.cog_year, charts=charts))
+    write_text_atomic(index, render_typology_html(
+        tables, threshold=s.apl_threshold, cog_year=s.cog_year, charts=charts,
+        extra_sections=[trend_html] if trend_html else []))
     paths.append(index)
     log.info("wrote %d files to %s", len(paths), out)
     return paths

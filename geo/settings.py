@@ -70,6 +70,8 @@ class Settings:
     catalogue_file: Path = PROJECT_ROOT / "data" / "sources.toml"
     #: Facility categories and the source-code mappings.
     categories_file: Path = PROJECT_ROOT / "data" / "categories.toml"
+    #: Table de passage between BPE nomenclatures (facility trends across vintages).
+    bpe_passage_file: Path = PROJECT_ROOT / "data" / "bpe_passage.toml"
     #: Local mirror of the official sources: a directory or an http(s):// base URL.
     mirror: str | None = None
 

@@ -298,7 +298,8 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
     assert "aucun équipement de ce type" in t.at["walk_ecole_minutes_median", "note"]
     assert "temps non calculé" in t.at["walk_boulangerie_minutes_median", "note"]
     paths = portrait.write_portrait(p, settings=s)
-    assert [x.name for x in paths] == ["portrait.html", "portrait.csv", "portrait_pairs.csv"]
+    assert [x.name for x in paths] == ["portrait.html", "portrait.csv", "portrait_pairs.csv",
+                                       "portrait_evolution_equipements.csv"]
     csv = pd.read_csv(out / "01306" / "portrait.csv", dtype={"insee": str})
     assert (csv["insee"] == "01306").all()
     musee = csv.set_index("indicateur").loc["n_musee"]
@@ -312,7 +313,7 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
 @pytest.mark.browser
 def test_portrait_html_renders_in_chromium(mirror_settings, tmp_path):
     p = portrait.build_portrait("46127", settings=mirror_settings)
-    html, _, pairs = portrait.write_portrait(p, tmp_path, settings=mirror_settings)
+    html, _, pairs, _ = portrait.write_portrait(p, tmp_path, settings=mirror_settings)
     text = html.read_text(encoding="utf-8")
     assert "<script" not in text and "http://" not in text.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
@@ -329,7 +330,8 @@ def test_portrait_html_renders_in_chromium(mirror_settings, tmp_path):
         or (g["n_france"] > 0).any())
     assert report["counts"]["indicators"] == len(shown)
     assert report["counts"]["missing"] == len(p.missing) > 0
-    assert report["counts"]["svg"] == len(shown) + 2  # strips, profile, population
+    # strips, profile, population, the offer over BPE vintages (2 charts)
+    assert report["counts"]["svg"] == len(shown) + 4
     assert (ARTIFACTS / "portrait_46127.png").stat().st_size > 10_000
 
 
@@ -464,7 +466,7 @@ def test_typology_html_renders_in_chromium(tables, tmp_path, mirror_settings):
     report = check_page((tmp_path / "index.html").as_uri(),
                         screenshot=ARTIFACTS / "typologie_index.png", count={"svg": "svg"})
     assert console_errors(report) == [] and report["failedRequests"] == []
-    assert report["counts"]["svg"] == 6
+    assert report["counts"]["svg"] == 8  # 6 + the facility trends' 2 charts
 
 
 # --- CLI and charts -------------------------------------------------------------------------

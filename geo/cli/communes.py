@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"legal population year ({', '.join(map(str, communes.POPULATION_YEARS))})")
     t.add_argument("--out", metavar="DIR",
                    help="also write the national tables (population per year, growth per "
-                   "period, APL, facilities per 10,000 inhabitants) as CSV, SVG charts and "
-                   "index.html into DIR")
+                   "period, APL, facilities per 10,000 inhabitants and their change between "
+                   "BPE vintages) as CSV, SVG charts and index.html into DIR")
     t.set_defaults(func=run_typology_stats)
 
     w = sub.add_parser(

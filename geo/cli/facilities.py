@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo import communes, facilities, stages
+from geo import communes, facilities, facility_trends, stages
 from geo.cli.town import report_record
 from geo.errors import UnknownCommuneError
 from geo.settings import Settings
@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "data/out/INSEE/facilities.parquet (or --out) and print counts by category and "
         "source. With --counts, write facility counts per category and per 10,000 "
         "inhabitants for every commune of France (data/interim/"
-        f"{facilities.COUNTS_FILE}).",
+        f"{facilities.COUNTS_FILE}); with --trends, the counts of every BPE vintage on one "
+        f"nomenclature and their changes (data/interim/{facility_trends.TRENDS_FILE}).",
     )
     p.add_argument("insee", nargs="?", help="INSEE code or name of the town")
     p.add_argument("--out", metavar="DIR_OR_FILE",
@@ -35,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="geolocated BPE file (default: data/raw/bpe/BPE23.csv if downloaded)")
     p.add_argument("--counts", action="store_true",
                    help="national facility counts per commune instead of a town")
+    p.add_argument("--trends", action="store_true",
+                   help="national facility counts of every BPE vintage and their changes")
     p.add_argument("--bpe", choices=("auto", "xy", "2013", "2009"), default="auto",
                    help="BPE vintage of the national counts (default: the geolocated file "
                    "when downloaded, else the 2013 counts)")
@@ -44,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.counts:
         return _run_counts(args, settings)
+    if args.trends:
+        return _run_trends(args, settings)
     if not args.insee:
         raise UnknownCommuneError("give the INSEE code or name of a town (or --counts)")
     insee = communes.resolve_insee(args.insee, settings)
@@ -113,5 +118,25 @@ def _run_counts(args: argparse.Namespace, settings: Settings) -> int:
     for rep in meta.get("reports", {}).values():
         if rep["unknown"]:
             print(f"  {rep['source']}: unknown {rep['unknown']}")
+    print(f"wrote {path}")
+    return 0
+
+
+def _run_trends(args: argparse.Namespace, settings: Settings) -> int:
+    table = facility_trends.commune_trends(settings=settings)
+    path = facility_trends.write_commune_trends(table, args.out, settings=settings)
+    meta = table.attrs["meta"]
+    years = ", ".join(str(v["year"]) for v in meta["vintages"])
+    print(f"Facility trends of {len(table):,} communes (COG {settings.cog_year}), BPE {years}; "
+          "populations " + ", ".join(f"{y}->{p}" for y, p in meta["population_years"].items()))
+    trends = facility_trends.typology_trends(settings, table=table)
+    for r in trends[trends["cle"].isin(facility_trends.KEY_SUBCATEGORIES)
+                    & trends["groupe"].isin(["PVD", "France"])].itertuples():
+        print(f"  {r.periode} {r.groupe:<7}{r.cle:<20}{r.equipements_debut:>9,.0f} ->"
+              f"{r.equipements_fin:>9,.0f} ({r.evolution_relative:+.1%}); communes with one: "
+              f"{r.part_communes_en_baisse:.1%} fewer, {r.part_communes_perte_dernier:.1%} "
+              "none left")
+    for msg in meta["undocumented_changes"]:
+        print(f"  undocumented change: {msg}")
     print(f"wrote {path}")
     return 0

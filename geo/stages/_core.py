@@ -64,11 +64,13 @@ _CODE_DATA: dict[str, tuple[Path, ...]] = {
     "geo._categories": (PROJECT_ROOT / "data" / "categories.toml",),
     "geo.export.views": tuple(sorted((PROJECT_ROOT / "tiles" / "styles").glob("*.json"))),
     "geo.communes": (PROJECT_ROOT / "data" / "departements.csv",),
+    "geo.facility_trends": (PROJECT_ROOT / "data" / "bpe_passage.toml",),
 }
 
 #: Settings that do not change what a stage computes: where files are, how downloads go.
 _NOT_CONTENT = frozenset({
-    "data_dir", "catalogue_file", "categories_file", "mirror", "http_timeout_s",
+    "data_dir", "catalogue_file", "categories_file", "bpe_passage_file", "mirror",
+    "http_timeout_s",
     "http_retries", "http_backoff_s", "demo_insee",
 })
 #: Settings methods and the fields they read.

@@ -1,6 +1,7 @@
 """Portrait stage: the town compared with similar towns (``portrait.html``,
-``portrait.csv``, ``portrait_pairs.csv``), from the national tables and the rows of every
-town run present (the peers' local indicators: access times, land cover)."""
+``portrait.csv``, ``portrait_pairs.csv``, ``portrait_evolution_equipements.csv``), from the
+national tables and the rows of every town run present (the peers' local indicators:
+access times, land cover)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
 def _national(s: Settings) -> list[Path]:
     return [s.interim_dir / name for name in
             ("communes.parquet", "facilities_communes.parquet", "apl_communes.parquet",
-             "landcover_communes.parquet")]
+             "landcover_communes.parquet", "facility_trends_communes.parquet")]
 
 
 def _extra(insee: str, folder: Path, s: Settings) -> dict[str, Any]:
@@ -43,7 +44,8 @@ STAGE = Stage(
     modules=("geo.stages.portrait",),
     run=run,
     upstream=("card", "facilities", "aggregate"),
-    produces=("portrait.html", "portrait.csv", "portrait_pairs.csv"),
+    produces=("portrait.html", "portrait.csv", "portrait_pairs.csv",
+              "portrait_evolution_equipements.csv"),
     datasets=_datasets,
     national=_national,
     extra=_extra,
