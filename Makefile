@@ -13,7 +13,9 @@
 #   make portrait INSEE=46127    the town portrait compared with similar towns (portrait.html)
 #   make typology-stats          national statistics by typology (data/national/typologie/)
 #   make landcover-communes      CORINE shares of every commune land cover covers (data/interim/)
+#   make batch [WORKERS=2]       every PVD town on Dask (resumable), then the national tables
 #   make bench                   benchmarks, figures in bench/results/
+#   make bench-pvd               the whole PVD list timed on this machine (about an hour)
 #   make viewer                  (re)build the map viewer of every built town
 #   make serve                   serve the viewer on http://127.0.0.1:$(PORT)/
 #   make clean                   remove outputs (data/out, data/interim, data/national)
@@ -40,13 +42,14 @@ PORT   ?= 8765
 VENV_STAMP := $(VENV)/.installed
 WEB_STAMP  := node_modules/.installed
 
-.PHONY: install install-web test lint demo town data bench serve viewer clean distclean help \
+.PHONY: install install-web test lint demo town data bench bench-pvd serve viewer clean \
+	distclean help batch \
 	facility-counts facility-trends portrait typology-stats \
 	landcover-communes
 .DEFAULT_GOAL := help
 
 help:
-	@sed -n '3,21p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/p' Makefile | sed -e 's/^# \{0,1\}//' -e 's/$$(PORT)/$(PORT)/'
 
 # --- environment ----------------------------------------------------------------
 
@@ -287,11 +290,24 @@ demo: $(VENV_STAMP)
 viewer: $(VENV_STAMP) $(WEB_STAMP)
 	$(PVDGEO) viewer
 
+# Every PVD town on Dask distributed (geo.batch): resumable, failures in
+# data/national/batch/failures.csv, then data/national/towns.parquet and the portraits.
+WORKERS ?= 2
+batch: $(VENV_STAMP) $(WEB_STAMP)
+	@test -d $(VIEWER) || $(PVDGEO) viewer
+	$(PVDGEO) batch --pvd --workers $(WORKERS)
+
 # --- benchmarks ----------------------------------------------------------------------
 
 bench: $(VENV_STAMP)
 	@mkdir -p bench/results
-	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; for b in $(filter-out bench/bench_pvd.py,$(wildcard bench/bench_*.py)); do \
+		echo "== $$b"; $(BIN)/python $$b; done
+
+# The whole PVD list on this machine (about an hour): pvdgeo batch --pvd --workers 2.
+bench-pvd: $(VENV_STAMP)
+	@mkdir -p bench/results
+	$(BIN)/python bench/bench_pvd.py $(BENCH_PVD_ARGS)
 
 # --- serving ---------------------------------------------------------------------------
 

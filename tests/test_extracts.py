@@ -3,8 +3,6 @@ the mirror's OSM files (Pont-de-Veyle and Saint-Germain-en-Laye)."""
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import shutil
 import subprocess
 
@@ -14,6 +12,7 @@ from conftest import private_data
 from shared_data import IN_CI
 
 from geo import communes, extracts, network, sources, streets
+from geo._io import open_maybe_compressed
 from geo.errors import InputFileError
 
 
@@ -37,12 +36,10 @@ def extract_settings(mirror_settings, tmp_path_factory):
 def france_pbf(osmium, mirror_settings, tmp_path_factory):
     """One PBF holding two towns of two départements (01 and 78), as a national file."""
     folder = tmp_path_factory.mktemp("pbf")
-    sgl = folder / "sgl.osm"
-    with bz2.open(sources.ensure("osm_saint_germain", mirror_settings)) as src:
-        sgl.write_bytes(src.read())
-    pdv = folder / "pdv.osm"
-    with gzip.open(sources.ensure("osm_pont_de_veyle", mirror_settings)) as src:
-        pdv.write_bytes(src.read())
+    sgl, pdv = folder / "sgl.osm", folder / "pdv.osm"
+    for dataset, dest in (("osm_saint_germain", sgl), ("osm_pont_de_veyle", pdv)):
+        with open_maybe_compressed(sources.ensure(dataset, mirror_settings), "rb") as src:
+            dest.write_bytes(src.read())
     out = folder / "france.osm.pbf"
     subprocess.run([osmium, "sort", str(sgl), str(pdv), "-o", str(out), "--overwrite"],
                    check=True, capture_output=True)
