@@ -1075,6 +1075,7 @@ def town_trend(insee: str, peers: Iterable[str], *, settings: Settings | None = 
         log.warning("facility trends unavailable for the portrait: %s", exc)
         return None
     meta = data.attrs["meta"]
+    data.attrs = {}  # pandas deep-copies attrs on every operation: a large meta costs seconds
     table = data.set_index("insee")
     if insee not in table.index:
         return None
