@@ -677,8 +677,7 @@ def aggregate_town(
     s = settings or get_settings()
     res_list = sorted(set(resolutions or s.h3_resolutions))
     for r in res_list:
-        if not 0 <= int(r) <= 15:
-            raise ValueError(f"H3 resolution must be in 0..15, got {r}")
+        h3grid.check_resolution(r)
     c = communes.catchment(insee, settings=s)
     insee = c.insee
     tdir = Path(town_dir) if town_dir else s.town_dir(insee)

@@ -55,6 +55,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo._io import libosmium_readable, open_maybe_compressed
 from geo.errors import (
+    BadArgumentError,
     DataSourceError,
     EmptyGraphError,
     InputFileError,
@@ -75,6 +76,7 @@ __all__ = [
     "Streets",
     "bike_speed_kmh",
     "build_graph",
+    "check_mode",
     "graph_from_frames",
     "load_streets",
     "mode_rules",
@@ -91,6 +93,14 @@ log = logging.getLogger(__name__)
 Mode = Literal["walk", "bike"]
 #: Travel modes with a street graph.
 MODES: tuple[str, ...] = ("walk", "bike")
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is a travel mode of :data:`MODES`, else BadArgumentError."""
+    if mode not in MODES:
+        raise BadArgumentError(
+            f"unknown travel mode {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
 #: French labels of the travel modes ("temps à pied").
 MODE_LABELS_FR: dict[str, str] = {"walk": "à pied", "bike": "à vélo"}
 
@@ -813,8 +823,7 @@ def mode_rules(ways: pd.DataFrame, mode: str) -> pd.DataFrame:
     DataFrame aligned with ``ways``: ``allowed``, ``forward``, ``backward`` (bool; along
     and against the segment order).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown travel mode {mode!r}: expected one of {', '.join(MODES)}")
+    check_mode(mode)
     highway = _values(ways["highway"])
     access = _values(ways["access"])
     area = _values(ways["area"])

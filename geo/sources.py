@@ -20,7 +20,6 @@ catalogue ``sha256`` pins the exact bytes of the catalogued vintage (mirror layo
 from __future__ import annotations
 
 import contextlib
-import difflib
 import fcntl
 import hashlib
 import json
@@ -55,6 +54,7 @@ from geo.errors import (
     DownloadError,
     GeoError,
     UnknownDatasetError,
+    did_you_mean,
 )
 from geo.settings import Settings, get_settings
 
@@ -206,10 +206,9 @@ def get_dataset(dataset_id: str, settings: Settings | None = None) -> Dataset:
     try:
         return catalogue[dataset_id]
     except KeyError:
-        close = difflib.get_close_matches(dataset_id, catalogue, n=5, cutoff=0.4)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownDatasetError(
-            f"unknown dataset id {dataset_id!r}{hint} (see `pvdgeo fetch --list`)"
+            f"unknown dataset id {dataset_id!r}{did_you_mean(dataset_id, catalogue)}; "
+            f"`pvdgeo fetch --list` lists the {len(catalogue)} catalogued datasets"
         ) from None
 
 
