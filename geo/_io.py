@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,16 +31,20 @@ __all__ = [
     "COMPRESSED_SUFFIXES",
     "FORMAT_SUFFIXES",
     "atomic_path",
+    "check_output_file",
     "check_suffix",
     "describe_os_error",
     "ensure_writable_dir",
+    "head_text",
     "is_stale",
     "libosmium_readable",
     "open_maybe_compressed",
+    "read_delimited",
     "read_parquet_cached",
     "read_parquet_metadata",
     "sweep_stale_temps",
     "temp_path",
+    "to_number",
     "write_json_atomic",
     "write_parquet",
     "write_text_atomic",
@@ -276,6 +280,19 @@ def check_suffix(path: str | os.PathLike[str], fmt: str, *, what: str = "the out
     return p
 
 
+def check_output_file(
+    path: str | os.PathLike[str], fmt: str, *, what: str = "the output"
+) -> Path:
+    """Check an output file before long work starts: its extension is one of format
+    ``fmt``'s (:func:`check_suffix`) and its folder is writable
+    (:func:`ensure_writable_dir`). Returns the path."""
+    p = check_suffix(path, fmt, what=what)
+    ensure_writable_dir(p.parent)
+    if p.is_dir():
+        raise OutputError(f"{p}: {what} is a file; this is a folder")
+    return p
+
+
 def ensure_writable_dir(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
     """Create folder ``path`` if needed and check that files can be written in it, before
     long work starts; temporaries of killed runs in it are swept. Returns the path.
@@ -359,6 +376,132 @@ def read_parquet_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     raw = (pq.read_schema(path).metadata or {}).get(b"pvdgeo")
     return json.loads(raw) if raw else {}
+
+
+# --- delimited text tables ----------------------------------------------------------------
+
+#: Field separators of delimited text files (the most frequent in the header wins; ties
+#: in this order).
+SEPARATORS = (";", ",", "\t", "|")
+#: Encodings tried in order: UTF-8 (with or without BOM), Windows-1252, Latin-1.
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+
+
+def head_text(path: Path) -> str:
+    """First few kB of a (possibly compressed or zipped) text file, decoded leniently."""
+    import zipfile
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if not n.endswith("/")]
+                if not names:
+                    raise InputFileError(f"{path}: empty zip archive")
+                with zf.open(names[0]) as fh:
+                    raw = fh.read(65536)
+        else:
+            with open_maybe_compressed(path, "rb") as fh:
+                raw = fh.read(65536)
+    except (*DECOMPRESSION_ERRORS, zipfile.BadZipFile) as exc:
+        raise InputFileError(f"{path}: cannot read the file ({exc})") from None
+    return raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+def read_delimited(
+    path: str | os.PathLike[str],
+    *,
+    label: str,
+    required: Sequence[str] = (),
+    optional: Sequence[str] | None = None,
+    upper: bool = False,
+) -> Any:
+    """Read a delimited text table as strings, whatever its separator (``;``, ``,``, tab,
+    ``|``: the most frequent in the header), encoding (UTF-8 with or without BOM,
+    Windows-1252, Latin-1) or compression (``.gz``, ``.xz``, ``.bz2``, ``.zip``).
+
+    Columns are matched after stripping spaces and quotes (case-insensitively with
+    ``upper``, which upper-cases them); only ``required`` and ``optional`` ones are kept
+    (every column when ``optional`` is None). A separator or encoding other than ``,``
+    and UTF-8 is logged. The separator and encoding used are in ``df.attrs["csv"]``.
+
+    Raises
+    ------
+    InputFileError
+        The file is absent, empty or cannot be parsed.
+    MissingColumnsError
+        A ``required`` column is absent; names the columns found and, when the header
+        looks split by another separator, says so.
+    """
+    import zipfile
+
+    import pandas as pd
+
+    from geo.errors import MissingColumnsError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{label}: file {path} does not exist")
+    head = head_text(path)
+    first = head.splitlines()[0] if head.strip() else ""
+    if not first:
+        raise InputFileError(f"{label}: {path} is empty (no header line)")
+    sep = max(SEPARATORS, key=first.count)
+
+    def norm(col: str) -> str:
+        col = str(col).strip().lstrip("\ufeff").strip('"').strip()
+        return col.upper() if upper else col
+
+    wanted = None if optional is None else {norm(c) for c in (*required, *optional)}
+    df = None
+    for encoding in ENCODINGS:
+        try:
+            df = pd.read_csv(
+                path, sep=sep, dtype=str, encoding=encoding, keep_default_na=False,
+                na_values=[""], low_memory=False,
+                usecols=None if wanted is None else (lambda c: norm(c) in wanted),
+            )
+            break
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.EmptyDataError:
+            raise InputFileError(f"{label}: {path} is empty (no header line)") from None
+        except (pd.errors.ParserError, ValueError, OSError, EOFError,
+                zipfile.BadZipFile) as exc:
+            hint = "" if sep == "," else f" (read as {sep!r}-separated)"
+            raise InputFileError(f"{label}: cannot parse {path}{hint}: "
+                                 f"{' '.join(str(exc).split())}") from None
+    if df is None:  # pragma: no cover - latin-1 decodes any byte
+        raise InputFileError(f"{label}: cannot decode {path}")
+    if sep != "," or encoding != "utf-8-sig":
+        log.info("%s: read %s as %s-separated %s text", label, path.name, repr(sep),
+                 {"utf-8-sig": "UTF-8", "cp1252": "Windows-1252"}.get(encoding, encoding))
+    df.columns = [norm(c) for c in df.columns]
+    df.attrs["csv"] = {"sep": sep, "encoding": encoding}
+    missing = [c for c in required if norm(c) not in df.columns]
+    if missing:
+        found = [norm(c) for c in first.split(sep)]
+        others = [s for s in SEPARATORS if s != sep and any(s in c for c in found)]
+        hint = (f"; the header looks {others[0]!r}-separated, the file was read as "
+                f"{sep!r}-separated" if others and len(found) < len(required) else "")
+        raise MissingColumnsError(f"{label} ({path}{hint})", [norm(c) for c in missing],
+                                  found)
+    return df
+
+
+def to_number(values: Any) -> Any:
+    """Numbers from text as French and international files write them: ``3.5``,
+    ``3,5`` (decimal comma), ``1 234,5`` (spaces, no-break spaces as thousands
+    separators); NaN where the text is not a number. Returns a float Series."""
+    import pandas as pd
+
+    text = pd.Series(values, dtype="string").str.strip()
+    text = text.str.replace(r"[\s\u00a0\u202f]", "", regex=True)
+    comma_last = text.str.rfind(",") > text.str.rfind(".")
+    text = text.where(comma_last, text.str.replace(",", "", regex=False))  # 1,234.5
+    text = text.where(~comma_last, text.str.replace(".", "", regex=False)  # 1.234,5
+                      .str.replace(",", ".", regex=False))
+    return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
 def is_stale(target: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> bool:

@@ -921,14 +921,14 @@ def run_town(
     metadata. Returns the written paths by name.
     """
     from geo import communes, network, sources
-    from geo._io import write_parquet
+    from geo._io import ensure_writable_dir, write_parquet
 
     s = settings or get_settings()
     for mode in modes:
         network.check_mode(mode)
     c = communes.catchment(insee, settings=s)
     code = c.insee
-    out = Path(out_dir) if out_dir is not None else s.town_dir(code)
+    out = ensure_writable_dir(Path(out_dir) if out_dir is not None else s.town_dir(code))
     try:
         street_src = _load_town_streets(code, c, streets, overpass=overpass, settings=s)
     except EmptyGraphError as exc:

@@ -39,7 +39,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo import sources
 from geo._insee import departement_of, validate_insee
-from geo._io import is_stale, read_parquet_cached, write_parquet
+from geo._io import is_stale, read_delimited, read_parquet_cached, write_parquet
 from geo.errors import DataSourceError, InputFileError, MissingColumnsError, UnknownCommuneError
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -130,15 +130,8 @@ def population_typology(population: float | None) -> str | None:
 # --- raw readers -------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, required: Sequence[str], **kwargs: Any) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], **kwargs)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
-        raise InputFileError(f"cannot read {path}: {exc}") from None
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise MissingColumnsError(str(path), missing, list(df.columns))
-    return df
+def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    return read_delimited(path, label=Path(path).name, required=required)
 
 
 def _raw(dataset_id: str, settings: Settings) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from geo import communes, facilities
+from geo._io import check_output_file
 from geo.errors import UnknownCommuneError
 from geo.settings import Settings
 
@@ -42,9 +43,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.insee:
         raise UnknownCommuneError("give the INSEE code or name of a town (or --counts)")
     insee = communes.resolve_insee(args.insee, settings)
+    out = Path(args.out) if args.out else settings.town_dir(insee) / "facilities.parquet"
+    check_output_file(out, "Parquet", what="the facility table (--out)")
     table = facilities.town_facilities(insee, osm=args.osm, bpe_xy=args.bpe_xy,
                                        settings=settings)
-    out = Path(args.out) if args.out else settings.town_dir(insee) / "facilities.parquet"
     facilities.write_facilities(table, out)
     print(format_town(table))
     print(f"wrote {out}")
@@ -85,6 +87,8 @@ def format_town(table: pd.DataFrame) -> str:
 
 
 def _run_counts(args: argparse.Namespace, settings: Settings) -> int:
+    check_output_file(Path(args.out) if args.out else settings.interim_dir
+                      / facilities.COUNTS_FILE, "Parquet", what="the facility counts (--out)")
     counts = facilities.commune_counts(settings=settings, bpe=args.bpe)
     path = facilities.write_commune_counts(counts, args.out, settings=settings)
     meta = counts.attrs.get("meta", {})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from geo import portrait
+from geo import communes, portrait
+from geo._io import ensure_writable_dir
 from geo._svg import format_fr, is_missing
 from geo.settings import Settings
 
@@ -31,13 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_portrait(args: argparse.Namespace, settings: Settings) -> int:
+    insee = communes.resolve_insee(args.query, settings)
+    ensure_writable_dir(args.out or settings.town_dir(insee))
     rule = portrait.PeerRule.from_settings(settings)
     if args.criteria is not None:
         crit = tuple(c.strip() for c in args.criteria.split(",") if c.strip())
         rule = portrait.PeerRule(crit, rule.population_ratio)
     if args.ratio is not None:
         rule = portrait.PeerRule(rule.criteria, args.ratio)
-    result = portrait.build_portrait(args.query, rule=rule, settings=settings)
+    result = portrait.build_portrait(insee, rule=rule, settings=settings)
     card = result.card
     print(f"Portrait de {card['nom']} ({result.insee})")
     print(result.peers.describe(card))

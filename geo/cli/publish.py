@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from geo import communes
+from geo._io import ensure_writable_dir
 from geo.export import gpkg, tiles, viewer
 from geo.settings import Settings
 
@@ -38,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
-    insee = communes.validate_insee(args.insee)
-    folder = args.dir or settings.town_dir(insee)
+    insee = communes.resolve_insee(args.insee, settings)
+    folder = ensure_writable_dir(args.dir or settings.town_dir(insee), what="town folder")
     if args.only in (None, "gpkg"):
         path = gpkg.build_gpkg(insee, settings=settings, town_dir=folder)
         print(f"GeoPackage: {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -55,6 +56,7 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_viewer(args: argparse.Namespace, settings: Settings) -> int:
+    ensure_writable_dir(viewer.viewer_dir(settings), what="viewer folder")
     index = viewer.build_viewer(settings)
     print(f"Viewer:     {index}")
     return 0
