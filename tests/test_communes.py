@@ -164,8 +164,9 @@ def test_polygons_and_catchment(mirror_settings):
     assert overseas.crs.to_epsg() == 2975
     with pytest.raises(InputFileError, match="several metric CRS"):
         communes.commune_polygons(["01306", "97411"], settings=mirror_settings)
-    with pytest.raises(InputFileError, match="no polygon for commune"):
-        communes.commune_polygons(["97701"], settings=mirror_settings)
+    with pytest.raises(InputFileError, match=r"no polygon for commune\(s\) 97501 "
+                       r"\(Miquelon-Langlade\): the national commune layers do not cover"):
+        communes.commune_polygons(["97501"], settings=mirror_settings)
 
 
 def test_typology_stats_against_raw_tables(mirror_settings, shared_data):
