@@ -381,7 +381,7 @@ def _build(file: Path, doc: Mapping) -> Categories:
     prefix = {normalize_text(b): b for b in chains.get("banners", []) if normalize_text(b)
               not in exact}
     if problems:
-        raise ValueError("; ".join(problems))
+        raise InputFileError("; ".join(problems))
 
     anchors = set(osm_keys) | {rule.anchor for sub in subs.values() for rule in sub.osm}
     return Categories(

@@ -116,6 +116,8 @@ _WRITE_ERRNOS = {
     errno.EISDIR: "it is a folder",
     errno.ENAMETOOLONG: "file name too long",
 }
+_FULL_HINT = "free some space, or write to another disk (the command's output option)"
+_WRITABLE_HINT = "write to a writable folder (the command's output option, or data_dir)"
 #: Messages of libraries (SQLite/GDAL, Arrow) that report a full disk in words only.
 _DISK_FULL_WORDS = ("no space left", "disk is full", "disk full", "quota exceeded")
 
@@ -192,8 +194,11 @@ def describe_os_error(exc: OSError) -> str:
     where = exc.filename if exc.filename is not None else ""
     if exc.errno == errno.ENOENT and where:
         return f"{where} does not exist"
-    reason = _WRITE_ERRNOS.get(exc.errno or 0) or exc.strerror or str(exc)
-    return f"{reason} ({where})" if where else reason
+    return f"{_reason(exc)} ({where})" if where else _reason(exc)
+
+
+def _reason(exc: OSError) -> str:
+    return _WRITE_ERRNOS.get(exc.errno or 0) or exc.strerror or str(exc)
 
 
 def _write_failure(final: Path, tmp: Path | None, exc: BaseException) -> OutputError | None:
@@ -216,10 +221,7 @@ def _write_failure(final: Path, tmp: Path | None, exc: BaseException) -> OutputE
             code = errno.ENOSPC
         else:
             return None
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        hint = "free some space or write elsewhere (--out, or the data_dir setting)"
-    else:
-        hint = "choose a writable folder (--out, or the data_dir setting)"
+    hint = (_FULL_HINT if code in (errno.ENOSPC, errno.EDQUOT) else _WRITABLE_HINT)
     return OutputError(f"cannot write {final}: {_WRITE_ERRNOS[code]}; {hint}")
 
 
@@ -309,16 +311,16 @@ def ensure_writable_dir(path: str | os.PathLike[str], *, what: str = "output fol
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create {what} {folder}: {describe_os_error(exc)}; choose "
-                          "a writable folder (--out, or the data_dir setting)") from None
+        raise OutputError(f"cannot create {what} {folder}: {describe_os_error(exc)}; "
+                          f"{_WRITABLE_HINT}") from None
     try:
         fd, probe = tempfile.mkstemp(prefix=f".pvdgeo-write-test.{os.getpid()}-",
                                      suffix=".part", dir=folder)
         os.close(fd)
         Path(probe).unlink()
     except OSError as exc:
-        raise OutputError(f"{what} {folder} is not writable: {describe_os_error(exc)}; "
-                          "choose a writable folder (--out, or the data_dir setting)") from None
+        raise OutputError(f"{what} {folder} is not writable: {_reason(exc)}; "
+                          f"{_WRITABLE_HINT}") from None
     sweep_stale_temps(folder)
     return folder
 

@@ -495,6 +495,7 @@ def _csv_truncation(path: Path, head: bytes) -> str | None:
     if last.count(sep_byte) < header.count(sep_byte):
         return (f"the last line has {last.count(sep_byte) + 1} fields where the header has "
                 f"{header.count(sep_byte) + 1}, and no line end")
+    log.warning("%s ends without a line end: it may be cut inside its last field", path)
     return None
 
 
