@@ -214,10 +214,10 @@ def _write_failure(final: Path, tmp: Path | None, exc: BaseException) -> OutputE
                 final, final.parent):
             return None  # about another file (an input read in the block)
     if code not in _WRITE_ERRNOS:
-        from_writer = isinstance(exc, OSError | RuntimeError) or type(exc).__module__.startswith(
+        from_writer = isinstance(exc, OSError) or type(exc).__module__.startswith(
             ("pyogrio", "pyarrow", "sqlite3", "rasterio", "shapely"))
-        if any(w in str(exc).lower() for w in _DISK_FULL_WORDS) or (
-                from_writer and _disk_full(final.parent)):
+        if from_writer and (any(w in str(exc).lower() for w in _DISK_FULL_WORDS)
+                            or _disk_full(final.parent)):
             code = errno.ENOSPC
         else:
             return None

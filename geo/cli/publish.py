@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from geo import communes
 from geo._io import ensure_writable_dir
+from geo.errors import GeoError
 from geo.export import gpkg, tiles, viewer
 from geo.settings import Settings
 
@@ -39,8 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
-    insee = communes.resolve_insee(args.insee, settings)
-    folder = ensure_writable_dir(args.dir or settings.town_dir(insee), what="town folder")
+    insee = communes.validate_insee(args.insee)
+    if args.dir is None and not settings.town_dir(insee).is_dir():
+        with contextlib.suppress(GeoError):  # a former code or an arrondissement (75101)
+            insee = communes.resolve_insee(insee, settings)
+    folder = args.dir or settings.town_dir(insee)
+    if folder.is_dir():  # a missing folder: "no layer to publish" below
+        ensure_writable_dir(folder, what="town folder")
     if args.only in (None, "gpkg"):
         path = gpkg.build_gpkg(insee, settings=settings, town_dir=folder)
         print(f"GeoPackage: {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pyogrio
+import pytest
 
 from export.synthetic_town import TOWN
 from geo.export.gpkg import read_gpkg_provenance
@@ -58,3 +59,32 @@ def test_sigkill_during_the_geopackage_write_then_rerun(town_dir: Path,
     layers = {str(name) for name in pyogrio.list_layers(gpkg)[:, 0]}
     assert {"communes", "facilities", "h3_r9", "isochrones", "network_edges"} <= layers
     assert read_gpkg_provenance(gpkg)["pvdgeo:provenance"]["town"]["insee"] == TOWN
+
+
+def test_full_disk_during_the_geopackage_write(town_dir: Path, publish_settings: Settings,
+                                               tmp_path: Path) -> None:
+    """A disk that fills during the GeoPackage write (SQLite: "Failed to commit
+    transaction") gives one line and leaves neither a GeoPackage nor a temporary."""
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "true"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("needs `unshare -rm` to mount a small tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    inputs = [p for p in town_dir.iterdir() if p.suffix == ".parquet" or p.name == "town.json"]
+    size_kb = sum(p.stat().st_size for p in inputs) // 1024 + 300  # inputs + 300 kB
+    folder = disk / TOWN
+    copy = " && ".join(f"cp {p} {folder}/" for p in inputs)
+    script = (f"mount -t tmpfs -o size={size_kb}k tmpfs {disk} && mkdir {folder} && {copy} "
+              f"&& {PVDGEO} -q publish {TOWN} --gpkg --dir {folder}; rc=$?; "
+              f"ls -a {folder} > {tmp_path}/ls; exit $rc")
+    env = {**os.environ, "GEO_DATA_DIR": str(publish_settings.data_dir),
+           "GEO_MIRROR": str(publish_settings.mirror)}
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"pvdgeo publish: error: cannot write {folder}/{TOWN}.gpkg: no space left on the "
+        "device; free some space, or write to another disk (the command's output option)")
+    left = (tmp_path / "ls").read_text().split()
+    assert f"{TOWN}.gpkg" not in left and not [n for n in left if ".part" in n]
