@@ -35,6 +35,17 @@ DATA   := data
 RAW    := $(DATA)/raw
 INTERIM:= $(DATA)/interim
 INSEE  ?= 01306
+# A town given on the command line as a former code, a municipal arrondissement (75101)
+# or a name is resolved once to its current code: one folder per town (data/out/75056).
+ifeq ($(origin INSEE),command line)
+ifneq ($(wildcard $(PVDGEO)),)
+RESOLVED_INSEE := $(shell $(PVDGEO) -q commune --code '$(INSEE)')
+ifeq ($(RESOLVED_INSEE),)
+$(error INSEE=$(INSEE) is not a commune (see the message above))
+endif
+override INSEE := $(RESOLVED_INSEE)
+endif
+endif
 OUT    := $(DATA)/out/$(INSEE)
 LOGS   := $(OUT)/logs
 PORT   ?= 8765

@@ -103,7 +103,7 @@ def _parse_rule(text: str, where: str) -> OsmRule:
     conditions = []
     for part in (p.strip() for p in text.split("&")):
         if not part:
-            raise ValueError(f"{where}: empty condition in OSM rule {text!r}")
+            raise InputFileError(f"{where}: empty condition in OSM rule {text!r}")
         if part.startswith("!"):
             conditions.append(_Condition(part[1:].strip(), "absent"))
         elif "!=" in part:
@@ -114,7 +114,8 @@ def _parse_rule(text: str, where: str) -> OsmRule:
             try:
                 compiled = re.compile(pattern.strip())
             except re.error as exc:
-                raise ValueError(f"{where}: bad regular expression in {text!r}: {exc}") from None
+                raise InputFileError(
+                    f"{where}: bad regular expression in {text!r}: {exc}") from None
             conditions.append(_Condition(key.strip(), "regex", pattern=compiled))
         elif "=" in part:
             key, values = part.split("=", 1)
@@ -124,13 +125,13 @@ def _parse_rule(text: str, where: str) -> OsmRule:
                 vals = frozenset(v.strip() for v in values.split("|"))
                 conditions.append(_Condition(key.strip(), "in", vals))
         else:
-            raise ValueError(
+            raise InputFileError(
                 f"{where}: cannot read condition {part!r} in OSM rule {text!r} "
                 "(expected key=value, key=*, !key, key!=value or key~regex)"
             )
     first = conditions[0]
     if first.op not in {"in", "any", "regex"} or first.key == "name":
-        raise ValueError(
+        raise InputFileError(
             f"{where}: OSM rule {text!r} must start with a key=value, key=* or key~regex "
             "condition on a key other than name (it selects the objects to look at; a "
             "name-only rule would match streets)"
@@ -380,7 +381,7 @@ def _build(file: Path, doc: Mapping) -> Categories:
     prefix = {normalize_text(b): b for b in chains.get("banners", []) if normalize_text(b)
               not in exact}
     if problems:
-        raise ValueError("; ".join(problems))
+        raise InputFileError("; ".join(problems))
 
     anchors = set(osm_keys) | {rule.anchor for sub in subs.values() for rule in sub.osm}
     return Categories(

@@ -44,10 +44,12 @@ from shapely.geometry.base import BaseGeometry
 
 from geo._categories import CATEGORY_KEYS
 from geo.errors import (
+    BadArgumentError,
     EmptyGraphError,
     InputFileError,
     MissingColumnsError,
     MissingCrsError,
+    SettingsError,
 )
 from geo.network import StreetGraph
 from geo.settings import Settings, get_settings
@@ -373,7 +375,7 @@ def _as_mask(sel: Any, n: int) -> np.ndarray:
     arr = np.asarray(sel)
     if arr.dtype == bool:
         if arr.size != n:
-            raise ValueError(f"target mask has {arr.size} values for {n} facilities")
+            raise BadArgumentError(f"target mask has {arr.size} values for {n} facilities")
         return arr
     mask = np.zeros(n, dtype=bool)
     mask[arr.astype(np.int64)] = True
@@ -439,7 +441,7 @@ def times_within(
     ``minutes``; sorted by point then node.
     """
     if not max_minutes > 0:
-        raise ValueError(f"max_minutes must be > 0, got {max_minutes!r}")
+        raise BadArgumentError(f"max_minutes must be > 0, got {max_minutes!r}")
     snap = snap if snap is not None else snap_points(graph, points, settings=settings)
     ok = np.flatnonzero(snap["snapped"].to_numpy(bool))
     anchors = _anchors_from_snap(snap)
@@ -551,7 +553,8 @@ def isochrones(
     s = settings or get_settings()
     mins = tuple(s.time_thresholds_min if minutes is None else minutes)
     if not mins or list(mins) != sorted(set(mins)) or mins[0] <= 0:
-        raise ValueError(f"isochrone minutes must be increasing positive values, got {mins}")
+        raise BadArgumentError(
+            f"isochrone minutes must be increasing positive values, got {mins}")
     buffer = s.isochrone_buffer_m if buffer_m is None else float(buffer_m)
     cell = s.isochrone_cell_m if cell_m is None else float(cell_m)
     pt = origin if isinstance(origin, BaseGeometry) else Point(*origin)
@@ -722,7 +725,8 @@ def targets_from_facilities(
         out[cat] = (category == cat).fillna(False).to_numpy(bool)
     for sub in subs:
         if sub in out:
-            raise ValueError(f"subcategory {sub!r} has the name of a category")
+            raise SettingsError(f"access_subcategories: {sub!r} is a category key, not a "
+                                "subcategory")
         out[sub] = (subcategory == sub).fillna(False).to_numpy(bool)
     return out
 
@@ -924,15 +928,14 @@ def run_town(
     metadata. Returns the written paths by name.
     """
     from geo import communes, network, sources
-    from geo._io import write_parquet
+    from geo._io import ensure_writable_dir, write_parquet
 
     s = settings or get_settings()
     for mode in modes:
-        if mode not in network.MODES:
-            raise ValueError(f"unknown travel mode {mode!r}: expected walk or bike")
+        network.check_mode(mode)
     c = town_catchment or communes.catchment(insee, settings=s)
     code = c.insee
-    out = Path(out_dir) if out_dir is not None else s.town_dir(code)
+    out = ensure_writable_dir(Path(out_dir) if out_dir is not None else s.town_dir(code))
     try:
         street_src = town_streets(c, streets=streets, overpass=overpass, settings=s)
     except EmptyGraphError as exc:

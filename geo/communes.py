@@ -37,9 +37,9 @@ import pyogrio
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo import sources
+from geo import _boundaries, sources
 from geo._insee import departement_of, validate_insee
-from geo._io import is_stale, read_parquet_cached, write_parquet
+from geo._io import is_stale, read_delimited, read_parquet_cached, write_parquet
 from geo.errors import DataSourceError, InputFileError, MissingColumnsError, UnknownCommuneError
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -133,15 +133,8 @@ def population_typology(population: float | None) -> str | None:
 # --- raw readers -------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, required: Sequence[str], **kwargs: Any) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], **kwargs)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
-        raise InputFileError(f"cannot read {path}: {exc}") from None
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise MissingColumnsError(str(path), missing, list(df.columns))
-    return df
+def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    return read_delimited(path, label=Path(path).name, required=required)
 
 
 def _raw(dataset_id: str, settings: Settings) -> Path:
@@ -192,6 +185,13 @@ def _code_map_cached(cog_path: str, mtime_ns: int, size: int) -> _CodeMap:
     for code in current["code"]:
         mapping[code] = code  # a current code always maps to itself
     return _CodeMap(sorted(mapping.items()))
+
+
+@lru_cache(maxsize=4)
+def _arrondissement_codes(cog_path: str) -> frozenset[str]:
+    """Codes of the municipal arrondissements (Paris, Lyon, Marseille) in the COG."""
+    cog = _read_csv(Path(cog_path), ["code", "type"])
+    return frozenset(cog.loc[cog["type"] == "arrondissement-municipal", "code"])
 
 
 def aggregate_to_current(
@@ -475,7 +475,14 @@ def resolve_insee(query: str, settings: Settings | None = None) -> str:
             return code
         current = current_code_map(s).get(code)
         if current is not None:
-            log.warning("%s is a former commune code; it is now part of %s", code, current)
+            ref = load_reference(s)
+            name = ref.loc[ref["insee"] == current, "nom"].iloc[0]
+            if code in _arrondissement_codes(str(_raw("communes_cog", s))):
+                log.warning("%s is a municipal arrondissement of %s; the town is %s (%s)",
+                            code, name, current, name)
+            else:
+                log.warning("%s is a former commune code; it is now part of %s (%s)", code,
+                            current, name)
             return current
         close = search_communes(code, settings=s)
         hint = f"; close codes: {_describe(close)}" if len(close) else ""
@@ -525,12 +532,16 @@ def metric_crs(insee: str, settings: Settings | None = None) -> str:
 def _polygons_wgs84(settings: Settings) -> gpd.GeoDataFrame:
     """National commune polygons (EPSG:4326), current communes; cached as GeoParquet.
 
-    Communes created by 2026 mergers get the union of their former communes' polygons.
+    Communes created by 2026 mergers get the union of their former communes' polygons;
+    communes the layer lacks get one from another boundary source where one is
+    unambiguous (:mod:`geo._boundaries`: the gap their neighbours leave, the OSM
+    boundary of a catalogued extract). ``polygon_source`` says where each comes from.
     """
     raw = _raw("communes_polygons", settings)
     cache = settings.interim_dir / "communes_polygons_wgs84.parquet"
     cog = _raw("communes_cog", settings)
-    if not is_stale(cache, [raw, cog, Path(__file__)]):
+    code = [Path(__file__), Path(_boundaries.__file__), settings.catalogue_file]
+    if not is_stale(cache, [raw, cog, *code]):
         return read_parquet_cached(cache)
     try:
         gdf = pyogrio.read_dataframe(raw, layer="communes")
@@ -558,15 +569,67 @@ def _polygons_wgs84(settings: Settings) -> gpd.GeoDataFrame:
     out = pd.concat([merged[["insee", "nom", "type", "geometry"]],
                      arm[["insee", "nom", "type", "geometry"]]], ignore_index=True)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
+    out["polygon_source"] = "communes_polygons"
     ref = load_reference(settings)
     names = ref.set_index("insee")["nom"]
     out.loc[out["type"] != "ARM", "nom"] = out["insee"].map(names).fillna(out["nom"])
     lacking = sorted(set(ref["insee"]) - set(out["insee"]))
-    if lacking:
-        log.info("%d current communes have no polygon in %s (mostly overseas collectivités): %s",
-                 len(lacking), raw.name, ", ".join(lacking[:10]))
+    extra = _missing_polygons(lacking, out, ref, settings)
+    if len(extra):
+        out = gpd.GeoDataFrame(pd.concat([out, extra], ignore_index=True), crs="EPSG:4326")
+        log.info("%d commune polygon(s) taken from other boundary sources: %s", len(extra),
+                 "; ".join(f"{r.insee} ({r.polygon_source})" for r in extra.itertuples()))
+    still = [c for c in lacking if c not in set(extra["insee"])]
+    if still:
+        log.info("%d current communes have no polygon in %s nor in another boundary source "
+                 "(%d overseas collectivités): %s", len(still), raw.name,
+                 sum(departement_of(c) in _COLLECTIVITES for c in still), ", ".join(still[:12]))
     write_parquet(out, cache, metadata=_vintages(("communes_polygons", "communes_cog"), settings))
     return read_parquet_cached(cache)
+
+
+#: Collectivités d'outre-mer and other territories the national commune layers do not
+#: cover (INSEE "département" codes).
+_COLLECTIVITES = ("975", "977", "978", "984", "986", "987", "988", "989")
+
+
+def _missing_polygons(
+    codes: Sequence[str], layer: gpd.GeoDataFrame, ref: pd.DataFrame, s: Settings
+) -> gpd.GeoDataFrame:
+    """Polygons (EPSG:4326) of current communes ``layer`` lacks, from the boundary
+    sources of :mod:`geo._boundaries`: the OSM boundary in a catalogued extract of the
+    commune, else (mainland) the gap its neighbours leave."""
+    ref = ref.set_index("insee")
+    rows: list[dict[str, Any]] = []
+    for code in codes:
+        extracts = [d for d in sources.datasets_for_town(code, settings=s)
+                    if d.kind.startswith("osm") and code in d.insee]
+        for ds in sorted(extracts, key=lambda d: not d.format.endswith("pbf")):
+            try:
+                found = _boundaries.osm_boundary(sources.ensure(ds.id, s), code,
+                                                 str(ref.at[code, "nom"]))
+            except (DataSourceError, InputFileError, RuntimeError) as exc:
+                log.warning("%s: OSM extract %s unreadable for its boundary: %s", code,
+                            ds.id, exc)
+                continue
+            if found is not None:
+                rows.append({"insee": code, "geometry": found[0],
+                             "polygon_source": f"{found[1]} of {ds.id} ({ds.vintage})"})
+                break
+    done = {r["insee"] for r in rows}
+    mainland = [c for c in codes if c not in done and len(departement_of(c)) == 2]
+    epci = ref["epci_siren"].where(ref["epci_siren"].notna(), None).to_dict()
+    gaps = _boundaries.gap_polygons(mainland, layer[layer["type"] != "ARM"], epci)
+    rows += [{"insee": c, "geometry": g,
+              "polygon_source": "gap left by the neighbouring communes in communes_polygons"}
+             for c, g in gaps.items()]
+    if not rows:
+        return gpd.GeoDataFrame({"insee": [], "nom": [], "type": [], "polygon_source": []},
+                                geometry=[], crs="EPSG:4326")
+    extra = gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+    extra["nom"] = extra["insee"].map(ref["nom"])
+    extra["type"] = "COM"
+    return extra[["insee", "nom", "type", "geometry", "polygon_source"]]
 
 
 _FULLRES_CODE_COLUMNS = ("insee", "INSEE_COM", "insee_com", "code", "CODE_INSEE")
@@ -650,10 +713,7 @@ def commune_polygons(
                     f"unknown INSEE code(s) {', '.join(unknown[:10])}: not current communes "
                     f"(COG {s.cog_year})"
                 )
-            raise InputFileError(
-                f"no polygon for commune(s) {', '.join(missing[:10])} in the commune layer "
-                f"(dataset communes_polygons): overseas collectivités are not covered"
-            )
+            raise InputFileError(_no_polygon_message(missing, s))
     if crs is None:
         crss = {s.crs_for_department(departement_of(c)) for c in out["insee"]}
         if len(crss) > 1:
@@ -663,6 +723,23 @@ def commune_polygons(
             )
         crs = crss.pop() if crss else s.work_crs
     return out[["insee", "nom", "geometry"]].to_crs(crs).reset_index(drop=True)
+
+
+def _no_polygon_message(codes: Sequence[str], s: Settings) -> str:
+    """Why communes ``codes`` have no polygon, and what would give them one."""
+    names = load_reference(s).set_index("insee")["nom"]
+    listed = ", ".join(f"{c} ({names.get(c, '?')})" for c in codes[:10])
+    vintage = sources.get_dataset("communes_polygons", s).vintage
+    if all(departement_of(c) in _COLLECTIVITES for c in codes):
+        why = ("the national commune layers do not cover the collectivités d'outre-mer, "
+               "and no catalogued OSM extract of it holds its administrative boundary")
+    else:
+        why = (f"the commune layer (communes_polygons, {vintage}) has no polygon for it "
+               "(created or restored after that vintage?) and its neighbours leave no gap "
+               "that is unambiguously it")
+    return (f"no polygon for commune(s) {listed}: {why}; catalogue a boundary source "
+            "covering it (an OSM extract with its boundary, or full-resolution commune "
+            "polygons) in data/sources.toml")
 
 
 def _with_full_resolution(
@@ -820,6 +897,11 @@ def town_card(insee: str, *, town_catchment: Catchment | None = None,
         else:
             card[key] = value
     card["metric_crs"] = metric_crs(card["insee"], s)
+    polys = _polygons_wgs84(s)
+    source = polys.loc[polys["insee"] == card["insee"], "polygon_source"]
+    card["polygon_source"] = str(source.iloc[0]) if len(source) else None
+    if card["polygon_source"] not in (None, "communes_polygons"):
+        log.info("%s: polygon from %s", card["insee"], card["polygon_source"])
     try:
         c = town_catchment if town_catchment is not None else catchment(card["insee"],
                                                                          settings=s)

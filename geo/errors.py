@@ -8,7 +8,11 @@ without a traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
+    "BadArgumentError",
     "ChecksumError",
     "DataSourceError",
     "DownloadError",
@@ -17,9 +21,11 @@ __all__ = [
     "InputFileError",
     "MissingColumnsError",
     "MissingCrsError",
+    "OutputError",
     "SettingsError",
     "UnknownCommuneError",
     "UnknownDatasetError",
+    "did_you_mean",
 ]
 
 
@@ -29,6 +35,17 @@ class GeoError(Exception):
 
 class SettingsError(GeoError, ValueError):
     """An unknown setting or a bad value."""
+
+
+class BadArgumentError(GeoError, ValueError):
+    """An argument (of a function or on the command line) out of range or of the wrong
+    kind: an unknown travel mode, a negative time, an output name whose extension is not
+    the format written."""
+
+
+class OutputError(GeoError, OSError):
+    """An output cannot be written: the folder is read-only or not writable, the disk is
+    full, the path is not a folder."""
 
 
 class DataSourceError(GeoError, OSError):
@@ -76,3 +93,15 @@ class UnknownCommuneError(GeoError, LookupError):
 
 class EmptyGraphError(GeoError, ValueError):
     """A street graph with no usable edges."""
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, n: int = 5) -> str:
+    """``" (did you mean a, b?)"`` for the choices close to ``name`` (similar spelling, or
+    containing it or contained in it), else ``""``; for "unknown ..." messages."""
+    options = {str(c).lower(): str(c) for c in choices}
+    text = str(name).strip().lower()
+    close = difflib.get_close_matches(text, options, n=n, cutoff=0.6)
+    if len(text) >= 3:
+        close += [c for c in options if text in c or (len(c) >= 3 and c in text)]
+    close = [options[c] for c in dict.fromkeys(close)][:n]
+    return f" (did you mean {', '.join(close)}?)" if close else ""

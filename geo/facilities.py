@@ -33,7 +33,6 @@ import contextlib
 import copy
 import logging
 import re
-import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,14 +54,14 @@ from shapely.ops import polygonize, unary_union
 from geo import communes, sources
 from geo._categories import CATEGORY_KEYS, Categories, load_categories, normalize_text
 from geo._io import (
-    DECOMPRESSION_ERRORS,
+    head_text,
     is_stale,
     libosmium_readable,
-    open_maybe_compressed,
     read_parquet_cached,
     read_parquet_metadata,
     write_parquet,
 )
+from geo._io import read_delimited as _read_csv
 from geo._osm import osm_timestamp
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.settings import Settings, get_settings
@@ -271,80 +270,6 @@ def _current_codes(codes: pd.Series, code_map: Mapping[str, str] | None) -> pd.S
 
 
 # --- tabular input -------------------------------------------------------------------------
-
-_SEPARATORS = (";", ",", "\t", "|")
-
-
-def _head_text(path: Path) -> str:
-    """First few kB of a (possibly compressed or zipped) text file, decoded leniently."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".zip":
-            with zipfile.ZipFile(path) as zf:
-                names = [n for n in zf.namelist() if not n.endswith("/")]
-                if not names:
-                    raise InputFileError(f"{path}: empty zip archive")
-                with zf.open(names[0]) as fh:
-                    raw = fh.read(65536)
-        else:
-            with open_maybe_compressed(path, "rb") as fh:
-                raw = fh.read(65536)
-    except (*DECOMPRESSION_ERRORS, zipfile.BadZipFile) as exc:
-        raise InputFileError(f"{path}: cannot read the file ({exc})") from None
-    return raw.decode("utf-8", errors="replace").lstrip("\ufeff")
-
-
-def _read_csv(
-    path: str | Path,
-    *,
-    label: str,
-    required: Sequence[str],
-    optional: Sequence[str] = (),
-    upper: bool = False,
-) -> pd.DataFrame:
-    """Read a delimited text table as strings, whatever its separator (``;``, ``,``, tab,
-    ``|``), encoding (UTF-8 with or without BOM, Windows-1252, Latin-1) or compression.
-
-    Only ``required`` and ``optional`` columns are kept (matched after stripping spaces,
-    and case-insensitively when ``upper``). Raises :class:`MissingColumnsError` naming the
-    missing columns, :class:`InputFileError` when the file is absent or unreadable.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{label}: file {path} does not exist")
-    head = _head_text(path)
-    first = head.splitlines()[0] if head.strip() else ""
-    if not first:
-        raise InputFileError(f"{label}: {path} is empty")
-    sep = max(_SEPARATORS, key=first.count)
-
-    def norm(col: str) -> str:
-        col = col.strip().lstrip("\ufeff").strip('"')
-        return col.upper() if upper else col
-
-    wanted = {norm(c) for c in (*required, *optional)}
-    df = None
-    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
-        try:
-            df = pd.read_csv(
-                path, sep=sep, dtype=str, encoding=encoding, usecols=lambda c: norm(c) in wanted,
-                keep_default_na=False, na_values=[""], low_memory=False,
-            )
-            break
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError,
-                EOFError, zipfile.BadZipFile) as exc:
-            raise InputFileError(f"{label}: cannot parse {path} ({exc})") from None
-    if df is None:  # pragma: no cover - latin-1 decodes any byte
-        raise InputFileError(f"{label}: cannot decode {path}")
-    df.columns = [norm(c) for c in df.columns]
-    missing = [c for c in required if norm(c) not in df.columns]
-    if missing:
-        found = [norm(c) for c in first.split(sep)]
-        raise MissingColumnsError(f"{label} ({path})", [norm(c) for c in missing], found)
-    return df
-
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
     """Column ``name`` or an all-missing string column."""
@@ -876,7 +801,7 @@ def read_bpe_xy(
     s = settings or get_settings()
     cats = load_categories(s)
     path = _dataset_file(path, "bpe_xy", s)
-    head = _head_text(Path(path)).splitlines()[0].upper() if Path(path).is_file() else ""
+    head = head_text(Path(path)).splitlines()[0].upper() if Path(path).is_file() else ""
     code_col = "DEPCOM" if "DEPCOM" in head or "DCIRIS" not in head else "DCIRIS"
     df = _read_csv(
         path, label="BPE (geolocated)", upper=True,

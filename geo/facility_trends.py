@@ -83,8 +83,9 @@ from geo._io import (
     write_parquet,
     write_text_atomic,
 )
+from geo._io import head_text as _head_text
 from geo.errors import DataSourceError, GeoError, InputFileError
-from geo.facilities import _head_text, _read_csv
+from geo.facilities import _read_csv
 from geo.settings import Settings, get_settings
 
 __all__ = [

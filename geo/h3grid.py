@@ -26,13 +26,14 @@ import shapely
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
+from geo.errors import BadArgumentError, InputFileError, MissingColumnsError, MissingCrsError
 
 __all__ = [
     "GEOGRAPHIC_CRS",
     "cell_commune_pieces",
     "cell_polygons",
     "cells_covering",
+    "check_resolution",
     "h3_grid",
     "points_to_cells",
 ]
@@ -43,9 +44,11 @@ log = logging.getLogger(__name__)
 GEOGRAPHIC_CRS = "EPSG:4326"
 
 
-def _check_resolution(resolution: int) -> int:
+def check_resolution(resolution: int) -> int:
+    """``resolution`` as an int if it is an H3 resolution (0..15), else BadArgumentError."""
     if not isinstance(resolution, int | np.integer) or not 0 <= int(resolution) <= 15:
-        raise ValueError(f"H3 resolution must be an integer in 0..15, got {resolution!r}")
+        raise BadArgumentError(
+            f"H3 resolution must be an integer in 0..15, got {resolution!r}")
     return int(resolution)
 
 
@@ -78,7 +81,7 @@ def cell_polygons(cells: Iterable[str], *, crs: str | CRS = GEOGRAPHIC_CRS) -> g
     ids = list(dict.fromkeys(cells))
     bad = [c for c in ids if not (isinstance(c, str) and h3.is_valid_cell(c))]
     if bad:
-        raise ValueError(f"not valid H3 cell ids: {bad[:5]}")
+        raise BadArgumentError(f"not valid H3 cell ids: {bad[:5]}")
     # cell_to_boundary gives (lat, lng) pairs; shapely wants (x=lng, y=lat).
     rings = [[(lng, lat) for lat, lng in h3.cell_to_boundary(c)] for c in ids]
     # Cells crossing an icosahedron edge have 7+ vertices: build polygons one by one.
@@ -111,7 +114,7 @@ def cells_covering(
         Cells whose hexagon shares a positive area with ``area`` (touching only is not
         enough).
     """
-    return list(_covering(area, _check_resolution(resolution), crs).index)
+    return list(_covering(area, check_resolution(resolution), crs).index)
 
 
 def _covering(
@@ -153,7 +156,7 @@ def h3_grid(
         ellipsoid's sphere, from h3), ``geometry`` (whole cells, in the CRS of ``area``
         or ``crs``). Use ``.to_crs("EPSG:4326")`` to publish.
     """
-    res = _check_resolution(resolution)
+    res = check_resolution(resolution)
     polys = _covering(area, res, crs)
     cells = list(polys.index)
     gdf = gpd.GeoDataFrame(
@@ -174,7 +177,7 @@ def points_to_cells(points: gpd.GeoSeries | gpd.GeoDataFrame, resolution: int) -
 
     Empty or missing geometries get ``<NA>``.
     """
-    res = _check_resolution(resolution)
+    res = check_resolution(resolution)
     geoms = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
     if geoms.crs is None:
         raise MissingCrsError("points to index with H3 have no CRS")

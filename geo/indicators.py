@@ -96,7 +96,14 @@ from scipy.spatial import cKDTree
 
 from geo import access, communes, h3grid, landcover, network, sources
 from geo._categories import CATEGORY_KEYS
-from geo._io import is_stale, read_parquet_cached, read_parquet_metadata, write_parquet
+from geo._io import (
+    is_stale,
+    read_delimited,
+    read_parquet_cached,
+    read_parquet_metadata,
+    to_number,
+    write_parquet,
+)
 from geo.errors import InputFileError, MissingColumnsError, MissingCrsError
 from geo.facilities import COUNTS_FILE
 from geo.network import StreetGraph
@@ -167,13 +174,13 @@ APL_PROFESSIONS: tuple[AplProfession, ...] = (
 def read_apl_file(path: Path, profession: AplProfession) -> pd.DataFrame:
     """One DREES APL file as ``[code, <field>, apl_population]`` (codes as in the file).
 
-    Raises :class:`InputFileError` for an unreadable file and
-    :class:`MissingColumnsError` when the code, population or APL column is absent.
+    Any separator, encoding and decimal mark are read (``3,5`` as 3.5). Raises
+    :class:`InputFileError` for an unreadable or empty file, a file without data rows or
+    without one numeric APL value, and :class:`MissingColumnsError` when the code,
+    population or APL column is absent; values that are not numbers are counted in a
+    warning and left missing.
     """
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA", "nan"])
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
-        raise InputFileError(f"cannot read APL file {path}: {exc}") from None
+    df = read_delimited(path, label=f"APL file ({profession.label})")
     candidates = [
         c for c in df.columns
         if c.lower().startswith("apl") and all(f in c.lower() for f in profession.column_has)
@@ -184,15 +191,29 @@ def read_apl_file(path: Path, profession: AplProfession) -> pd.DataFrame:
                        f"(containing {', '.join(profession.column_has)})")
     if missing:
         raise MissingColumnsError(f"APL file {path}", missing, list(df.columns))
+    if df.empty:
+        raise InputFileError(f"APL file {path} has a header but no data rows: no commune "
+                             f"has an APL for {profession.label}")
+    column = candidates[0]
     out = pd.DataFrame({
         "code": df[_CODE_COL].str.strip().str.zfill(5),
-        profession.field: pd.to_numeric(df[candidates[0]], errors="coerce"),
-        "apl_population": pd.to_numeric(df[_POP_COL], errors="coerce"),
+        profession.field: to_number(df[column]).to_numpy(),
+        "apl_population": to_number(df[_POP_COL]).to_numpy(),
     })
+    text = df[column].fillna("").str.strip()
+    unreadable = (out[profession.field].isna().to_numpy()
+                  & ~text.isin(["", "NA", "nan"]).to_numpy())
+    if out[profession.field].notna().sum() == 0:
+        example = f" (e.g. {text[unreadable].iloc[0]!r})" if unreadable.any() else ""
+        raise InputFileError(f"APL file {path}: no numeric value in column {column!r}"
+                             f"{example}; expected numbers such as 3.5 or 3,5")
+    if unreadable.any():
+        log.warning("APL file %s: %d value(s) of %r are not numbers (e.g. %r), left missing",
+                    path, int(unreadable.sum()), column, text[unreadable].iloc[0])
     bad = out[profession.field] < 0
     if bad.any():
         raise InputFileError(
-            f"APL file {path}: {int(bad.sum())} negative value(s) in {candidates[0]!r} "
+            f"APL file {path}: {int(bad.sum())} negative value(s) in {column!r} "
             f"(e.g. commune {out.loc[bad, 'code'].iloc[0]}); APL is >= 0"
         )
     return out
@@ -681,8 +702,7 @@ def aggregate_town(
     s = settings or get_settings()
     res_list = sorted(set(resolutions or s.h3_resolutions))
     for r in res_list:
-        if not 0 <= int(r) <= 15:
-            raise ValueError(f"H3 resolution must be in 0..15, got {r}")
+        h3grid.check_resolution(r)
     c = town_catchment or communes.catchment(insee, settings=s)
     insee = c.insee
     tdir = Path(town_dir) if town_dir else s.town_dir(insee)
@@ -706,7 +726,11 @@ def aggregate_town(
 
     # --- communes -------------------------------------------------------------------
     lc_communes, lc_meta = landcover.landcover_indicators(zones, lc_sources, id_col="insee")
-    if lc_sources and lc_meta.get("clc_missing"):
+    if lc_sources and (lc_communes["clc_nodata_share"] >= 1.0).all():
+        missing.append(f"land cover: {', '.join(s.label for s in lc_sources)} does not "
+                       f"cover {insee} (no CORINE class in the town or its catchment "
+                       "communes); land-cover shares empty, population spread by area")
+    elif lc_sources and lc_meta.get("clc_missing"):
         missing.append(f"land cover change: {lc_meta['clc_missing']}")
     built_communes = landcover.built_up_area(zones, lc_sources, id_col="insee")
 

@@ -199,8 +199,9 @@ def open_landcover(
         GeoTIFF (or any GDAL raster) with CLC codes or EEA grid codes, or a vector file
         (GeoPackage, shapefile, GeoJSON...) of CLC polygons.
     year
-        CLC vintage; default: from the code column (``code_18`` -> 2018) or the file
-        name (``clc2012_...``, ``CLC18_...``).
+        CLC vintage; default: from the code column (``code_18`` -> 2018), the file
+        name (``clc2012_...``, ``CLC18_...``) or a raster's band description or tags
+        (``CLC2018``); None when none tells it.
     layer
         Vector layer (default: the first layer holding a CLC code column).
     label
@@ -209,7 +210,8 @@ def open_landcover(
     Raises
     ------
     InputFileError
-        The file is missing or unreadable, or a vector has no CLC code column.
+        The file is missing, unreadable or truncated (a GeoTIFF shorter than its blocks
+        need), or a vector has no CLC code column.
     MissingCrsError
         The file has no CRS.
     """
@@ -225,8 +227,14 @@ def open_landcover(
             with rasterio.open(p) as ds:
                 crs = ds.crs
                 count = ds.count
-        except rasterio.errors.RasterioIOError as exc:
+                truncated = _truncated_tiff(ds, p)
+                if year is None:
+                    year = _year_in_metadata(ds)
+        except rasterio.errors.RasterioError as exc:
             raise InputFileError(f"land cover raster {p} cannot be read: {exc}") from None
+        if truncated:
+            raise InputFileError(f"land cover raster {p} is truncated or corrupt "
+                                 f"({truncated}); copy or download it again")
         if crs is None:
             raise MissingCrsError(f"land cover raster {p} has no CRS")
         if count < 1:
@@ -274,6 +282,47 @@ def open_landcover(
         ["code_18 (or code_12, CODE_18, clc_code_2018...)"],
         [str(f) for lyr in candidates for f in pyogrio.read_info(p, layer=lyr)["fields"]],
     )
+
+
+#: Blocks of a GeoTIFF checked against the file size (all of them up to this count, else
+#: the last row and an even sample).
+_MAX_BLOCKS_CHECKED = 50_000
+
+
+def _truncated_tiff(ds: rasterio.DatasetReader, path: Path) -> str | None:
+    """Why a GeoTIFF is cut short (a block ends beyond the end of the file), else None.
+
+    GDAL opens a truncated GeoTIFF (its header is at the start) and fails only when the
+    missing blocks are read; the block offsets and sizes of the TIFF tags tell it at
+    once."""
+    if ds.driver != "GTiff":
+        return None
+    size = path.stat().st_size
+    block_h, block_w = ds.block_shapes[0]
+    nx, ny = -(-ds.width // block_w), -(-ds.height // block_h)
+    blocks = [(x, y) for y in range(ny) for x in range(nx)]
+    if len(blocks) > _MAX_BLOCKS_CHECKED:
+        step = len(blocks) // _MAX_BLOCKS_CHECKED + 1
+        blocks = blocks[::step] + [(x, ny - 1) for x in range(nx)]
+    for band in range(1, ds.count + 1):
+        for x, y in blocks:
+            offset = ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=band)
+            length = ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=band)
+            if offset and length and int(offset) + int(length) > size:
+                return (f"{size:,} bytes, but block {x},{y} of band {band} ends at byte "
+                        f"{int(offset) + int(length):,}")
+    return None
+
+
+def _year_in_metadata(ds: rasterio.DatasetReader) -> int | None:
+    """CLC vintage from a raster's band descriptions or tags (``CLC2018``), else None."""
+    texts = [d for d in ds.descriptions if d] + list(ds.tags().values())
+    texts += [v for b in range(1, ds.count + 1) for v in ds.tags(b).values()]
+    for text in texts:
+        m = _YEAR_IN_NAME.search(str(text))
+        if m:
+            return _year_from_digits(m.group(1))
+    return None
 
 
 def town_landcover_sources(
@@ -348,10 +397,14 @@ def _raster_class_areas(
     starts = range(0, len(z), chunk)
     for start in tqdm(starts, desc=f"land cover {source.label}", unit="chunk", disable=None,
                       leave=False):
-        df = exact_extract(
-            str(source.path), z.iloc[start : start + chunk], ["unique", "frac", "count"],
-            include_cols=[id_col], output="pandas", strategy=strategy,
-        )
+        try:
+            df = exact_extract(
+                str(source.path), z.iloc[start : start + chunk], ["unique", "frac", "count"],
+                include_cols=[id_col], output="pandas", strategy=strategy,
+            )
+        except (rasterio.errors.RasterioError, RuntimeError) as exc:
+            raise InputFileError(f"land cover raster {source.path} cannot be read "
+                                 f"(truncated or corrupt?): {exc}") from None
         lengths = df["unique"].map(len).to_numpy()
         if lengths.sum() == 0:
             continue
@@ -457,8 +510,26 @@ def class_areas(
     if len(zones) == 0:
         return _assemble([], pd.Series([], dtype=float))
     if source.kind == "raster":
-        return _raster_class_areas(zones, source, id_col, chunk)
-    return _vector_class_areas(zones, source, id_col, chunk)
+        areas = _raster_class_areas(zones, source, id_col, chunk)
+    else:
+        areas = _vector_class_areas(zones, source, id_col, chunk)
+    log.debug("land cover %s: %d of %d zone(s) without any CORINE class", source.label,
+              int((areas["valid_area"] <= 0).sum()), len(areas))
+    return areas
+
+
+def _report_uncovered(shares: pd.DataFrame, labels: str, *, level: int) -> int:
+    """Log zones no source covers (all of them at ``level``, some at INFO); returns how
+    many there are."""
+    uncovered = int((shares["clc_nodata_share"] >= 1.0).sum())
+    if uncovered and uncovered == len(shares):
+        log.log(level, "land cover %s does not cover any of the %d zone(s) (no CORINE class "
+                "under them: outside its extent, or nodata); their shares are empty",
+                labels, len(shares))
+    elif uncovered:
+        log.info("land cover %s: %d of %d zone(s) without any CORINE class (outside its "
+                 "extent, or nodata)", labels, uncovered, len(shares))
+    return uncovered
 
 
 def shares_from_areas(areas: pd.DataFrame, *, level3: bool = True) -> pd.DataFrame:
@@ -503,6 +574,7 @@ def landcover_shares(
         zones' order.
     """
     shares = shares_from_areas(class_areas(zones, source, id_col=id_col), level3=level3)
+    _report_uncovered(shares, source.label, level=logging.WARNING)
     shares.index.name = id_col
     return shares.reset_index()
 
@@ -580,7 +652,8 @@ def landcover_indicators(
     (DataFrame, dict)
         Shares as in :func:`landcover_shares` plus the change column
         (``clc_artificialise_change_<first>_<last>``, NaN without two vintages); and
-        metadata: vintages used, sources, what is missing.
+        metadata: vintages used, sources, what is missing, ``clc_uncovered_zones``
+        (zones without any CORINE class: outside the sources or nodata).
     """
     srcs = list(sources_)
     meta: dict[str, object] = {"clc_sources": [s.label for s in srcs]}
@@ -593,6 +666,10 @@ def landcover_indicators(
         meta["clc_missing"] = "no land cover source covers these zones"
         return frame, meta
     undated = [s.label for s in srcs if s.year is None]
+    if undated and len(srcs) == 1:
+        log.warning("land cover %s has no vintage (not in its name, code column or "
+                    "metadata): outputs record it as unknown; give it as YEAR=FILE",
+                    undated[0])
     if undated and len(srcs) > 1:
         raise InputFileError(
             f"land cover sources {undated} have no vintage; give it as YEAR=FILE so they "
@@ -606,6 +683,8 @@ def landcover_indicators(
     areas = _best_per_zone(by_year[latest])
     shares = shares_from_areas(areas, level3=level3)
     meta["clc_year"] = latest
+    meta["clc_uncovered_zones"] = _report_uncovered(
+        shares, ", ".join(s.label for s in srcs), level=logging.INFO)
     if len(years) >= 2:
         first = years[0]
         old = shares_from_areas(_best_per_zone(by_year[first]), level3=False)
@@ -735,7 +814,11 @@ def catchment_polygons(
                 if c1 <= c0 or r1 <= r0:
                     continue  # the area is outside this raster
                 win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-                values = ds.read(src.band, window=win)
+                try:
+                    values = ds.read(src.band, window=win)
+                except rasterio.errors.RasterioError as exc:
+                    raise InputFileError(f"land cover raster {src.path} cannot be read "
+                                         f"(truncated or corrupt?): {exc}") from None
                 transform = ds.window_transform(win)
             codes = _map_codes(values)
             shapes = rasterio.features.shapes(codes, mask=codes > 0, transform=transform)

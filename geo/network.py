@@ -56,6 +56,7 @@ from shapely.geometry.base import BaseGeometry
 from geo._io import libosmium_readable
 from geo._osm import osm_timestamp
 from geo.errors import (
+    BadArgumentError,
     DataSourceError,
     EmptyGraphError,
     InputFileError,
@@ -74,6 +75,7 @@ __all__ = [
     "Streets",
     "bike_speed_kmh",
     "build_graph",
+    "check_mode",
     "graph_from_frames",
     "load_streets",
     "mode_rules",
@@ -90,6 +92,14 @@ log = logging.getLogger(__name__)
 Mode = Literal["walk", "bike"]
 #: Travel modes with a street graph.
 MODES: tuple[str, ...] = ("walk", "bike")
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is a travel mode of :data:`MODES`, else BadArgumentError."""
+    if mode not in MODES:
+        raise BadArgumentError(
+            f"unknown travel mode {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
 #: French labels of the travel modes ("temps à pied").
 MODE_LABELS_FR: dict[str, str] = {"walk": "à pied", "bike": "à vélo"}
 
@@ -786,8 +796,7 @@ def mode_rules(ways: pd.DataFrame, mode: str) -> pd.DataFrame:
     DataFrame aligned with ``ways``: ``allowed``, ``forward``, ``backward`` (bool; along
     and against the segment order).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown travel mode {mode!r}: expected one of {', '.join(MODES)}")
+    check_mode(mode)
     highway = _values(ways["highway"])
     access = _values(ways["access"])
     area = _values(ways["area"])

@@ -18,15 +18,17 @@ Unknown keys and bad values raise :class:`geo.errors.SettingsError` naming them.
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import functools
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geo.errors import SettingsError
+from geo.errors import SettingsError, did_you_mean
 
 __all__ = [
     "PROJECT_ROOT",
@@ -205,12 +207,9 @@ def _as_dict(s: Settings) -> dict[str, Any]:
 def _coerce(name: str, value: Any, origin: str) -> Any:
     """Convert ``value`` to the declared type of field ``name`` or raise SettingsError."""
     if name not in _FIELDS:
-        close = difflib.get_close_matches(name, _FIELDS, n=5, cutoff=0.6)
-        close += [k for k in _FIELDS if name and (k.startswith(name) or name in k)]
-        close = list(dict.fromkeys(close))
-        hint = f" (did you mean {', '.join(sorted(close)[:5])}?)" if close else ""
         raise SettingsError(
-            f"unknown setting {name!r} from {origin}{hint}; known settings: "
+            f"unknown setting {name!r} from {origin}{did_you_mean(name, _FIELDS)}; "
+            "known settings: "
             + ", ".join(sorted(_FIELDS))
         )
     kind = str(_FIELDS[name].type)
@@ -220,9 +219,11 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 return None
             raise ValueError("a value is required")
         if kind.startswith("Path"):
-            return Path(str(value)).expanduser()
+            if not str(value).strip():
+                raise ValueError("a path is required, not an empty value")
+            return Path(str(value).strip()).expanduser()
         if kind.startswith("str"):
-            return str(value)
+            return _text(value)
         if kind.startswith("bool"):
             if isinstance(value, str):
                 if value.lower() in {"1", "true", "yes", "on"}:
@@ -230,30 +231,60 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 if value.lower() in {"0", "false", "no", "off"}:
                     return False
                 raise ValueError("expected true or false")
-            return bool(value)
+            if not isinstance(value, bool):
+                raise ValueError("expected true or false")
+            return value
         if kind.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError("expected an integer")
-            return int(value)
+            return _integer(value)
         if kind.startswith("float"):
-            return float(value)
+            return _number(value)
         if kind.startswith("tuple[str"):
             items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(str(v).strip() for v in items if str(v).strip())
+            return tuple(_text(v).strip() for v in items if _text(v).strip())
         if kind.startswith("tuple[int"):
             items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(int(str(v).strip()) for v in items if str(v).strip())
+            return tuple(_integer(v.strip() if isinstance(v, str) else v)
+                         for v in items if str(v).strip())
         if kind.startswith("Mapping"):
             if isinstance(value, str):
-                pairs = (p.split("=", 1) for p in value.split(",") if p.strip())
+                pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+                if any(len(pair) != 2 for pair in pairs):
+                    raise ValueError("expected KEY=VALUE pairs separated by commas")
                 value = {k.strip(): v.strip() for k, v in pairs}
-            return {str(k): str(v) for k, v in dict(value).items()}
+            return {_text(k): _text(v) for k, v in dict(value).items()}
     except (TypeError, ValueError) as exc:
         raise SettingsError(
             f"bad value for setting {name!r} from {origin}: {value!r} ({exc}); "
             f"expected {kind}"
         ) from None
     return value
+
+
+def _text(value: Any) -> str:
+    """A string setting: TOML numbers and booleans are refused (``demo_insee = 1306``
+    would lose its leading zero, ``mirror = true`` is not a path)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__} (quote it)")
+    return value
+
+
+def _number(value: Any) -> float:
+    """A float setting: finite; booleans refused (TOML ``true`` is not 1 km/h)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
+
+
+def _integer(value: Any) -> int:
+    """An int setting: booleans and fractional numbers refused."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not true/false")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("expected an integer")
+    return int(value)
 
 
 def _coerce_all(values: Mapping[str, Any], origin: str) -> dict[str, Any]:
@@ -296,15 +327,69 @@ def _validate(s: Settings) -> None:
             f"tiles zooms must satisfy 0 <= tiles_min_zoom <= tiles_max_zoom <= 22 "
             f"(got {s.tiles_min_zoom}, {s.tiles_max_zoom})"
         )
-    for crs_name in ("work_crs", "publish_crs"):
-        if not str(getattr(s, crs_name)).upper().startswith("EPSG:"):
-            problems.append(
-                f"{crs_name} must be an 'EPSG:nnnn' code (got {getattr(s, crs_name)!r})"
-            )
+    for name in ("max_tile_bytes", "http_timeout_s"):
+        if not getattr(s, name) > 0:
+            problems.append(f"{name} must be > 0 (got {getattr(s, name)!r})")
+    if s.http_backoff_s < 0:
+        problems.append(f"http_backoff_s must be >= 0 (got {s.http_backoff_s!r})")
+    problems += _crs_problems("work_crs", s.work_crs, metric=True)
+    problems += _crs_problems("publish_crs", s.publish_crs, metric=False)
+    for dep, crs in s.overseas_crs.items():
+        if not re.fullmatch(r"9[78]\d", dep):
+            problems.append(f"overseas_crs key {dep!r} is not an overseas département or "
+                            "collectivité code (971..989)")
+        problems += _crs_problems(f"overseas_crs[{dep!r}]", crs, metric=True)
     if s.mirror is not None and not s.mirror.strip():
         problems.append("mirror must be a directory or an http(s):// URL, not empty")
+    if s.data_dir.exists() and not s.data_dir.is_dir():
+        problems.append(f"data_dir {str(s.data_dir)!r} is a file, not a folder")
+    problems += _subcategory_problems(s)
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
+
+
+@functools.lru_cache(maxsize=64)
+def _crs_problems(name: str, value: str, *, metric: bool) -> tuple[str, ...]:
+    """Why ``value`` is not a usable CRS setting: not ``EPSG:nnnn``, unknown to PROJ, or
+    (``metric``) not projected in metres."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    if not re.fullmatch(r"EPSG:\d{4,6}", str(value).strip().upper()):
+        return (f"{name} must be an 'EPSG:nnnn' code (got {value!r})",)
+    try:
+        crs = CRS.from_user_input(value)
+    except CRSError:
+        return (f"{name} {value!r} is not a CRS known to PROJ",)
+    if metric and not (crs.is_projected and crs.axis_info
+                       and crs.axis_info[0].unit_name in {"metre", "meter"}):
+        return (f"{name} {value!r} ({crs.name}) is not a projected CRS in metres; "
+                "distances and areas are computed in it",)
+    return ()
+
+
+def _subcategory_problems(s: Settings) -> list[str]:
+    """Unknown keys in ``access_subcategories`` (checked against the categories file when
+    it can be read; a broken file is reported where facilities are read)."""
+    from geo._categories import CATEGORY_KEYS, load_categories
+    from geo.errors import GeoError
+
+    problems = []
+    clash = [k for k in s.access_subcategories if k in CATEGORY_KEYS]
+    if clash:
+        problems.append(f"access_subcategories {clash} are category keys; access times to "
+                        "the six categories are always computed")
+    if len(set(s.access_subcategories)) != len(s.access_subcategories):
+        problems.append(f"access_subcategories lists a key twice ({s.access_subcategories})")
+    try:
+        known = load_categories(s, path=s.categories_file).subcategories
+    except GeoError:
+        return problems
+    for key in s.access_subcategories:
+        if key not in known and key not in CATEGORY_KEYS:
+            problems.append(f"access_subcategories: unknown subcategory {key!r} of "
+                            f"{s.categories_file.name}{did_you_mean(key, known)}")
+    return problems
 
 
 def _build(values: Mapping[str, Any]) -> Settings:

@@ -20,13 +20,13 @@ catalogue ``sha256`` pins the exact bytes of the catalogued vintage (mirror layo
 from __future__ import annotations
 
 import contextlib
-import difflib
 import fcntl
 import hashlib
 import json
 import logging
-import os
+import re
 import shutil
+import socket
 import time
 import tomllib
 import zipfile
@@ -46,7 +46,9 @@ from geo._io import (
     COMPRESSED_SUFFIXES,
     DECOMPRESSION_ERRORS,
     atomic_path,
+    ensure_writable_dir,
     open_maybe_compressed,
+    temp_path,
     write_json_atomic,
 )
 from geo.errors import (
@@ -55,6 +57,7 @@ from geo.errors import (
     DownloadError,
     GeoError,
     UnknownDatasetError,
+    did_you_mean,
 )
 from geo.settings import Settings, get_settings
 
@@ -206,10 +209,9 @@ def get_dataset(dataset_id: str, settings: Settings | None = None) -> Dataset:
     try:
         return catalogue[dataset_id]
     except KeyError:
-        close = difflib.get_close_matches(dataset_id, catalogue, n=5, cutoff=0.4)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownDatasetError(
-            f"unknown dataset id {dataset_id!r}{hint} (see `pvdgeo fetch --list`)"
+            f"unknown dataset id {dataset_id!r}{did_you_mean(dataset_id, catalogue)}; "
+            f"`pvdgeo fetch --list` lists the {len(catalogue)} catalogued datasets"
         ) from None
 
 
@@ -369,10 +371,12 @@ def _reuse(ds: Dataset, dest: Path, s: Settings) -> Path:
 
 
 def _download_dataset(ds: Dataset, dest: Path, s: Settings) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the mirror file's suffixes (converters pick the
-    # compression from them): data/raw/x/.1234.download.name.csv.gz
-    tmp = dest.with_name(f".{os.getpid()}.download.{Path(ds.mirror_path).name}")
+    ensure_writable_dir(dest.parent, what="download folder")
+    # The temporary name ends with the mirror file's name (converters pick the
+    # compression from its suffixes) and carries the pid (swept after a kill):
+    # data/raw/x/.name.csv.<pid>-download<random>.part.name.csv.gz
+    tmp = temp_path(dest, tag="download", suffix=f".{Path(ds.mirror_path).name}")
+    suffix = Path(ds.mirror_path).suffix
     try:
         source, from_mirror = _download_to(ds, tmp, s)
         source_sha = sha256_file(tmp)
@@ -384,7 +388,9 @@ def _download_dataset(ds: Dataset, dest: Path, s: Settings) -> Path:
             if from_mirror:
                 raise ChecksumError(msg + "; the mirror file is corrupt or of another vintage")
             log.warning("%s; the producer may have published a new vintage", msg)
-        suffix = Path(ds.mirror_path).suffix
+        if not (ds.sha256 and source_sha == ds.sha256):  # nothing vouches for the bytes
+            check_download(tmp, ds, source=source,
+                           decompressed=ds.decompress and suffix in COMPRESSED_SUFFIXES)
         if ds.decompress and suffix in COMPRESSED_SUFFIXES:
             with atomic_path(dest) as plain:
                 try:
@@ -406,6 +412,91 @@ def _download_dataset(ds: Dataset, dest: Path, s: Settings) -> Path:
     _record(ds, dest, s, source=source, source_sha256=source_sha, sha256=plain_sha)
     log.info("%s: wrote %s", ds.id, _rel(dest))
     return dest
+
+
+_HTML_START = (b"<!doctype html", b"<html", b"<head")
+
+
+def check_download(path: Path, ds: Dataset, *, source: str, decompressed: bool = False) -> None:
+    """Refuse a downloaded file that is not the dataset: an HTML page (an error or login
+    page served with status 200) or a truncated file (a compressed stream or zip archive
+    cut short, a GeoPackage shorter than its header says, a CSV ending inside a row).
+
+    Run on every download the catalogue's sha256 does not vouch for (unpinned datasets,
+    new vintages), before it is stored or recorded in the lock file. ``decompressed``:
+    the compression is checked by the decompression that follows.
+
+    Raises
+    ------
+    DownloadError
+        Naming the dataset, the source and what is wrong.
+    """
+    where = f"dataset {ds.id}: {source}"
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    start = re.sub(rb"^<\?xml[^>]*\?>\s*", b"", head.lstrip()[:512]).lower()
+    if "html" not in ds.format.lower() and start.startswith(_HTML_START):
+        raise DownloadError(
+            f"{where} served an HTML page instead of the {ds.format} file (an error or "
+            f"login page?); nothing was stored. Check the URL in the catalogue or "
+            f"{ds.homepage or 'the producer page'}"
+        )
+    problem = _truncation(path, head, Path(ds.mirror_path).suffixes, skip_compression=decompressed)
+    if problem:
+        raise DownloadError(f"{where} is truncated or corrupt ({problem}); nothing was "
+                            "stored: download again (`pvdgeo fetch --force " f"{ds.id}`)")
+
+
+def _truncation(path: Path, head: bytes, suffixes: list[str], *,
+                skip_compression: bool) -> str | None:
+    """What shows ``path`` is cut short, or None (see :func:`check_download`)."""
+    last = suffixes[-1].lower() if suffixes else ""
+    if last in COMPRESSED_SUFFIXES:
+        if skip_compression:
+            return None
+        try:
+            with open_maybe_compressed(path, "rb", suffix=last) as stream:
+                while stream.read(_CHUNK):
+                    pass
+        except DECOMPRESSION_ERRORS as exc:
+            return f"not a complete {last} stream: {exc}"
+        return None
+    if last == ".zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            return f"not a complete zip archive: {exc}"
+        return f"zip member {bad} is corrupt" if bad else None
+    if last == ".gpkg" and head.startswith(b"SQLite format 3\x00") and len(head) >= 32:
+        page_size = int.from_bytes(head[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(head[28:32], "big")
+        size = path.stat().st_size
+        if pages and size < pages * page_size:
+            return f"{size} bytes where the SQLite header announces {pages * page_size}"
+        return None
+    if last == ".csv":
+        return _csv_truncation(path, head)
+    return None
+
+
+def _csv_truncation(path: Path, head: bytes) -> str | None:
+    """A CSV whose last line has no end and fewer fields than the header."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+    if not tail or tail.endswith(b"\n"):
+        return None
+    header = head.splitlines()[0] if head else b""
+    sep_byte = bytes([max(b";,\t|", key=header.count)])
+    last = tail.splitlines()[-1]
+    if last.count(sep_byte) < header.count(sep_byte):
+        return (f"the last line has {last.count(sep_byte) + 1} fields where the header has "
+                f"{header.count(sep_byte) + 1}, and no line end")
+    log.warning("%s ends without a line end: it may be cut inside its last field", path)
+    return None
 
 
 def _record(
@@ -568,11 +659,38 @@ def _http_download(url: str, dest: Path, s: Settings, *, label: str) -> None:
             except DownloadError:
                 raise
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if _is_name_resolution_failure(exc):  # offline: retrying will not help
+                    raise DownloadError(
+                        f"{url}: cannot resolve the host name {urlparse(url).hostname!r} "
+                        f"(no network or no DNS)"
+                    ) from None
                 last = _short_reason(exc)
         raise DownloadError(f"{url}: failed after {s.http_retries + 1} attempts ({last})")
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
+
+
+_DNS_FAILURES = ("Name or service not known", "Temporary failure in name resolution",
+                 "No address associated with hostname", "nodename nor servname provided",
+                 "Failed to resolve", "getaddrinfo failed")
+
+
+def _is_name_resolution_failure(exc: BaseException) -> bool:
+    """Whether a connection error comes from DNS (``socket.gaierror`` anywhere in the
+    chain of causes, or its messages)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+    return any(marker in str(exc) for marker in _DNS_FAILURES)
 
 
 def _short_reason(exc: BaseException) -> str:

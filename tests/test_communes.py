@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
@@ -164,8 +165,9 @@ def test_polygons_and_catchment(mirror_settings):
     assert overseas.crs.to_epsg() == 2975
     with pytest.raises(InputFileError, match="several metric CRS"):
         communes.commune_polygons(["01306", "97411"], settings=mirror_settings)
-    with pytest.raises(InputFileError, match="no polygon for commune"):
-        communes.commune_polygons(["97701"], settings=mirror_settings)
+    with pytest.raises(InputFileError, match=r"no polygon for commune\(s\) 97501 "
+                       r"\(Miquelon-Langlade\): the national commune layers do not cover"):
+        communes.commune_polygons(["97501"], settings=mirror_settings)
 
 
 def test_typology_stats_against_raw_tables(mirror_settings, shared_data):
@@ -251,3 +253,89 @@ def test_corrupt_reference_input(mirror_settings, tmp_path):
         fh.write("code,nom\n01001,X\n")
     with pytest.raises(MissingColumnsError, match="'type'"):
         communes._read_csv(bad, ["code", "nom", "type"])
+
+
+# --- odd communes (issue 13) ---------------------------------------------------------------
+
+
+def test_commune_missing_from_the_layer_gets_the_gap_its_neighbours_leave(mirror_settings,
+                                                                          shared_data):
+    """Conques-en-Rouergue (12218) is absent from the simplified national layer: its
+    polygon is the hole its neighbours leave, which holds the Abbatiale Sainte-Foy of
+    Conques (the festival register's coordinates), touches the other communes of its
+    EPCI and overlaps none."""
+    s = mirror_settings
+    town = communes.commune_polygons(["12218"], settings=s).geometry.iloc[0]
+    assert 95e6 < town.area < 120e6  # Conques-en-Rouergue: about 106 km²
+    festivals = _raw_csv(shared_data, "culture/festivals_culture_gouv.csv.gz")
+    conques = festivals[festivals["Nom du festival"] == "Rencontres musicales de Conques"]
+    abbey = gpd.GeoSeries.from_xy(conques["lon"].astype(float),
+                                  conques["lat"].astype(float), crs="EPSG:4326")
+    assert town.contains(abbey.to_crs("EPSG:2154").iloc[0])
+    ref = communes.load_reference(s)
+    epci = ref.loc[ref["epci_siren"] == "241200641", "insee"].tolist()
+    neighbours = communes.commune_polygons([c for c in epci if c != "12218"], settings=s)
+    assert (neighbours.distance(town) < 1.0).sum() >= 2  # m: it borders its EPCI
+    assert neighbours.intersection(town).area.sum() < 1e3  # m²: shared edges only
+    card = communes.town_card("12218", settings=s)
+    assert card["polygon_source"] == "gap left by the neighbouring communes in communes_polygons"
+    assert card["catchment"] is not None and len(card["catchment"]["communes"]) > 10
+
+
+def test_saint_barthelemy_polygon_from_its_osm_boundary(mirror_settings, shared_data):
+    """Saint-Barthélemy (97701) has no polygon in the national layer; the OSM extract's
+    administrative boundary (maritime) clipped to its coastline gives the islands, with
+    Gustavia (the extract's place=town node) inside; its town run can start."""
+    import osmium
+
+    s = mirror_settings
+    island = communes.commune_polygons(["97701"], settings=s)
+    assert island.crs.to_epsg() == 5490
+    assert 18e6 < island.area.iloc[0] < 26e6  # about 21 km² of land
+    osm = shared_data / "osm/saint-barthelemy/saint_barthelemy.osm.pbf"
+    towns = [(n.location.lon, n.location.lat) for n in osmium.FileProcessor(str(osm))
+             .with_filter(osmium.filter.TagFilter(("place", "town"))) if n.is_node()]
+    gustavia = gpd.GeoSeries.from_xy(*zip(*towns, strict=True), crs="EPSG:4326").to_crs(5490)
+    assert island.geometry.iloc[0].contains(gustavia.iloc[0])
+    card = communes.town_card("97701", settings=s)
+    assert card["polygon_source"].startswith("OSM boundary relation 537967 (admin_level 3) "
+                                             "clipped to the coastline of osm_saint_barthelemy")
+    assert card["catchment"]["communes"][0]["insee"] == "97701"
+    from geo import facilities
+
+    found = facilities.town_facilities("97701", settings=s)  # used to fail: no polygon
+    assert (found["source"] == "osm").sum() >= 1 and found.crs.to_epsg() == 5490
+
+
+def test_communes_still_without_polygon_say_why(mirror_settings):
+    with pytest.raises(InputFileError, match=r"no polygon for commune\(s\) 15031 \(Celles\): "
+                       r"the commune layer \(communes_polygons, .*\) has no polygon for it"):
+        communes.commune_polygons(["15031"], settings=mirror_settings)
+
+
+def test_arrondissement_resolves_to_its_commune_once(mirror_settings, caplog, tmp_path):
+    """75101 is Paris' 1st arrondissement: the town is Paris (75056), and `make town
+    INSEE=75101` builds data/out/75056 (not a second copy of Paris under 75101)."""
+    import os
+    import subprocess
+
+    from geo.settings import PROJECT_ROOT
+
+    with caplog.at_level("WARNING", logger="geo.communes"):
+        assert communes.resolve_insee("75101", mirror_settings) == "75056"
+    assert "75101 is a municipal arrondissement of Paris; the town is 75056 (Paris)" \
+        in caplog.text
+    data = tmp_path / "data"
+    data.mkdir()
+    for tracked in ("sources.toml", "categories.toml", "departements.csv"):
+        (data / tracked).write_bytes((PROJECT_ROOT / "data" / tracked).read_bytes())
+    env = {**os.environ, "GEO_DATA_DIR": str(mirror_settings.data_dir),
+           "GEO_MIRROR": str(mirror_settings.mirror)}
+    # NEEDS_DATA= : the generated rule fragments are not needed to see the folders
+    proc = subprocess.run(["make", "-n", "--no-print-directory", f"DATA={data}",
+                           "NEEDS_DATA=", "town", "INSEE=75101"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{data}/out/75056/town.json" in proc.stdout
+    assert "out/75101" not in proc.stdout
+    assert "75101 is a municipal arrondissement of Paris" in proc.stderr

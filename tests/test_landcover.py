@@ -3,6 +3,8 @@ intersection, vector overlay, EEA grid codes, vintages and bad inputs."""
 
 from __future__ import annotations
 
+import logging
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -227,12 +229,17 @@ def test_built_up_area(lot_communes, lot_source, lot_shares):
     assert landcover.built_up_area(zones, [], id_col="insee") is None
 
 
-def test_zone_outside_raster_is_nodata(lot_source):
+def test_zone_outside_raster_is_nodata(lot_source, caplog):
+    """A zone the raster does not cover has no shares, and the reader says so."""
     far = gpd.GeoDataFrame({"z": ["ain"]}, geometry=[shapely.box(850000, 6570000, 851000,
                                                                   6571000)], crs="EPSG:2154")
-    out = landcover.landcover_shares(far, lot_source, id_col="z")
+    with caplog.at_level(logging.WARNING, logger="geo.landcover"):
+        out = landcover.landcover_shares(far, lot_source, id_col="z")
     assert out.loc[0, "clc_nodata_share"] == 1.0
     assert np.isnan(out.loc[0, "clc_artificialise_share"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "land cover clc2018_lot does not cover any of the 1 zone(s) (no CORINE class under "
+        "them: outside its extent, or nodata); their shares are empty"]
 
 
 def test_bad_inputs(tmp_path, lot_source, shared_data):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,76 @@ def test_process_wide_settings() -> None:
         assert get_settings() is custom  # per-call overrides do not stick
     finally:
         reset_settings()
+
+
+# --- settings accepted before issue 13, through each channel the CLI reads -----------------
+
+#: (setting, value in GEO_* / --set, the same in TOML, the one-line message expected after
+#: "pvdgeo fetch: error: "); ``{origin}`` is where the value came from.
+_REFUSED = [
+    ("bike_speed_kmh", "inf", "bike_speed_kmh = inf",
+     "bad value for setting 'bike_speed_kmh' from {origin}: {value} (expected a finite "
+     "number); expected float"),
+    ("data_dir", "", 'data_dir = ""',
+     "bad value for setting 'data_dir' from {origin}: '' (a path is required, not an empty "
+     "value); expected Path"),
+    ("max_tile_bytes", "-5", "max_tile_bytes = -5",
+     "invalid settings: max_tile_bytes must be > 0 (got -5)"),
+    ("overseas_crs", "974=UTM40S", 'overseas_crs = {"974" = "UTM40S"}',
+     "invalid settings: overseas_crs['974'] must be an 'EPSG:nnnn' code (got 'UTM40S')"),
+    ("overseas_crs", "974=EPSG:4326", 'overseas_crs = {"974" = "EPSG:4326"}',
+     "invalid settings: overseas_crs['974'] 'EPSG:4326' (WGS 84) is not a projected CRS in "
+     "metres; distances and areas are computed in it"),
+    ("access_subcategories", "pharmacy", 'access_subcategories = ["pharmacy"]',
+     "invalid settings: access_subcategories: unknown subcategory 'pharmacy' of "
+     "categories.toml (did you mean pharmacie?)"),
+    ("work_crs", "EPSG:abc", 'work_crs = "EPSG:abc"',
+     "invalid settings: work_crs must be an 'EPSG:nnnn' code (got 'EPSG:abc')"),
+]
+
+
+@pytest.mark.parametrize("channel", ["env", "toml", "set"])
+@pytest.mark.parametrize(("key", "value", "toml_line", "message"), _REFUSED,
+                         ids=[f"{r[0]}={r[1]}" for r in _REFUSED])
+def test_refused_settings_through_every_channel(
+    key: str, value: str, toml_line: str, message: str, channel: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from geo.cli import main
+
+    for name in [k for k in os.environ if k.startswith("GEO_") and k != "GEO_TEST_DATA"]:
+        monkeypatch.delenv(name)
+    argv = ["fetch", "--list"]
+    if channel == "env":
+        monkeypatch.setenv(f"GEO_{key.upper()}", value)
+        origin, shown = f"environment variable GEO_{key.upper()}", repr(value)
+    elif channel == "toml":
+        toml = tmp_path / "pvdgeo.toml"
+        toml.write_text(f"[geo]\n{toml_line}\n", encoding="utf-8")
+        argv = ["--settings", str(toml), *argv]
+        origin, shown = f"file {toml}", "inf" if value == "inf" else repr(value)
+    else:
+        argv = ["--set", f"{key}={value}", *argv]
+        origin, shown = "argument", repr(value)
+    try:
+        status = main(argv)
+    finally:
+        reset_settings()
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "pvdgeo fetch: error: " + message.format(
+        origin=origin, value=shown)
+
+
+def test_toml_boolean_is_not_a_number(tmp_path: Path) -> None:
+    """TOML ``true`` used to become 1 km/h."""
+    toml = tmp_path / "s.toml"
+    toml.write_text("walk_speed_kmh = true\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=rf"bad value for setting 'walk_speed_kmh' from "
+                       rf"file {toml}: True \(expected a number, not true/false\)"):
+        load_settings(file=toml, environ={})
+    toml.write_text("demo_insee = 1306\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"expected a string, got int \(quote it\)"):
+        load_settings(file=toml, environ={})
+    with pytest.raises(SettingsError, match="'walk_speed_kmh' from environment variable"):
+        load_settings(environ={"GEO_WALK_SPEED_KMH": "true"})

@@ -14,6 +14,7 @@ import http.server
 import json
 import lzma
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -66,7 +67,9 @@ def _leftovers(folder: Path) -> list[str]:
 class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the mirror tree; ``faults[path]`` lists what to do on successive requests:
     ``drop`` (full Content-Length, half the body, close), ``corrupt`` (one byte flipped),
-    ``404``, ``503``; an exhausted or missing list serves the file normally."""
+    ``html`` (an HTML error page with status 200), ``cut`` (half the body without a
+    Content-Length), ``404``, ``503``; an exhausted or missing list serves the file
+    normally."""
 
     faults: ClassVar[dict[str, list[str]]] = {}
     #: Extra files served outside the mirror tree (URL path -> file), e.g. "official" ones.
@@ -88,7 +91,24 @@ class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
         if fault in {"404", "503"}:
             self.send_error(int(fault))
             return None
+        if fault == "html":  # an error page served with status 200, as some portals do
+            page = b"<!DOCTYPE html>\n<html><body>Service indisponible</body></html>\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return None
         body = Path(self.extra.get(path) or self.translate_path(path)).read_bytes()
+        if fault == "cut":  # no Content-Length, half the body, close: looks complete
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body[: body.index(b"\n", len(body) // 2) + 4])  # mid-line
+            self.wfile.flush()
+            self.close_connection = True
+            return None
         if fault == "corrupt":
             body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
         self.send_response(200)
@@ -386,6 +406,69 @@ def test_http_mirror_checksum_mismatch(http_mirror: str, faults, tmp_path: Path)
     assert "pvd" in str(err.value) and "mirror file is corrupt" in str(err.value)
     assert not sources.dataset_path(SMALL_CSV, s).exists()
     assert _leftovers(s.raw_dir) == []
+
+
+def _unpinned_catalogue(tmp_path: Path, s: Settings, ids: list[str]) -> Path:
+    """A catalogue with the real entries ``ids`` but no sha256 (like ``bpe_xy``)."""
+    lines = []
+    for ds_id in ids:
+        ds = sources.get_dataset(ds_id, s)
+        lines += [f"[datasets.{ds_id}]", f"title = {json.dumps(ds.title)}",
+                  f"producer = {json.dumps(ds.producer)}", f'licence = "{ds.licence}"',
+                  f'vintage = "{ds.vintage}"', f'format = "{ds.format}"',
+                  f'mirror_path = "{ds.mirror_path}"', ""]
+    cat = tmp_path / "unpinned.toml"
+    cat.write_text("\n".join(lines), encoding="utf-8")
+    return cat
+
+
+@pytest.mark.parametrize(("dataset_id", "fault", "expected"), [
+    (SMALL_CSV, "html", re.escape("served an HTML page instead of the csv file (an error "
+                                  "or login page?); nothing was stored")),
+    (SMALL_CSV, "cut", r"is truncated or corrupt \(the last line has \d+ fields where the "
+     r"header has \d+, and no line end\); nothing was stored"),
+    (SMALL, "cut", r"is truncated or corrupt \(not a complete .gz stream"),
+    ("communes_lot_bdcarto", "cut", r"is truncated or corrupt \(\d+ bytes where the SQLite "
+     r"header announces \d+\)"),
+])
+def test_unpinned_download_html_page_or_truncated(
+    http_mirror: str, faults, tmp_path: Path, dataset_id: str, fault: str, expected: str
+) -> None:
+    """A dataset the catalogue does not pin (like bpe_xy) used to store an HTML error
+    page or a truncated download and record it in the lock file."""
+    base = _settings(tmp_path / "data")
+    s = _settings(tmp_path / "data", mirror=http_mirror,
+                  catalogue_file=_unpinned_catalogue(tmp_path, base, [dataset_id]))
+    faults[_url_path(dataset_id, s)] = [fault]
+    with pytest.raises(DownloadError, match=rf"dataset {dataset_id}: {http_mirror}.* {expected}"):
+        sources.fetch([dataset_id], settings=s)
+    assert not sources.dataset_path(dataset_id, s).exists()
+    assert dataset_id not in sources.provenance(s)
+    assert _leftovers(s.raw_dir) == []
+    (dest,) = sources.fetch([dataset_id], settings=s)  # served whole: accepted
+    assert dataset_id in sources.provenance(s) and dest.stat().st_size > 0
+
+
+def test_dns_failure_is_not_retried(tmp_path: Path, monkeypatch) -> None:
+    """A name-resolution failure used to be retried 5 times (18 s) before the offline
+    message: it now fails at the first attempt."""
+    import requests
+
+    calls = []
+
+    def no_dns(url, **kwargs):
+        calls.append(url)
+        cause = socket.gaierror(-2, "Name or service not known")
+        raise requests.ConnectionError(f"Failed to resolve 'www.insee.fr' ({cause})") from cause
+
+    monkeypatch.setattr(requests, "get", no_dns)
+    s = _settings(tmp_path / "data", mirror=None, http_retries=4, http_backoff_s=1.0)
+    with pytest.raises(DownloadError) as err:
+        sources.fetch(["bpe_xy"], settings=s)
+    assert len(calls) == 1
+    assert ("could not download dataset bpe_xy: https://www.insee.fr/fr/statistiques/fichier/"
+            "8217525/BPE23.zip: cannot resolve the host name 'www.insee.fr' (no network or no "
+            "DNS). Without network, use a mirror") in str(err.value)
 
 
 def test_http_mirror_404(http_mirror: str, faults, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Command-line interface: ``pvdgeo <command> ...``.
 
 Each module in this package registers its sub-commands through ``register(subparsers)``;
-commands only parse arguments, call :mod:`geo` and write. Errors from :mod:`geo` are
-printed as one line (no traceback) and exit with status 2.
+commands only parse arguments, call :mod:`geo` and write. Every error a user can cause
+or meet (bad input or settings, a full disk, a read-only folder, the network) is printed
+as one line naming the input and what was expected, with exit status 2 and no traceback
+(``-v`` logs it); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from geo import __version__
+from geo._io import describe_os_error
 from geo._logging import setup_logging
 from geo.errors import GeoError
 from geo.settings import load_settings, set_settings
@@ -74,14 +78,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(file=args.settings, **overrides)
         set_settings(settings)
         result = args.func(args, settings)
-    except GeoError as exc:
-        log.debug("error details", exc_info=True)
-        print(f"pvdgeo {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"pvdgeo {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `pvdgeo towns --pvd | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        message = user_error_message(exc)
+        if message is None:
+            raise
+        log.debug("error details", exc_info=True)
+        print(f"pvdgeo {args.command}: error: {message}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+#: Libraries whose exceptions are about the data or files given to them (a corrupt
+#: raster, an unreadable GeoPackage, a bad CRS), reported as user errors.
+_DATA_LIBRARIES = ("rasterio", "pyogrio", "pyproj", "pyarrow", "fiona", "osmium", "h3")
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one-line message for an error the user can cause or meet, None for a bug.
+
+    :class:`~geo.errors.GeoError` (bad input, settings, data sources, outputs) and
+    operating-system errors (a full disk, a read-only folder, a missing file) are user
+    errors, and so are the errors of the geodata libraries about their input files;
+    anything else is a bug (its traceback is kept).
+    """
+    if isinstance(exc, GeoError):
+        return str(exc)
+    if isinstance(exc, OSError) and type(exc).__module__ == "builtins":
+        return describe_os_error(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory; run fewer towns in parallel or on a larger machine"
+    if type(exc).__module__.split(".")[0] in _DATA_LIBRARIES:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return f"{text} ({type(exc).__module__.split('.')[0]} {type(exc).__name__}; -v for details)"
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

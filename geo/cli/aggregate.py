@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 from geo import landcover, stages
-from geo._io import write_parquet
+from geo._io import check_output_file, write_parquet
 from geo.cli.town import report_record
-from geo.errors import InputFileError
+from geo.errors import BadArgumentError
 from geo.settings import Settings
 
 log = logging.getLogger("geo.cli.aggregate")
@@ -57,10 +57,10 @@ def _parse_resolutions(text: str | None) -> list[int] | None:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise InputFileError(f"--res expects comma-separated integers, got {text!r}") from None
+        raise BadArgumentError(f"--res expects comma-separated integers, got {text!r}") from None
     bad = [v for v in values if not 0 <= v <= 15]
     if not values or bad:
-        raise InputFileError(f"--res expects H3 resolutions in 0..15, got {text!r}")
+        raise BadArgumentError(f"--res expects H3 resolutions in 0..15, got {text!r}")
     return values
 
 
@@ -71,25 +71,31 @@ def _landcover_args(items: list[str] | None) -> list[landcover.LandCoverSource] 
     for item in items:
         m = _YEAR_FILE.match(item)
         year, path = (int(m.group("year")), m.group("path")) if m else (None, item)
-        out.append(landcover.open_landcover(path, year=year))
+        source = landcover.open_landcover(path, year=year)
+        if source.year is None:
+            raise BadArgumentError(
+                f"--landcover {item}: no CORINE vintage in the file name (clc2018_..., "
+                f"CLC18_...), its code column or its metadata; give it as "
+                f"--landcover YEAR={path} (e.g. 2018={path})")
+        out.append(source)
     return out
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    sources = _landcover_args(args.landcover)
     if args.landcover_communes:
+        out = check_output_file(args.out or settings.interim_dir / "landcover_communes.parquet",
+                                "Parquet", what="the land-cover table (--out)")
         table, meta = landcover.commune_landcover(
-            sources, departements=args.departement, settings=settings
+            _landcover_args(args.landcover), departements=args.departement, settings=settings
         )
-        out = args.out or settings.interim_dir / "landcover_communes.parquet"
         write_parquet(table, out, metadata=meta)
         log.info("wrote %s: %d communes (%d fully covered), CLC %s", out, meta["communes"],
                  meta["communes_fully_covered"], meta.get("clc_year"))
         return 0
     if not args.insee:
-        raise InputFileError("give a town INSEE code (or --landcover-communes)")
+        raise BadArgumentError("give a town INSEE code (or --landcover-communes)")
     options = {k: v for k, v in {"resolutions": _parse_resolutions(args.res),
-                                  "landcover_sources": sources,
+                                  "landcover_sources": _landcover_args(args.landcover),
                                   "inputs_dir": args.inputs}.items() if v is not None}
     record = stages.run_town(args.insee, ["aggregate"], out_dir=args.out, settings=settings,
                              options={"aggregate": options}, force=args.force,

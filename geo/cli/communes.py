@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from geo import communes
-from geo._io import write_json_atomic
+from geo._io import check_output_file, ensure_writable_dir, write_json_atomic
 from geo.errors import UnknownCommuneError
 from geo.settings import Settings
 
@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("query", nargs="?", help="INSEE code or commune name")
     p.add_argument("--json", metavar="FILE", help="also write the card (with catchment) as JSON")
+    p.add_argument("--code", action="store_true",
+                   help="print only the current INSEE code the query resolves to (a former "
+                   "code, a municipal arrondissement such as 75101, or a name) and exit")
     p.add_argument("--build-reference", action="store_true",
                    help="(re)build data/interim/communes.parquet and exit")
     p.set_defaults(func=run_commune)
@@ -93,6 +96,11 @@ def run_commune(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not args.query:
         raise UnknownCommuneError("give an INSEE code or a commune name")
+    if args.code:
+        print(communes.resolve_insee(args.query, settings))
+        return 0
+    if args.json:
+        check_output_file(args.json, "JSON", what="the town card (--json)")
     card = communes.town_card(args.query, settings=settings)
     print(format_card(card))
     if args.json:
@@ -102,6 +110,8 @@ def run_commune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_typology_stats(args: argparse.Namespace, settings: Settings) -> int:
+    if args.out:
+        ensure_writable_dir(args.out)
     table = communes.typology_stats(args.year, settings=settings)
     print(f"Population légale {args.year} par typologie (communes COG {settings.cog_year})")
     print(f"{'groupe':<14}{'communes':>10}{'population':>14}{'part':>8}{'depuis 2016':>13}")

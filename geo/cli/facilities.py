@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from geo import communes, facilities, facility_trends, stages
+from geo._io import check_output_file
 from geo.cli.town import report_record
 from geo.errors import UnknownCommuneError
 from geo.settings import Settings
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.insee:
         raise UnknownCommuneError("give the INSEE code or name of a town (or --counts)")
     insee = communes.resolve_insee(args.insee, settings)
-    if args.out and Path(args.out).suffix.lower() == ".parquet":  # one file, not a town run
+    if args.out and Path(args.out).suffix:  # one file, not a town folder
+        check_output_file(Path(args.out), "Parquet", what="the facility table (--out)")
         table = facilities.town_facilities(insee, osm=args.osm, bpe_xy=args.bpe_xy,
                                            settings=settings)
         facilities.write_facilities(table, Path(args.out))
@@ -104,6 +106,8 @@ def format_town(table: pd.DataFrame) -> str:
 
 
 def _run_counts(args: argparse.Namespace, settings: Settings) -> int:
+    check_output_file(Path(args.out) if args.out else settings.interim_dir
+                      / facilities.COUNTS_FILE, "Parquet", what="the facility counts (--out)")
     counts = facilities.commune_counts(settings=settings, bpe=args.bpe)
     path = facilities.write_commune_counts(counts, args.out, settings=settings)
     meta = counts.attrs.get("meta", {})

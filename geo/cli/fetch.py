@@ -50,6 +50,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.town:
         ids += [d.id for d in sources.datasets_for_town(args.town, settings=settings)]
     ids = list(dict.fromkeys(ids))
+    for ds_id in ids:
+        sources.get_dataset(ds_id, settings)  # unknown ids fail before any download
     for path in sources.fetch(ids, settings=settings, force=args.force):
         print(path)
     return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from geo import communes, stages
+from geo._io import ensure_writable_dir
 from geo.cli.town import report_record
 from geo.export import tiles, viewer
 from geo.settings import Settings
@@ -62,6 +63,7 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_viewer(args: argparse.Namespace, settings: Settings) -> int:
+    ensure_writable_dir(viewer.viewer_dir(settings), what="viewer folder")
     index = viewer.build_viewer(settings)
     print(f"Viewer:     {index}")
     return 0

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from geo.errors import InputFileError
 from geo.export.fields import FieldLabel, field_label
 from geo.export.views import LegendClass, LegendEntry, View
 
@@ -77,7 +78,8 @@ def _rgba(colour: str, opacity: float = 1.0) -> str:
         r, g, b = (int(float(p)) for p in parts[:3])
         a = (float(parts[3]) if len(parts) > 3 else 1.0) * opacity
     else:
-        raise ValueError(f"unsupported colour {colour!r}: expected #rrggbb or rgb[a](...)")
+        raise InputFileError(
+            f"unsupported colour {colour!r} in a map style: expected #rrggbb or rgb[a](...)")
     return f"{r},{g},{b},{round(a * 255)}"
 
 

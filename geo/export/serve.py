@@ -26,6 +26,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, AnyStr, BinaryIO, Literal
 
+from geo.errors import GeoError, InputFileError
+
 if TYPE_CHECKING:
     from _typeshed import SupportsRead, SupportsWrite
 
@@ -151,8 +153,8 @@ def make_server(root: str | Path, port: int = 8765, host: str = "127.0.0.1") -> 
     """A threading HTTP server for ``root`` (not started); port 0 picks a free port."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a directory to serve (build a town first: "
-                                "make demo)")
+        raise InputFileError(f"{root}: not a directory to serve (build a town first: "
+                             "make demo)")
     handler = functools.partial(RangeRequestHandler, directory=str(root))
     return ThreadingHTTPServer((host, port), handler)
 
@@ -178,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         server = make_server(args.root, args.port, args.host)
-    except (FileNotFoundError, OSError) as exc:
+    except (GeoError, OSError) as exc:
         print(f"serve: error: {exc}", file=sys.stderr)
         return 2
     host, port = str(server.server_address[0]), int(server.server_address[1])

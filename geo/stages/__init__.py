@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from geo import communes
-from geo._io import write_json_atomic
+from geo._io import ensure_writable_dir, write_json_atomic
 from geo.errors import GeoError, SettingsError
 from geo.settings import Settings, get_settings
 from geo.stages import access, aggregate, card, facilities, portrait, publish
@@ -233,8 +233,8 @@ def run_town(
         raise SettingsError(f"upstream must be 'stale' or 'missing', got {upstream!r}")
     wanted = list(targets or STAGE_NAMES)
     code = _town_code(insee, out_dir, s, wanted, upstream)
-    folder = Path(out_dir) if out_dir is not None else s.town_dir(code)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_writable_dir(Path(out_dir) if out_dir is not None else s.town_dir(code),
+                                 what="town folder")
     forced = set(wanted if force is True else (force or ()))
     options = options or {}
     record = TownRecord(insee=code, out_dir=folder)
