@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,7 @@ from geo._io import atomic_path
 from geo.errors import InputFileError
 from geo.export.fields import category_labels, field_labels
 from geo.export.layers import TownLayers, layer_spec, read_town_layers
-from geo.export.metadata import town_provenance
+from geo.export.metadata import attribution, town_provenance
 from geo.export.qml import QgisStyle, build_qgis_styles
 from geo.export.views import View, load_views
 from geo.settings import Settings, get_settings
@@ -196,6 +196,17 @@ def _write_metadata(con: sqlite3.Connection, dataset_doc: dict[str, Any],
                     (table, now, md_id, parent))
 
 
+def has_landcover(layers: Mapping[str, Any]) -> bool:
+    """True when the published layers show land cover (CORINE polygons or shares)."""
+    if "landcover" in layers and len(layers["landcover"]):
+        return True
+    for gdf in layers.values():
+        cols = [c for c in gdf.columns if str(c).startswith("clc_") and c != "clc_nodata_share"]
+        if any(gdf[c].notna().any() for c in cols):
+            return True
+    return False
+
+
 def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any],
                views: Sequence[View] | None = None,
                settings: Settings | None = None) -> Path:
@@ -220,6 +231,8 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
         log.warning("%s: layer %s is empty; left out of the GeoPackage", town.insee, name)
     if not layers:
         raise InputFileError(f"town {town.insee}: every layer is empty; nothing to publish")
+    provenance = {**provenance, "attribution": attribution(
+        provenance.get("sources", []), landcover=has_landcover(layers))}
     labels = field_labels({c for g in layers.values() for c in g.columns}, s)
     styles = build_qgis_styles(views, layers, labels=labels,
                                category_labels=category_labels(s))
