@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
@@ -92,6 +93,8 @@ _METADATA_DDL = (
 _METADATA_EXTENSION = "http://www.geopackage.org/spec121/#extension_metadata"
 #: md_standard_uri of the provenance documents (schema.org vocabulary, JSON-LD).
 SCHEMA_ORG = "https://schema.org/Dataset"
+#: md_standard_uri of QGIS's layer metadata documents.
+QGIS_DTD = "http://mrcc.com/qgis.dtd"
 
 
 def gpkg_path(insee: str, settings: Settings | None = None) -> Path:
@@ -167,8 +170,59 @@ def _write_styles(con: sqlite3.Connection, styles: Sequence[QgisStyle],
           s.description, "pvdgeo", None, now) for s in styles])
 
 
+def _latitude(layers: Mapping[str, Any]) -> float:
+    """Latitude (degrees) of the layers' centre, for zoom -> scale conversions."""
+    gdf = layers["communes"] if "communes" in layers else next(iter(layers.values()))
+    try:
+        return float(gdf.to_crs(4326).geometry.union_all().centroid.y)
+    except (ValueError, AttributeError):
+        return 46.5
+
+
+def qgis_layer_metadata(name: str, gdf: Any, prov: dict[str, Any]) -> str:
+    """The layer's metadata in QGIS's own XML (what Layer Properties > Metadata shows):
+    French title and abstract, the producers' rights and the licences of the sources,
+    links to them, the CRS and the build history."""
+    spec = layer_spec(name)
+    root = ET.Element("qgis", version="3.22.0-Białowieża")
+    for tag, text in (("identifier", name), ("parentidentifier", ""), ("language", "fr"),
+                      ("type", "dataset"), ("title", spec.title),
+                      ("abstract", f"{spec.description}. {prov['town']['nom']} "
+                                   f"({prov['town']['insee']}), pvdgeo.")):
+        ET.SubElement(root, tag).text = text
+    keywords = ET.SubElement(root, "keywords", vocabulary="pvdgeo")
+    for word in ("Petites villes de demain", "Action Cœur de Ville", name):
+        ET.SubElement(keywords, "keyword").text = word
+    links = ET.SubElement(root, "links")
+    for src in prov.get("sources", []):
+        if src.get("homepage"):
+            ET.SubElement(links, "link", name=str(src["title"]), type="WWW:LINK",
+                          url=str(src["homepage"]), description=str(src.get("vintage", "")),
+                          format="", mimeType="", size="")
+    ET.SubElement(root, "fees").text = "aucun"
+    ET.SubElement(root, "constraints", type="Licence").text = (
+        "Réutilisation libre dans le respect des licences des sources (Licence Ouverte 2.0 "
+        "d'Etalab ; ODbL 1.0 pour les données OpenStreetMap : partage à l'identique).")
+    for credit in str(prov.get("attribution", "")).split(" · "):
+        if credit:
+            ET.SubElement(root, "rights").text = credit
+    for licence in dict.fromkeys(str(src.get("licence", "")) for src in prov.get("sources", [])):
+        if licence:
+            ET.SubElement(root, "license").text = licence
+    ET.SubElement(root, "encoding").text = "UTF-8"
+    crs = ET.SubElement(ET.SubElement(root, "crs"), "spatialrefsys")
+    ET.SubElement(crs, "authid").text = str(gdf.crs.to_string()) if gdf.crs else ""
+    ET.SubElement(root, "history").text = (
+        f"Construit le {prov['build_date']} par pvdgeo {prov['software']['pvdgeo']} "
+        f"(GDAL {prov['software'].get('gdal', '')}).")
+    ET.indent(root)
+    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+            + ET.tostring(root, encoding="unicode"))
+
+
 def _write_metadata(con: sqlite3.Connection, dataset_doc: dict[str, Any],
-                    layer_docs: dict[str, dict[str, Any]]) -> None:
+                    layer_docs: dict[str, dict[str, Any]],
+                    qgis_docs: Mapping[str, str] | None = None) -> None:
     for ddl in _METADATA_DDL:
         con.execute(ddl)
     for table in ("gpkg_metadata", "gpkg_metadata_reference"):
@@ -194,6 +248,14 @@ def _write_metadata(con: sqlite3.Connection, dataset_doc: dict[str, Any],
         con.execute("INSERT INTO gpkg_metadata_reference (reference_scope, table_name, "
                     "timestamp, md_file_id, md_parent_id) VALUES ('table', ?, ?, ?, ?)",
                     (table, now, md_id, parent))
+    # QGIS reads a layer's metadata (Layer Properties > Metadata: rights, licences...)
+    # from a document in its own XML, dataset scope, referenced by the table
+    for table, xml in (qgis_docs or {}).items():
+        cur = con.execute("INSERT INTO gpkg_metadata (md_scope, md_standard_uri, mime_type, "
+                          "metadata) VALUES ('dataset', ?, 'text/xml', ?)", (QGIS_DTD, xml))
+        con.execute("INSERT INTO gpkg_metadata_reference (reference_scope, table_name, "
+                    "timestamp, md_file_id) VALUES ('table', ?, ?, ?)",
+                    (table, now, int(cur.lastrowid or 0)))
 
 
 def has_landcover(layers: Mapping[str, Any]) -> bool:
@@ -234,8 +296,9 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
     provenance = {**provenance, "attribution": attribution(
         provenance.get("sources", []), landcover=has_landcover(layers))}
     labels = field_labels({c for g in layers.values() for c in g.columns}, s)
+    latitude = _latitude(layers)
     styles = build_qgis_styles(views, layers, labels=labels,
-                               category_labels=category_labels(s))
+                               category_labels=category_labels(s), latitude=latitude)
     with atomic_path(path) as tmp:
         for i, (name, gdf) in enumerate(layers.items()):
             spec = layer_spec(name)
@@ -254,7 +317,8 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
             _write_styles(con, styles, geometry_columns)
             _write_metadata(con, _dataset_document(town, provenance),
                             {n: _layer_document(n, g, labels, town.inputs.get(n, []))
-                             for n, g in layers.items()})
+                             for n, g in layers.items()},
+                            {n: qgis_layer_metadata(n, g, provenance) for n, g in layers.items()})
     log.info("%s: wrote %s (%d layers: %s; %d QGIS styles)", town.insee, path, len(layers),
              ", ".join(layers), len(styles))
     return path
