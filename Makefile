@@ -112,7 +112,8 @@ facility-counts: $(FACILITY_COUNTS)
 PORTRAIT_CODE := geo/portrait.py geo/indicators.py geo/_svg.py geo/_report.py
 NATIONAL := $(DATA)/national
 TYPOLOGY_STATS := $(NATIONAL)/typologie/index.html
-$(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(PORTRAIT_CODE) | $(VENV_STAMP)
+$(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(PORTRAIT_CODE) \
+		$(wildcard $(INTERIM)/landcover_communes.parquet) | $(VENV_STAMP)
 	$(PVDGEO) typology-stats --out $(@D)
 
 typology-stats: $(TYPOLOGY_STATS)
@@ -225,15 +226,20 @@ portrait: $(PORTRAIT)
 GPKG        := $(OUT)/$(INSEE).gpkg
 PMTILES     := $(OUT)/$(INSEE).pmtiles
 VIEWER      := $(DATA)/out/viewer
-GPKG_CODE   := $(addprefix geo/export/,gpkg.py layers.py qml.py views.py fields.py metadata.py)
+GPKG_CODE   := $(addprefix geo/export/,gpkg.py layers.py basemap.py qml.py views.py fields.py \
+                 metadata.py)
 TILES_CODE  := geo/export/tiles.py geo/export/layers.py
-VIEWER_CODE := geo/export/viewer.py geo/export/views.py geo/export/fields.py
-STYLES      := $(wildcard tiles/styles/*.json)
+VIEWER_CODE := geo/export/viewer.py geo/export/views.py geo/export/fields.py \
+               geo/export/captions.py
+# the view styles and the basemap every view is composed with
+STYLES      := $(wildcard tiles/styles/*.json) tiles/basemap/basemap.json
 VIEWER_SRC  := $(wildcard tiles/viewer/*)
 
 .SECONDEXPANSION:
 
-$(GPKG): $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(GPKG_CODE) $(STYLES) | $(VENV_STAMP)
+# (the town's OSM extract, when catalogued, gives the basemap's water)
+$(GPKG): $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) $(GPKG_CODE) \
+		$(STYLES) | $(VENV_STAMP)
 	@mkdir -p $(LOGS)
 	$(PVDGEO) publish $(INSEE) --gpkg 2>&1 | tee $(LOGS)/publish.log
 

@@ -5,7 +5,9 @@ then ``/usr/bin/python3``), not the project venv:
 
     /usr/bin/python3 scripts/qgis_check_styles.py data/out/01306/01306.gpkg [--png DIR]
 
-For each layer (named by its title, the GeoPackage ``identifier``): whether QGIS loads it
+Also opens the QGIS project stored in the GeoPackage (layers named by their French titles,
+default styles, metadata). For each layer (named by its title, the GeoPackage
+``identifier``): whether QGIS loads it
 with its default style from the GeoPackage, its metadata (rights and licences, which QGIS
 shows in Layer Properties), then each of its styles: whether QGIS applies it, the
 renderer, the legend labels, its scale range and how many features it leaves undrawn (a
@@ -41,6 +43,7 @@ def main() -> int:
             QgsApplication,
             QgsMapRendererParallelJob,
             QgsMapSettings,
+            QgsProject,
             QgsRenderContext,
             QgsVectorLayer,
         )
@@ -94,9 +97,42 @@ def main() -> int:
                 job.waitForFinished()
                 job.renderedImage().save(str(args.png / f"{name}_{style_id}.png"))
         del layer
+    failures += _check_project(args, QgsProject, QgsMapSettings, QgsMapRendererParallelJob,
+                               QSize, QColor)
     print(f"{'FAILED' if failures else 'OK'}: {failures} problem(s)")
     app.exitQgis()
     return 1 if failures else 0
+
+
+def _check_project(args: argparse.Namespace, project_type: type, settings_type: type,
+                   job_type: type, size_type: type, colour_type: type) -> int:
+    """Open the QGIS project stored in the GeoPackage (``pvdgeo``): every layer valid and
+    named by its title; with ``--png``, render it (``project.png``)."""
+    project = project_type.instance()
+    if not project.read(f"geopackage:{args.gpkg}?projectName=pvdgeo"):
+        print(f"project: BAD cannot read the project stored in {args.gpkg}: {project.error()}")
+        return 1
+    layers = [node.layer() for node in project.layerTreeRoot().findLayers()]
+    bad = [node.name() for node in project.layerTreeRoot().findLayers()
+           if node.layer() is None or not node.layer().isValid()]
+    print(f"project {project.title()!r}: {len(layers)} layers "
+          f"{[node.name() for node in project.layerTreeRoot().findLayers()]}"
+          f"{f' BAD invalid: {bad}' if bad else ''}")
+    if args.png and not bad:
+        settings = settings_type()
+        settings.setLayers([lyr for lyr in layers if lyr.name() != "Communes"] +
+                           [lyr for lyr in layers if lyr.name() == "Communes"])
+        settings.setDestinationCrs(layers[0].crs())
+        town = next(lyr for lyr in layers if lyr.name() == "Communes")
+        settings.setExtent(town.extent())
+        settings.setOutputSize(size_type(1000, 800))
+        settings.setBackgroundColor(colour_type(242, 239, 233))
+        job = job_type(settings)
+        job.start()
+        job.waitForFinished()
+        job.renderedImage().save(str(args.png / "project.png"))
+    project.clear()
+    return 1 if bad else 0
 
 
 def _undrawn(layer: object, context_type: type) -> int:

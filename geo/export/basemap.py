@@ -8,12 +8,12 @@ The map views draw a light basemap under and over their thematic layers
     One point per commune of the catchment (the polygon's pole of inaccessibility, the
     point farthest inside, so the name sits inside even a crescent-shaped commune), with
     ``insee``, ``nom``, ``population`` and ``is_town``.
-``water``
+``water`` and ``waterways``
     Water where a source has it: the OpenStreetMap extract of the town, when one is
     catalogued (areas ``natural=water``, ``waterway=riverbank``, ``landuse=reservoir`` /
     ``basin``, and the lines of ``waterway=river``, ``canal``, ``stream``), and the
-    CORINE water classes (5xx) of the land-cover layer. ``kind`` is ``area`` or
-    ``line``, ``name`` the OSM name, ``source`` ``osm`` or ``corine``.
+    CORINE water classes (5xx) of the land-cover layer: areas in ``water``, lines in
+    ``waterways``, with ``name`` (OSM) and ``source`` (``osm`` or ``corine``).
 ``street_limit``
     The area the street data describes: the street links buffered by
     ``settings.snap_max_m`` (the distance beyond which a facility is no longer tied to

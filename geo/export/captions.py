@@ -86,9 +86,15 @@ def facility_summary(facilities: pd.DataFrame, category: str, *,
     cat_label = _inline(labels.get(category, category))
     rows = facilities[facilities["category"] == category]
     n = len(rows)
+    national = ""
+    if national_count is not None and national_count > n:
+        national = (f" {national_source[0].upper()}{national_source[1:]} en recense "
+                    f"{_fr(round(national_count))} dans la commune"
+                    + (" : les temps ne portent que sur les points localisés." if n else
+                       ", sans position : ils ne peuvent pas servir aux temps d'accès."))
     if n == 0:
-        return (f"Aucun équipement de {cat_label} localisé dans la zone (ni dans "
-                "OpenStreetMap ni dans les registres nationaux géolocalisés).")
+        return (f"Aucun équipement de {cat_label} localisé dans la zone d'étude "
+                "(OpenStreetMap et registres nationaux géolocalisés)." + national)
     first = rows["source"].astype(str).str.split(";").str[0]
     by_source = first.value_counts()
     parts = []
@@ -106,12 +112,7 @@ def facility_summary(facilities: pd.DataFrame, category: str, *,
             f"({' ; '.join(parts)}) : {detail}")
     if missing:
         text += " ; aucun " + ", aucun ".join(missing)
-    text += "."
-    if national_count is not None and national_count > n:
-        text += (f" {national_source[0].upper()}{national_source[1:]} en recense "
-                 f"{_fr(round(national_count))} dans la commune : les temps ne portent que "
-                 "sur les points localisés.")
-    return text
+    return text + "." + national
 
 
 def view_status(view: View, layer_fields: Mapping[str, Collection[str]], *,

@@ -21,10 +21,12 @@ The file is written to a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sqlite3
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pyogrio
+import pyproj
 
 from geo._io import atomic_path
 from geo.errors import InputFileError
@@ -220,6 +223,90 @@ def qgis_layer_metadata(name: str, gdf: Any, prov: dict[str, Any]) -> str:
             + ET.tostring(root, encoding="unicode"))
 
 
+#: Layer-tree order of the QGIS project (top first): points and lines over areas.
+_PROJECT_ORDER = ("commune_labels", "facilities", "isochrones", "network_edges",
+                  "street_limit", "h3_r9", "h3_r8", "landcover", "waterways", "water",
+                  "communes")
+_QGIS_PROJECTS_DDL = ("CREATE TABLE IF NOT EXISTS qgis_projects(name TEXT PRIMARY KEY, "
+                      "metadata BLOB, content BLOB)")
+#: Name of the QGIS project stored in the GeoPackage.
+PROJECT_NAME = "pvdgeo"
+
+
+def qgis_project(layers: Mapping[str, Any], styles: Sequence[QgisStyle],
+                 metadata: Mapping[str, str], *, gpkg_name: str, title: str,
+                 crs: str) -> str:
+    """A QGIS project (``.qgs`` XML) of the GeoPackage's layers: each named by its French
+    title, drawn with its default style (scale ranges included), with its metadata,
+    points and lines above areas. Sources are relative (``./<gpkg_name>|layername=...``),
+    so the project opens wherever the GeoPackage is."""
+    root = ET.Element("qgis", version="3.22.0-Białowieża", projectname=title)
+    ET.SubElement(root, "homePath", path="")
+    ET.SubElement(root, "title").text = title
+    ET.SubElement(root, "projectCrs").append(_spatialrefsys(crs))
+    tree = ET.SubElement(root, "layer-tree-group")
+    project_layers = ET.SubElement(root, "projectlayers")
+    defaults = {st.layer: st for st in styles if st.default}
+    for name in [n for n in _PROJECT_ORDER if n in layers]:
+        spec, gdf = layer_spec(name), layers[name]
+        lid = f"{name}_pvdgeo"
+        source = f"./{gpkg_name}|layername={name}"
+        ET.SubElement(tree, "layer-tree-layer", id=lid, name=spec.title, source=source,
+                      providerKey="ogr", checked="Qt::Checked",
+                      expanded="0")
+        types = gdf.geometry.geom_type.dropna().unique()
+        kind = str(types[0]) if len(types) else "Polygon"
+        geometry = "Point" if "Point" in kind else "Line" if "Line" in kind else "Polygon"
+        layer = ET.SubElement(project_layers, "maplayer", type="vector", geometry=geometry)
+        ET.SubElement(layer, "id").text = lid
+        ET.SubElement(layer, "datasource").text = source
+        ET.SubElement(layer, "layername").text = spec.title
+        ET.SubElement(layer, "srs").append(_spatialrefsys(crs))
+        ET.SubElement(layer, "provider", encoding="UTF-8").text = "ogr"
+        if name in metadata:
+            doc = ET.fromstring(metadata[name].split("\n", 1)[1])
+            doc.tag = "resourceMetadata"
+            layer.append(doc)
+        style = defaults.get(name)
+        if style is not None:
+            qml = ET.fromstring(style.qml.split("\n", 1)[1])
+            for attr in ("hasScaleBasedVisibilityFlag", "minScale", "maxScale",
+                         "labelsEnabled"):
+                if qml.get(attr) is not None:
+                    layer.set(attr, qml.get(attr))
+            for child in qml:
+                if child.tag != "layerGeometryType":
+                    layer.append(child)
+    props = ET.SubElement(root, "properties")
+    ET.SubElement(ET.SubElement(props, "Paths"), "Absolute", type="bool").text = "false"
+    ET.indent(root)
+    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(
+        root, encoding="unicode")
+
+
+def _spatialrefsys(crs: str) -> ET.Element:
+    """A QGIS ``spatialrefsys`` element (WKT and authority id)."""
+    ref = pyproj.CRS.from_user_input(crs)
+    el = ET.Element("spatialrefsys")
+    auth = ref.to_authority()
+    for tag, text in (("wkt", ref.to_wkt()), ("srid", auth[1] if auth else ""),
+                      ("authid", f"{auth[0]}:{auth[1]}" if auth else crs),
+                      ("description", ref.name)):
+        ET.SubElement(el, tag).text = text
+    return el
+
+
+def _write_project(con: sqlite3.Connection, project_xml: str) -> None:
+    """Store the project as QGIS does (``qgis_projects``: the zipped ``.qgs``, hex)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"{PROJECT_NAME}.qgs", project_xml)
+    con.execute(_QGIS_PROJECTS_DDL)
+    meta = json.dumps({"last_modified_time": _now()[:19], "last_modified_user": "pvdgeo"})
+    con.execute("INSERT OR REPLACE INTO qgis_projects (name, metadata, content) VALUES "
+                "(?, ?, ?)", (PROJECT_NAME, meta, buf.getvalue().hex()))
+
+
 def _write_metadata(con: sqlite3.Connection, dataset_doc: dict[str, Any],
                     layer_docs: dict[str, dict[str, Any]],
                     qgis_docs: Mapping[str, str] | None = None) -> None:
@@ -315,10 +402,13 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
             geometry_columns = dict(con.execute(
                 "SELECT table_name, column_name FROM gpkg_geometry_columns").fetchall())
             _write_styles(con, styles, geometry_columns)
+            qgis_docs = {n: qgis_layer_metadata(n, g, provenance) for n, g in layers.items()}
             _write_metadata(con, _dataset_document(town, provenance),
                             {n: _layer_document(n, g, labels, town.inputs.get(n, []))
-                             for n, g in layers.items()},
-                            {n: qgis_layer_metadata(n, g, provenance) for n, g in layers.items()})
+                             for n, g in layers.items()}, qgis_docs)
+            _write_project(con, qgis_project(
+                layers, styles, qgis_docs, gpkg_name=path.name, crs=town.crs,
+                title=f"pvdgeo : {town.nom} ({town.insee})"))
     log.info("%s: wrote %s (%d layers: %s; %d QGIS styles)", town.insee, path, len(layers),
              ", ".join(layers), len(styles))
     return path

@@ -73,9 +73,11 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("communes", "Communes", "Commune du programme et communes de son bassin, "
               "avec leurs indicateurs (population, APL, équipements, accès, occupation des "
               "sols)", ("communes.parquet",), ("insee",), 0),
-    LayerSpec("water", "Eau (fond de carte)", "Plans d'eau et cours d'eau de l'extrait "
+    LayerSpec("water", "Plans d'eau (fond de carte)", "Plans d'eau de l'extrait "
               "OpenStreetMap de la ville et surfaces en eau CORINE Land Cover, quand ces "
               "sources existent", (), (), 8),
+    LayerSpec("waterways", "Cours d'eau (fond de carte)", "Rivières, canaux et ruisseaux "
+              "de l'extrait OpenStreetMap de la ville, quand il existe", (), (), 8),
     LayerSpec("landcover", "Occupation des sols (CORINE Land Cover)", "Polygones CORINE "
               "Land Cover du bassin (version vectorielle)", ("landcover.parquet",), (), 10),
     LayerSpec("h3_r8", "Hexagones H3 (résolution 8)", "Cellules H3 de résolution 8 "
@@ -200,7 +202,7 @@ def read_town_layers(insee: str, *, settings: Settings | None = None,
     layers = prepare_layers(raw, insee=insee, crs=crs, settings=s)
     osm_water = _osm_water(insee, crs, layers.get("communes"), s)
     layers = add_basemap_layers(layers, osm_water=osm_water, settings=s)
-    for name in ("water", "street_limit", "commune_labels"):
+    for name in ("water", "waterways", "street_limit", "commune_labels"):
         if name in layers:
             inputs[name] = [{"file": "derived (geo.export.basemap)",
                              "metadata": {"from": _DERIVED_FROM[name]}}]
@@ -210,6 +212,7 @@ def read_town_layers(insee: str, *, settings: Settings | None = None,
 
 _DERIVED_FROM = {
     "water": "OpenStreetMap extract of the town (when catalogued), landcover.parquet",
+    "waterways": "OpenStreetMap extract of the town (when catalogued)",
     "street_limit": "access_walk_edges.parquet, access_bike_edges.parquet",
     "commune_labels": "communes layer",
 }
@@ -235,7 +238,8 @@ def add_basemap_layers(layers: Mapping[str, gpd.GeoDataFrame], *,
                        osm_water: gpd.GeoDataFrame | None = None,
                        settings: Settings | None = None) -> dict[str, gpd.GeoDataFrame]:
     """The prepared layers plus the basemap layers derived from them
-    (:mod:`geo.export.basemap`): ``commune_labels``, ``water``, ``street_limit``, the
+    (:mod:`geo.export.basemap`): ``commune_labels``, ``water`` (areas), ``waterways``
+    (lines), ``street_limit``, the
     commune (``insee``, ``nom``) of each H3 cell and, with streets, the cells'
     ``beyond_street_data``. In publication order."""
     s = settings or get_settings()
@@ -248,8 +252,12 @@ def add_basemap_layers(layers: Mapping[str, gpd.GeoDataFrame], *,
         waters.append(basemap.corine_water(out["landcover"]))
     waters = [w.to_crs(next(iter(out.values())).crs) for w in waters if len(w)]
     if waters:
-        out["water"] = normalise_dtypes(gpd.GeoDataFrame(
-            pd.concat(waters, ignore_index=True), geometry="geometry"))
+        water = gpd.GeoDataFrame(pd.concat(waters, ignore_index=True), geometry="geometry")
+        # one geometry type per layer (QGIS splits mixed GeoPackage layers)
+        for name, kind in (("water", "area"), ("waterways", "line")):
+            part = water[water["kind"] == kind].drop(columns="kind").reset_index(drop=True)
+            if len(part):
+                out[name] = normalise_dtypes(part)
     limit = None
     if "network_edges" in out and len(out["network_edges"]):
         limit = basemap.street_limit(out["network_edges"], buffer_m=s.snap_max_m)

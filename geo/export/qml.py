@@ -278,9 +278,23 @@ def zoom_scale(zoom: float, latitude: float) -> float:
     return _SCALE_Z0 * math.cos(math.radians(latitude)) / 2 ** zoom
 
 
+def _labeling(root: ET.Element, field: str) -> None:
+    """QGIS labels of ``field`` (the commune names), dark text with a white halo."""
+    root.set("labelsEnabled", "1")
+    lab = ET.SubElement(root, "labeling", type="simple")
+    settings = ET.SubElement(lab, "settings", calloutType="simple")
+    style = ET.SubElement(settings, "text-style", fieldName=field, isExpression="0",
+                          fontFamily="Noto Sans", fontSize="9", fontSizeUnit="Point",
+                          fontWeight="63", textColor="30,30,30,255", textOpacity="1")
+    ET.SubElement(style, "text-buffer", bufferDraw="1", bufferSize="1",
+                  bufferSizeUnits="MM", bufferColor="255,255,255,230", bufferOpacity="1")
+    ET.SubElement(settings, "placement", placement="1", dist="0", quadOffset="4")
+    ET.SubElement(settings, "rendering", obstacle="1", displayAll="0", priority="5")
+
+
 def legend_qml(entry: LegendEntry, *, fields: Sequence[str], geometry_type: str,
                labels: Mapping[str, FieldLabel] | None = None, layer: str | None = None,
-               latitude: float = 46.5) -> str:
+               latitude: float = 46.5, label_field: str | None = None) -> str:
     """The QML document of one legend entry applied to a layer.
 
     Parameters
@@ -304,7 +318,7 @@ def legend_qml(entry: LegendEntry, *, fields: Sequence[str], geometry_type: str,
     if geometry == "fill" and entry.geometry == "line":
         geometry = "outline"
     root = ET.Element("qgis", version=QGIS_VERSION,
-                      styleCategories="Symbology|Fields|Rendering")
+                      styleCategories="Symbology|Labeling|Fields|Rendering")
     zooms = entry.zooms.get(layer or entry.source_layer)
     if len(entry.zooms) > 1 and zooms is not None:
         lo, hi = zooms  # visible for lo <= zoom < hi: scales (S(hi), S(lo)]
@@ -315,6 +329,8 @@ def legend_qml(entry: LegendEntry, *, fields: Sequence[str], geometry_type: str,
     if entry.filter is not None and entry.filter[0] not in fields:
         has_field = False
     _renderer(root, entry, geometry, has_field)
+    if label_field and label_field in fields:
+        _labeling(root, label_field)
     aliases = ET.SubElement(root, "aliases")
     for i, name in enumerate(fields):
         lab = (labels or {}).get(name) or field_label(name)
@@ -344,6 +360,15 @@ def _default_entries(layer: str, fields: Sequence[str],
                             kind="categorized", geometry="line", field="mode",
                             classes=classes, qgis_name="Réseau de rues",
                             qgis_default=True)]
+    basemap = {"water": ("Plans d'eau", "#b9d7ee", 1.0), "waterways": ("Cours d'eau",
+                                                                          "#8fbbe0", 1.0),
+               "commune_labels": ("Noms des communes", "#333333", 1.0),
+               "street_limit": ("Limite des données de rues", "#7a3e00", 1.0)}
+    if layer in basemap:
+        name, colour, opacity = basemap[layer]
+        return [LegendEntry(view_id="", layer="", source_layer=layer, title=name,
+                            kind="single", geometry="fill", color=colour, opacity=opacity,
+                            qgis_name=name, qgis_default=True)]
     return [LegendEntry(view_id="", layer="", source_layer=layer, title=layer,
                         kind="single", geometry="fill", color="#8c8c8c", opacity=0.6,
                         qgis_name="Contours", qgis_default=False)]
@@ -385,7 +410,8 @@ def build_qgis_styles(views: Iterable[View], layers: Mapping[str, Any], *,
         if styled and layer not in {"facilities", "network_edges"}:
             continue
         for entry in _default_entries(layer, fields, category_labels or {}):
-            qml = legend_qml(entry, fields=fields, labels=labels, geometry_type=_geom_type(gdf))
+            qml = legend_qml(entry, fields=fields, labels=labels, geometry_type=_geom_type(gdf),
+                             label_field="nom" if layer == "commune_labels" else None)
             out.append(QgisStyle(layer=layer, name=entry.qgis_name, qml=qml,
                                  description=entry.title, default=entry.qgis_default))
     return _one_default_per_layer(out)
