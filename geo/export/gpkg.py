@@ -272,8 +272,9 @@ def qgis_project(layers: Mapping[str, Any], styles: Sequence[QgisStyle],
             qml = ET.fromstring(style.qml.split("\n", 1)[1])
             for attr in ("hasScaleBasedVisibilityFlag", "minScale", "maxScale",
                          "labelsEnabled"):
-                if qml.get(attr) is not None:
-                    layer.set(attr, qml.get(attr))
+                value = qml.get(attr)
+                if value is not None:
+                    layer.set(attr, value)
             for child in qml:
                 if child.tag != "layerGeometryType":
                     layer.append(child)
