@@ -21,7 +21,6 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-.DELETE_ON_ERROR:
 .SUFFIXES:
 MAKEFLAGS += --no-builtin-rules
 
@@ -101,7 +100,7 @@ $(REFERENCE): $(RAW_GROUP_reference) geo/communes.py $(DATA)/departements.csv | 
 # counts, or the geolocated BPE when downloaded; Muséofile, CNC, festivals, Géorisques).
 FACILITY_COUNTS := $(INTERIM)/facilities_communes.parquet
 $(FACILITY_COUNTS): $(REFERENCE) $(RAW_bpe_2013_counts) $(RAW_museofile) $(RAW_cinemas) \
-		$(RAW_festivals) $(RAW_eoliennes) $(RAW_communes_polygons) \
+		$(RAW_festivals) $(RAW_eoliennes) $(RAW_france_services) $(RAW_communes_polygons) \
 		geo/facilities.py geo/_categories.py $(DATA)/categories.toml | $(VENV_STAMP)
 	$(PVDGEO) facilities --counts --out $@
 
@@ -130,35 +129,47 @@ $(LANDCOVER_COMMUNES): $(REFERENCE) $(RAW_communes_polygons) \
 landcover-communes: $(LANDCOVER_COMMUNES)
 
 # --- one town --------------------------------------------------------------------------
-# Each town is an independent unit: inputs, outputs and logs under data/out/<INSEE>/, so
-# towns can run in parallel (scripts/run_towns.sh).
+# Each town is an independent unit: inputs, outputs and logs under data/out/<INSEE>/.
+# Every recipe runs one stage of geo.stages (the same code as `pvdgeo town` and
+# `pvdgeo batch`): the stage takes the town's lock, runs the earlier stages it needs when
+# their files are missing, skips its work when its code, settings and inputs have not
+# changed since it last ran (then marks its files fresh), and appends its log to
+# $(LOGS)/<stage>.log. Outputs are written atomically, so an interrupted run never leaves
+# a half-written file and targets are never deleted on error (.PRECIOUS below): a second
+# run of the same town waits for the first instead of racing it.
+
+STAGE_CORE := geo/stages/__init__.py geo/stages/_core.py geo/_locks.py geo/_logging.py \
+              geo/_io.py geo/settings.py geo/sources.py geo/cli/__init__.py geo/cli/town.py
 
 TOWN_CARD := $(OUT)/town.json
-$(TOWN_CARD): $(REFERENCE) $(RAW_communes_polygons) geo/communes.py | $(VENV_STAMP)
-	@mkdir -p $(LOGS)
-	$(PVDGEO) commune $(INSEE) --json $@ 2>&1 | tee $(LOGS)/commune.log
+CATCHMENT := $(OUT)/catchment.parquet
+$(TOWN_CARD) $(CATCHMENT) &: $(REFERENCE) $(RAW_communes_polygons) geo/communes.py \
+		geo/stages/card.py $(STAGE_CORE) | $(VENV_STAMP)
+	$(PVDGEO) card $(INSEE) --out $(OUT)
 
-TOWN_OUTPUTS := $(TOWN_CARD)
+TOWN_OUTPUTS := $(TOWN_CARD) $(CATCHMENT)
 
 # Facilities of the town and its catchment communes (geo.facilities): the town's OSM
-# extract when one is catalogued (RAW_TOWN_osm_<insee>), the national culture and energy
-# registers; the geolocated BPE too when it has been downloaded (`pvdgeo fetch bpe_xy`).
-FACILITY_CODE := geo/facilities.py geo/_categories.py $(DATA)/categories.toml
-FACILITY_RAW  := $(RAW_museofile) $(RAW_cinemas) $(RAW_festivals) $(RAW_eoliennes)
+# extract when one is catalogued (RAW_TOWN_osm_<insee>), the national culture, energy and
+# public-service registers; the geolocated BPE too when downloaded (`pvdgeo fetch bpe_xy`).
+FACILITY_CODE := geo/facilities.py geo/_categories.py geo/_osm.py geo/communes.py \
+                 $(DATA)/categories.toml geo/stages/facilities.py geo/cli/facilities.py
+FACILITY_RAW  := $(RAW_museofile) $(RAW_cinemas) $(RAW_festivals) $(RAW_eoliennes) \
+                 $(RAW_france_services)
 FACILITIES := $(OUT)/facilities.parquet
-$(FACILITIES): $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) $(FACILITY_RAW) $(FACILITY_CODE) | $(VENV_STAMP)
-	@mkdir -p $(LOGS)
-	$(PVDGEO) facilities $(INSEE) --out $@ 2>&1 | tee $(LOGS)/facilities.log
+$(FACILITIES): $(TOWN_CARD) $(CATCHMENT) $(RAW_TOWN_osm_$(INSEE)) $(FACILITY_RAW) \
+		$(FACILITY_CODE) $(STAGE_CORE) | $(VENV_STAMP)
+	$(PVDGEO) facilities $(INSEE) --out $(OUT)
 TOWN_OUTPUTS += $(FACILITIES)
 
-# Walking and cycling access (geo.network, geo.access): street graphs of the town and its
-# catchment, minutes to the nearest facility of each category and key subcategory, counts
-# within 5/10/15/20 min, isochrones from the town hall. Runs when the catalogue has a
-# street source for the town (an OSM extract, or road lines of the town or of its whole
-# département: data/raw/streets.mk names it); otherwise logs why and skips, so every town
-# completes. ACCESS_OUTPUTS is empty for towns without streets: later stages can list it
-# as prerequisites.
-$(RAW)/streets.mk: $(DATA)/sources.toml geo/network.py geo/sources.py | $(VENV_STAMP)
+# Walking and cycling access (geo.network, geo.streets, geo.access): street graphs of the
+# town and its catchment, minutes to the nearest facility of each category and key
+# subcategory, counts within 5/10/15/20 min, isochrones from the town hall. Runs when the
+# catalogue has a street source for the town (an OSM extract, its road lines, or its
+# commune's file in a département archive: data/raw/streets.mk names it); otherwise the
+# stage logs why in logs/access.log, so every town completes. ACCESS_OUTPUTS is empty for
+# towns without streets: later stages can list it as prerequisites.
+$(RAW)/streets.mk: $(DATA)/sources.toml geo/streets.py geo/sources.py | $(VENV_STAMP)
 	@mkdir -p $(@D)
 	$(PVDGEO) -q access --make-rules > $@.tmp && mv $@.tmp $@
 
@@ -166,43 +177,39 @@ ifeq ($(NEEDS_DATA),yes)
 -include $(RAW)/streets.mk
 endif
 
-DEP      := $(if $(filter 97%,$(INSEE)),$(shell printf %.3s $(INSEE)),$(shell printf %.2s $(INSEE)))
-STREETS  := $(or $(STREETS_$(INSEE)),$(STREETS_DEP_$(DEP)))
-ACCESS_CODE := geo/network.py geo/access.py geo/cli/access.py
+STREETS  := $(STREETS_$(INSEE))
+ACCESS_CODE := geo/network.py geo/streets.py geo/access.py geo/stages/access.py \
+               geo/cli/access.py
 ifneq ($(STREETS),)
 ACCESS_OUTPUTS := $(foreach m,walk bike,$(OUT)/access_$(m)_nodes.parquet \
                   $(OUT)/access_$(m)_edges.parquet $(OUT)/access_$(m)_facilities.parquet) \
                   $(OUT)/isochrones.parquet
 $(ACCESS_OUTPUTS) &: $(STREETS) $(FACILITIES) $(TOWN_CARD) $(RAW_TOWN_dem_$(INSEE)) \
-                     $(ACCESS_CODE) | $(VENV_STAMP)
-	@mkdir -p $(LOGS)
-	$(PVDGEO) access $(INSEE) --out $(OUT) 2>&1 | tee $(LOGS)/access.log
+                     $(ACCESS_CODE) $(STAGE_CORE) | $(VENV_STAMP)
+	$(PVDGEO) access $(INSEE) --out $(OUT)
 TOWN_OUTPUTS += $(ACCESS_OUTPUTS)
 else
 ACCESS_OUTPUTS :=
-$(LOGS)/access.log: $(RAW)/streets.mk
-	@mkdir -p $(LOGS)
-	@echo "access: no street source for $(INSEE) in the catalogue (OSM extract or road" \
-	  "lines); access times and isochrones skipped. Add one to data/sources.toml, or run" \
-	  "pvdgeo access $(INSEE) --osm FILE | --roads FILE | --overpass" | tee $@
+$(LOGS)/access.log: $(RAW)/streets.mk $(FACILITIES) | $(VENV_STAMP)
+	$(PVDGEO) access $(INSEE) --out $(OUT)
 TOWN_OUTPUTS += $(LOGS)/access.log
 endif
 
 # H3 cells and commune indicators (geo.h3grid, geo.landcover, geo.indicators): CORINE
 # shares, APL, facility counts, access times and E2SFCA when the access stage wrote its
-# graph (ACCESS_OUTPUTS, empty for towns without streets); whatever input is missing is reported in the log and the rest still written.
-# Land-cover and full-resolution commune files are prerequisites once fetched
-# ($(wildcard)): the command fetches those covering the town itself, and a town outside
-# their coverage, or a dataset without an official URL, must not stop the run.
+# graph (ACCESS_OUTPUTS, empty for towns without streets); whatever input is missing is
+# reported in the log and the rest still written. Land-cover and full-resolution commune
+# files are prerequisites once fetched ($(wildcard)): the stage fetches those covering
+# the town itself. H3_RES other than the default goes through the settings.
 H3_RES ?= 8 9
-AGGREGATE_CODE := geo/h3grid.py geo/landcover.py geo/indicators.py geo/cli/aggregate.py
+AGGREGATE_CODE := geo/h3grid.py geo/landcover.py geo/indicators.py geo/stages/aggregate.py \
+                  geo/cli/aggregate.py
 AGGREGATE := $(foreach r,$(H3_RES),$(OUT)/h3_r$(r).parquet) $(OUT)/communes.parquet
 $(AGGREGATE) &: $(TOWN_CARD) $(FACILITIES) $(FACILITY_COUNTS) $(ACCESS_OUTPUTS) $(RAW_GROUP_apl) \
 		$(wildcard $(RAW_GROUP_landcover) $(RAW_GROUP_communes_fullres)) \
-		$(DATA)/sources.toml $(AGGREGATE_CODE) | $(VENV_STAMP)
-	@mkdir -p $(LOGS)
-	$(PVDGEO) aggregate $(INSEE) --res $(shell echo $(H3_RES) | tr ' ' ,) --out $(OUT) \
-		2>&1 | tee $(LOGS)/aggregate.log
+		$(DATA)/sources.toml $(AGGREGATE_CODE) $(STAGE_CORE) | $(VENV_STAMP)
+	$(PVDGEO) --set h3_resolutions=$(shell echo $(H3_RES) | tr ' ' ,) aggregate $(INSEE) \
+		--out $(OUT)
 TOWN_OUTPUTS += $(AGGREGATE)
 
 # Town portrait (geo.portrait): peers, every indicator against the peers' and France's
@@ -210,9 +217,9 @@ TOWN_OUTPUTS += $(AGGREGATE)
 # present (the peers' local indicators); the town's own layer when it exists.
 PORTRAIT := $(OUT)/portrait.html
 $(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(RAW_GROUP_apl) $(FACILITIES) \
-		$(OUT)/communes.parquet $(LANDCOVER_COMMUNES) $(PORTRAIT_CODE) | $(VENV_STAMP)
-	@mkdir -p $(LOGS)
-	$(PVDGEO) portrait $(INSEE) 2>&1 | tee $(LOGS)/portrait.log
+		$(OUT)/communes.parquet $(LANDCOVER_COMMUNES) $(PORTRAIT_CODE) geo/stages/portrait.py \
+		geo/cli/portrait.py $(STAGE_CORE) | $(VENV_STAMP)
+	$(PVDGEO) portrait $(INSEE) --out $(OUT)
 TOWN_OUTPUTS += $(PORTRAIT)
 
 portrait: $(PORTRAIT)
@@ -226,9 +233,7 @@ portrait: $(PORTRAIT)
 GPKG        := $(OUT)/$(INSEE).gpkg
 PMTILES     := $(OUT)/$(INSEE).pmtiles
 VIEWER      := $(DATA)/out/viewer
-GPKG_CODE   := $(addprefix geo/export/,gpkg.py layers.py basemap.py qml.py views.py fields.py \
-                 metadata.py)
-TILES_CODE  := geo/export/tiles.py geo/export/layers.py
+PUBLISH_CODE:= $(wildcard geo/export/*.py) geo/stages/publish.py geo/cli/publish.py
 VIEWER_CODE := geo/export/viewer.py geo/export/views.py geo/export/fields.py \
                geo/export/captions.py
 # the view styles and the basemap every view is composed with
@@ -238,14 +243,9 @@ VIEWER_SRC  := $(wildcard tiles/viewer/*)
 .SECONDEXPANSION:
 
 # (the town's OSM extract, when catalogued, gives the basemap's water)
-$(GPKG): $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) $(GPKG_CODE) \
-		$(STYLES) | $(VENV_STAMP)
-	@mkdir -p $(LOGS)
-	$(PVDGEO) publish $(INSEE) --gpkg 2>&1 | tee $(LOGS)/publish.log
-
-$(PMTILES): $(GPKG) $(TILES_CODE) | $(VENV_STAMP)
-	@mkdir -p $(LOGS)
-	$(PVDGEO) publish $(INSEE) --tiles 2>&1 | tee -a $(LOGS)/publish.log
+$(GPKG) $(PMTILES) &: $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) \
+		$(PUBLISH_CODE) $(STYLES) $(STAGE_CORE) | $(VENV_STAMP)
+	$(PVDGEO) publish $(INSEE) --dir $(OUT)
 
 # The viewer lists every built town; it is rebuilt when this town's tiles or portrait change.
 $(VIEWER)/towns.json: $(PMTILES) $(VIEWER_SRC) $(STYLES) $(VIEWER_CODE) $(WEB_STAMP) \
@@ -253,6 +253,10 @@ $(VIEWER)/towns.json: $(PMTILES) $(VIEWER_SRC) $(STYLES) $(VIEWER_CODE) $(WEB_ST
 	$(PVDGEO) viewer
 
 TOWN_OUTPUTS += $(GPKG) $(PMTILES) $(VIEWER)/towns.json
+
+# Never delete a town output on error or interrupt: each is replaced atomically by its
+# stage, and another run of the town may be relying on it.
+.PRECIOUS: $(TOWN_OUTPUTS)
 
 town: $(TOWN_OUTPUTS)
 	@echo "Town $(INSEE): outputs in $(OUT)/"

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -44,14 +44,17 @@ from shapely.geometry.base import BaseGeometry
 
 from geo._categories import CATEGORY_KEYS
 from geo.errors import (
-    DataSourceError,
     EmptyGraphError,
     InputFileError,
     MissingColumnsError,
     MissingCrsError,
 )
-from geo.network import StreetGraph, Streets
+from geo.network import StreetGraph
 from geo.settings import Settings, get_settings
+from geo.streets import town_streets
+
+if TYPE_CHECKING:
+    from geo.communes import Catchment
 
 __all__ = [
     "CATEGORIES",
@@ -890,6 +893,7 @@ def run_town(
     facilities: gpd.GeoDataFrame | str | Path | None = None,
     out_dir: str | Path | None = None,
     overpass: bool = False,
+    town_catchment: Catchment | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Path]:
     """Access times and isochrones of a town, written to its output folder.
@@ -902,7 +906,7 @@ def run_town(
         ``walk`` and/or ``bike``.
     streets
         Street file (OSM XML/PBF or road lines); default the town's catalogued street
-        source (:func:`geo.network.street_dataset`), else Overpass when ``overpass``.
+        source (:func:`geo.streets.town_streets`), else Overpass when ``overpass``.
     dem
         Elevation raster for slope-aware times; default the town's catalogued DEM if any.
     facilities
@@ -910,6 +914,9 @@ def run_town(
         ``<out_dir>/facilities.parquet``.
     out_dir
         Output folder (default ``data/out/<insee>``).
+    town_catchment
+        The town's catchment when already computed (the card stage's
+        ``catchment.parquet``); default :func:`geo.communes.catchment`.
 
     Writes ``access_<mode>_nodes.parquet``, ``access_<mode>_edges.parquet`` and
     ``access_<mode>_facilities.parquet`` (:func:`facility_snaps`) per mode, and
@@ -923,11 +930,11 @@ def run_town(
     for mode in modes:
         if mode not in network.MODES:
             raise ValueError(f"unknown travel mode {mode!r}: expected walk or bike")
-    c = communes.catchment(insee, settings=s)
+    c = town_catchment or communes.catchment(insee, settings=s)
     code = c.insee
     out = Path(out_dir) if out_dir is not None else s.town_dir(code)
     try:
-        street_src = _load_town_streets(code, c, streets, overpass=overpass, settings=s)
+        street_src = town_streets(c, streets=streets, overpass=overpass, settings=s)
     except EmptyGraphError as exc:
         raise EmptyGraphError(f"town {code}: {exc}") from None
     if dem is None:
@@ -992,27 +999,6 @@ def run_town(
     for p in paths.values():
         log.info("wrote %s", p)
     return paths
-
-
-def _load_town_streets(code: str, c: Any, streets: str | Path | None, *, overpass: bool,
-                       settings: Settings) -> Streets:
-    from geo import network, sources
-
-    members = c.communes["insee"].tolist()
-    if streets is not None:
-        return network.load_streets(streets, crs=c.crs, area=c.area, members=members)
-    ds = network.street_dataset(code, settings)
-    if ds is not None:
-        path = sources.ensure(ds.id, settings)
-        return network.load_streets(path, crs=c.crs, area=c.area, members=members,
-                                    vintage=ds.vintage)
-    if overpass:
-        return network.read_overpass(c.area, crs=c.crs, settings=settings)
-    raise DataSourceError(
-        f"no street source for {code}: the catalogue has no OSM extract or road lines "
-        f"covering it; pass --osm FILE or --roads FILE, or --overpass to download from "
-        f"the Overpass API"
-    )
 
 
 def _metadata(code: str, graph: StreetGraph, s: Settings, extra: dict[str, Any]) -> dict:

@@ -44,6 +44,7 @@ from geo.errors import DataSourceError, InputFileError, MissingColumnsError, Unk
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
+    "CATCHMENT_FILE",
     "POPULATION_YEARS",
     "REFERENCE_DATASETS",
     "TYPOLOGIES",
@@ -59,12 +60,14 @@ __all__ = [
     "metric_crs",
     "normalize_name",
     "population_typology",
+    "read_catchment",
     "resolve_insee",
     "search_communes",
     "town_card",
     "typology_groups",
     "typology_stats",
     "validate_insee",
+    "write_catchment",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,18 +148,31 @@ def _raw(dataset_id: str, settings: Settings) -> Path:
     return sources.ensure(dataset_id, settings)
 
 
-def current_code_map(settings: Settings | None = None) -> dict[str, str]:
-    """Every former, delegated, associated or arrondissement code -> current commune code.
+def current_code_map(settings: Settings | None = None) -> Mapping[str, str]:
+    """Every former, delegated, associated or arrondissement code -> current commune code
+    (a read-only mapping, built once per process and COG file version).
 
     Current codes map to themselves, so ``df[code].map(current_code_map())`` turns any
     table on an older geography into current codes (unknown codes give NaN).
     """
     s = settings or get_settings()
-    return dict(_code_map_cached(str(_raw("communes_cog", s))))
+    path = _raw("communes_cog", s)
+    st = path.stat()
+    return _code_map_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+class _CodeMap(dict[str, str]):
+    """A dict that refuses changes (pandas maps with it as with any dict)."""
+
+    def _readonly(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("the current code map is read-only; copy it with dict(...)")
+
+    __setitem__ = __delitem__ = _readonly
+    update = pop = popitem = clear = setdefault = _readonly  # type: ignore[assignment]
 
 
 @lru_cache(maxsize=4)
-def _code_map_cached(cog_path: str) -> tuple[tuple[str, str], ...]:
+def _code_map_cached(cog_path: str, mtime_ns: int, size: int) -> _CodeMap:
     cog = _read_csv(Path(cog_path), ["code", "type", "chefLieu", "commune", "anciensCodes"])
     current = cog[cog["type"] == "commune-actuelle"]
     mapping: dict[str, str] = {}
@@ -175,7 +191,7 @@ def _code_map_cached(cog_path: str) -> tuple[tuple[str, str], ...]:
             mapping.setdefault(code, target)
     for code in current["code"]:
         mapping[code] = code  # a current code always maps to itself
-    return tuple(sorted(mapping.items()))
+    return _CodeMap(sorted(mapping.items()))
 
 
 def aggregate_to_current(
@@ -374,6 +390,20 @@ def load_reference(settings: Settings | None = None) -> pd.DataFrame:
     return read_parquet_cached(cache)
 
 
+def _reference_codes(s: Settings) -> frozenset[str]:
+    """The INSEE codes of the reference (built once per reference file version)."""
+    cache = s.interim_dir / "communes.parquet"
+    if not cache.exists():
+        load_reference(s)
+    st = cache.stat()
+    return _codes_of(str(cache), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=2)
+def _codes_of(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    return frozenset(pd.read_parquet(path, columns=["insee"])["insee"].astype(str))
+
+
 def _vintages(dataset_ids: Iterable[str], s: Settings) -> dict[str, Any]:
     """Provenance metadata of a national table: COG year and each input's vintage."""
     catalogue = sources.load_catalogue(s)
@@ -433,7 +463,6 @@ def resolve_insee(query: str, settings: Settings | None = None) -> str:
     :class:`UnknownCommuneError` listing up to 5 close matches.
     """
     s = settings or get_settings()
-    ref = load_reference(s)
     text = str(query).strip()
     if not text:
         raise UnknownCommuneError("empty commune query: give an INSEE code or a name")
@@ -442,7 +471,7 @@ def resolve_insee(query: str, settings: Settings | None = None) -> str:
     )
     if looks_like_code:
         code = validate_insee(text)
-        if code in set(ref["insee"]):
+        if code in _reference_codes(s):
             return code
         current = current_code_map(s).get(code)
         if current is not None:
@@ -453,6 +482,7 @@ def resolve_insee(query: str, settings: Settings | None = None) -> str:
         raise UnknownCommuneError(
             f"unknown INSEE code {code!r}: no current commune (COG {s.cog_year}) has it{hint}"
         )
+    ref = load_reference(s)
     dep = None
     m = re.fullmatch(r"(.*?)[\s,(]+(\d{2,3}|2[AB])\)?", text)
     if m:
@@ -561,7 +591,9 @@ def _read_fullres_cached(path: str, mtime: float, cog_path: str) -> gpd.GeoDataF
         raise MissingColumnsError(path, ["INSEE_COM (or insee, code)"], list(gdf.columns))
     if gdf.crs is None:
         raise InputFileError(f"commune polygons {path} have no CRS")
-    gdf["insee"] = gdf[col].astype(str).str.strip().map(dict(_code_map_cached(cog_path)))
+    cog = Path(cog_path).stat()
+    code_map = _code_map_cached(cog_path, cog.st_mtime_ns, cog.st_size)
+    gdf["insee"] = gdf[col].astype(str).str.strip().map(code_map)
     gdf = gdf.dropna(subset=["insee"])
     gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
     return gdf[["insee", "geometry"]].dissolve(by="insee", as_index=False)
@@ -713,11 +745,70 @@ def catchment(
                      communes=communes.reset_index(drop=True))
 
 
+#: File of a town folder holding its catchment (written by the card stage, read by the
+#: later stages so that none recomputes it from the national polygons).
+CATCHMENT_FILE = "catchment.parquet"
+
+
+def write_catchment(c: Catchment, path: str | Path) -> Path:
+    """Write a catchment as GeoParquet (its communes, in its metric CRS), atomically.
+
+    The town polygon is the ``is_town`` row; the buffer distance, CRS and town code are in
+    the file's ``pvdgeo`` metadata, so :func:`read_catchment` rebuilds the same
+    :class:`Catchment`. The file is left untouched when it already holds the same
+    catchment (downstream stages and make see no change)."""
+    path = Path(path)
+    meta = {"insee": c.insee, "crs": c.crs, "buffer_m": c.buffer_m}
+    frame = c.communes[["insee", "nom", "is_town", "geometry"]].reset_index(drop=True)
+    if path.is_file():
+        try:
+            old = read_catchment(path)
+        except InputFileError:
+            old = None
+        if (old is not None and old.insee == c.insee and old.crs == c.crs
+                and old.buffer_m == c.buffer_m
+                and old.communes["insee"].tolist() == frame["insee"].tolist()
+                and bool(old.communes.geometry.geom_equals_exact(
+                    frame.geometry, tolerance=0.0).all())):
+            return path
+    return write_parquet(frame, path, metadata=meta)
+
+
+def read_catchment(path: str | Path) -> Catchment:
+    """The :class:`Catchment` written by :func:`write_catchment` (area = town polygon
+    buffered by ``buffer_m``, as :func:`catchment` builds it)."""
+    from geo._io import read_parquet_metadata
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"catchment file {path} does not exist (built by the card "
+                             "stage: `pvdgeo commune INSEE --json DIR/town.json`)")
+    try:
+        frame = gpd.read_parquet(path)
+        meta = read_parquet_metadata(path)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"cannot read catchment {path}: {exc}") from None
+    missing = [k for k in ("insee", "crs", "buffer_m") if k not in meta]
+    if missing or "is_town" not in frame.columns:
+        raise InputFileError(f"catchment {path} lacks {', '.join(missing) or 'is_town'}: "
+                             "not written by pvdgeo; rebuild it with the card stage")
+    town_rows = frame[frame["is_town"].astype(bool)]
+    if len(town_rows) != 1:
+        raise InputFileError(f"catchment {path} has {len(town_rows)} town rows, expected 1")
+    town = town_rows.geometry.iloc[0]
+    buffer = float(meta["buffer_m"])
+    return Catchment(insee=str(meta["insee"]), crs=str(meta["crs"]), buffer_m=buffer,
+                     town=town, area=town.buffer(buffer) if buffer > 0 else town,
+                     communes=frame.set_crs(meta["crs"], allow_override=True))
+
+
 # --- town card and national statistics ---------------------------------------------------
 
 
-def town_card(insee: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    """Everything the pipeline needs to know about a town, as a JSON-ready dict."""
+def town_card(insee: str, *, town_catchment: Catchment | None = None,
+              settings: Settings | None = None) -> dict[str, Any]:
+    """Everything the pipeline needs to know about a town, as a JSON-ready dict
+    (``town_catchment``: its catchment when already computed)."""
     s = settings or get_settings()
     row = get_commune(insee, s)
     card: dict[str, Any] = {}
@@ -730,7 +821,8 @@ def town_card(insee: str, *, settings: Settings | None = None) -> dict[str, Any]
             card[key] = value
     card["metric_crs"] = metric_crs(card["insee"], s)
     try:
-        c = catchment(card["insee"], settings=s)
+        c = town_catchment if town_catchment is not None else catchment(card["insee"],
+                                                                         settings=s)
     except InputFileError as exc:
         log.warning("no catchment for %s: %s", card["insee"], exc)
         card["catchment"] = None

@@ -30,6 +30,7 @@ Stages:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import re
 import zipfile
@@ -45,12 +46,13 @@ import geopandas as gpd
 import numpy as np
 import osmium
 import pandas as pd
+import pyogrio
 import pyproj
 import shapely
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 from shapely.ops import polygonize, unary_union
 
-from geo import communes, network, sources
+from geo import communes, sources
 from geo._categories import CATEGORY_KEYS, Categories, load_categories, normalize_text
 from geo._io import (
     DECOMPRESSION_ERRORS,
@@ -58,8 +60,10 @@ from geo._io import (
     libosmium_readable,
     open_maybe_compressed,
     read_parquet_cached,
+    read_parquet_metadata,
     write_parquet,
 )
+from geo._osm import osm_timestamp
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.settings import Settings, get_settings
 
@@ -81,7 +85,9 @@ __all__ = [
     "read_bpe_counts",
     "read_bpe_xy",
     "read_cinemas",
+    "read_facility_table",
     "read_festivals",
+    "read_france_services",
     "read_museofile",
     "read_osm_pois",
     "read_wind_turbines",
@@ -101,7 +107,8 @@ FACILITY_COLUMNS = [
 
 #: Which source's row is kept (and listed first) when duplicates are merged: the national
 #: single-kind registers first, then OSM (names, brands), then the BPE.
-SOURCE_PRIORITY = ("eoliennes", "museofile", "cinemas", "festivals", "osm", "bpe")
+SOURCE_PRIORITY = ("eoliennes", "museofile", "cinemas", "festivals", "france_services", "osm",
+                   "bpe")
 
 #: File name of the national counts in ``settings.interim_dir``.
 COUNTS_FILE = "facilities_communes.parquet"
@@ -162,6 +169,15 @@ class SourceReport:
             "kept": self.kept, "unknown": dict(self.unknown.most_common()),
             "excluded": dict(self.excluded), "notes": list(self.notes),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SourceReport:
+        """The report :meth:`as_dict` wrote (read back from output metadata)."""
+        return cls(source=str(data.get("source", "")), path=str(data.get("path", "")),
+                   rows_read=int(data.get("rows_read", 0)), kept=int(data.get("kept", 0)),
+                   unknown=Counter(data.get("unknown", {})),
+                   excluded=Counter(data.get("excluded", {})),
+                   notes=list(data.get("notes", [])))
 
     def log(self) -> None:
         """Log the summary (a warning when there are unknown codes or tags) and the notes."""
@@ -397,7 +413,7 @@ def read_osm_pois(
     report = SourceReport("osm", str(path))
     with _osm_readable(path) as readable:
         records = _scan_osm(readable, cats, report)
-    stamp = network.osm_timestamp(path)
+    stamp = osm_timestamp(path)
     if stamp:
         report.notes.append(f"OSM data as of {stamp}")
     cols: dict[str, list[Any]] = {k: [] for k in ("source", "source_id", "category",
@@ -755,6 +771,57 @@ def read_wind_turbines(
         df, cats, source="eoliennes", path=path, id_col="id_aerogenerateur", name_col="_name",
         code_col="code_insee", x_col="x_aerogenerateur", y_col="y_aerogenerateur",
         src_crs=src, crs=crs or s.publish_crs, code_map=code_map, power=power, report=report,
+    )
+
+
+# --- public services ----------------------------------------------------------------------------
+
+#: France services categories (``categorie``) that are mobile units: their point is a base,
+#: not a counter open at that place, so they are left out (reported).
+FRANCE_SERVICES_MOBILE = ("fs itinerante", "antenne itinerante")
+
+
+def read_france_services(
+    path: str | Path | None = None,
+    *,
+    crs: str | None = None,
+    settings: Settings | None = None,
+    code_map: Mapping[str, str] | None = None,
+) -> gpd.GeoDataFrame:
+    """France services (ANCT): one ``france_services`` per labelled counter, at its point.
+
+    Reads the ANCT GeoJSON as published (``MATRICULE``, ``lib_france_services``,
+    ``insee_com``, ``LATITUDE``/``LONGITUDE`` in WGS84, ``categorie``). Mobile units
+    (:data:`FRANCE_SERVICES_MOBILE`, a bus touring several communes from a base) are left
+    out and reported; commune codes of the list's COG are mapped to the current one
+    through ``code_map``.
+    """
+    s = settings or get_settings()
+    cats = load_categories(s)
+    path = _dataset_file(path, "france_services", s)
+    if not path.is_file():
+        raise InputFileError(f"France services file {path} does not exist "
+                             "(`pvdgeo fetch france_services`)")
+    try:
+        df = pyogrio.read_dataframe(path, read_geometry=False)
+    except Exception as exc:  # pyogrio raises several error types for corrupt files
+        raise InputFileError(f"cannot read France services {path}: {exc}") from None
+    required = ["MATRICULE", "lib_france_services", "insee_com", "LATITUDE", "LONGITUDE"]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise MissingColumnsError(str(path), missing, list(df.columns))
+    report = SourceReport("france_services", str(path), rows_read=len(df))
+    kind = _col(df, "categorie").astype("string").str.strip().map(
+        lambda v: normalize_text(v) if isinstance(v, str) else v)
+    mobile = kind.isin(FRANCE_SERVICES_MOBILE).fillna(False).to_numpy(bool)
+    if mobile.any():
+        report.excluded["mobile unit (no fixed counter)"] += int(mobile.sum())
+    df = df[~mobile].reset_index(drop=True)
+    return _single_kind_frame(
+        df, cats, source="france_services", path=path, id_col="MATRICULE",
+        name_col="lib_france_services", code_col="insee_com", x_col="LONGITUDE",
+        y_col="LATITUDE", src_crs="EPSG:4326", crs=crs or s.publish_crs, code_map=code_map,
+        report=report,
     )
 
 
@@ -1151,6 +1218,7 @@ def national_facilities(
         read_cinemas(settings=s, crs=out_crs, code_map=code_map),
         read_festivals(settings=s, crs=out_crs, code_map=code_map),
         read_wind_turbines(settings=s, crs=out_crs, code_map=code_map),
+        read_france_services(settings=s, crs=out_crs, code_map=code_map),
     ]
     reports = {p["source"].iloc[0] if len(p) else _report(p).source: _report(p) for p in parts}
     if polygons is None:
@@ -1183,9 +1251,11 @@ def national_facilities(
 
 def _town_osm_extract(insee: str, settings: Settings) -> Path | None:
     """The catalogued raw OSM extract of a town (fetched if needed), or None."""
+    from geo.extracts import town_extract
+
     found = sources.datasets_for_town(insee, kind="osm", settings=settings)
     if not found:
-        return None
+        return town_extract(insee, settings)  # cut from a national PBF, if any
     return sources.ensure(found[0].id, settings)
 
 
@@ -1194,9 +1264,13 @@ def town_facilities(
     *,
     osm: str | Path | None = None,
     bpe_xy: str | Path | None = None,
+    town_catchment: communes.Catchment | None = None,
     settings: Settings | None = None,
 ) -> gpd.GeoDataFrame:
     """Facilities of a town and its catchment communes, in the town's metric CRS.
+
+    ``town_catchment`` is the town's catchment when already computed (the town folder's
+    ``catchment.parquet``); default :func:`geo.communes.catchment`.
 
     Sources: the town's OSM extract (``osm``, default the catalogued extract covering the
     town), Muséofile, CNC cinemas, festivals, Géorisques wind turbines, and the geolocated
@@ -1209,7 +1283,7 @@ def town_facilities(
     holds what the output metadata records (vintages, CRS, catchment).
     """
     s = settings or get_settings()
-    catch = communes.catchment(insee, settings=s)
+    catch = town_catchment or communes.catchment(insee, settings=s)
     crs = str(catch.crs)
     polys = catch.communes[["insee", catch.communes.geometry.name]].to_crs(crs)
     codes = set(polys["insee"])
@@ -1232,12 +1306,18 @@ def town_facilities(
         parts.append(pois[pois["insee"].notna()])
         used["osm"] = str(osm_path)
 
-    readers = [
-        ("museofile", lambda: read_museofile(settings=s, crs=crs)),
-        ("cinemas", lambda: read_cinemas(settings=s, crs=crs, code_map=code_map)),
-        ("festivals", lambda: read_festivals(settings=s, crs=crs, code_map=code_map)),
-        ("eoliennes", lambda: read_wind_turbines(settings=s, crs=crs, code_map=code_map)),
-    ]
+    # The national registers, read once per process, cut to the catchment's communes
+    # (and, for rows without a code, to the points near its bounding box).
+    w, so, e, n = gpd.GeoSeries([catch.area], crs=crs).to_crs("EPSG:4326").total_bounds
+    margin = 0.05  # degrees (~4 km): points up to 100 m from a catchment commune
+    readers: list[tuple[str, Any]] = []
+    for name, national in _national_registers(s, code_map):
+        xy = national.geometry
+        near = (xy.x.between(w - margin, e + margin) & xy.y.between(so - margin, n + margin))
+        mine = national["insee"].isin(codes) | (national["insee"].isna() & near.to_numpy())
+        part = national[mine.to_numpy()].to_crs(crs)
+        part.attrs["report"] = copy.deepcopy(_report(national))
+        readers.append((name, lambda part=part: part))
     bpe_path = Path(bpe_xy) if bpe_xy is not None else sources.dataset_path("bpe_xy", s)
     if bpe_path.is_file():
         readers.append(("bpe", lambda: read_bpe_xy(bpe_path, communes=codes, crs=crs,
@@ -1276,6 +1356,39 @@ def town_facilities(
     return table
 
 
+#: National registers read by :func:`town_facilities`: name -> (dataset id, reader).
+_REGISTERS: dict[str, tuple[str, Any]] = {
+    "museofile": ("museofile", lambda s, cm: read_museofile(settings=s, crs="EPSG:4326")),
+    "cinemas": ("cinemas", lambda s, cm: read_cinemas(settings=s, crs="EPSG:4326",
+                                                        code_map=cm)),
+    "festivals": ("festivals", lambda s, cm: read_festivals(settings=s, crs="EPSG:4326",
+                                                              code_map=cm)),
+    "eoliennes": ("eoliennes", lambda s, cm: read_wind_turbines(settings=s, crs="EPSG:4326",
+                                                                  code_map=cm)),
+    "france_services": ("france_services", lambda s, cm: read_france_services(
+        settings=s, crs="EPSG:4326", code_map=cm)),
+}
+_register_cache: dict[tuple[Any, ...], gpd.GeoDataFrame] = {}
+
+
+def _national_registers(s: Settings, code_map: Mapping[str, str]
+                        ) -> list[tuple[str, gpd.GeoDataFrame]]:
+    """Every national register in EPSG:4326, read once per process and file version
+    (a batch worker reads each file once, not once per town)."""
+    out = []
+    cats = Path(s.categories_file).stat()
+    for name, (ds_id, read) in _REGISTERS.items():
+        path = sources.ensure(ds_id, s)
+        st = path.stat()
+        key = (name, str(path), st.st_mtime_ns, st.st_size, cats.st_mtime_ns, id(code_map))
+        if key not in _register_cache:
+            for old in [k for k in _register_cache if k[0] == name]:
+                del _register_cache[old]
+            _register_cache[key] = read(s, code_map)
+        out.append((name, _register_cache[key]))
+    return out
+
+
 def _vintages(used: Mapping[str, str], settings: Settings) -> dict[str, str]:
     """Dataset vintage for each input path that is a catalogued dataset."""
     cat = sources.load_catalogue(settings)
@@ -1303,6 +1416,21 @@ def write_facilities(
     write_parquet(out, path, metadata=meta)
     log.info("wrote %d facilities to %s", len(out), path)
     return Path(path)
+
+
+def read_facility_table(path: str | Path) -> gpd.GeoDataFrame:
+    """A facility table written by :func:`write_facilities`, with its ``attrs["meta"]``
+    and ``attrs["reports"]`` (:class:`SourceReport` per source) restored."""
+    path = Path(path)
+    try:
+        table = gpd.read_parquet(path)
+        meta = read_parquet_metadata(path)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"cannot read facilities {path}: {exc}") from None
+    reports = meta.pop("reports", {})
+    table.attrs["meta"] = meta
+    table.attrs["reports"] = {k: SourceReport.from_dict(v) for k, v in reports.items()}
+    return table
 
 
 def summarize(facilities: pd.DataFrame) -> pd.DataFrame:
@@ -1470,7 +1598,8 @@ def facilities_by_commune(settings: Settings | None = None) -> pd.DataFrame:
     """
     s = settings or get_settings()
     cache = s.interim_dir / COUNTS_FILE
-    ids = ["museofile", "cinemas", "festivals", "eoliennes", "communes_polygons",
+    ids = ["museofile", "cinemas", "festivals", "eoliennes", "france_services",
+           "communes_polygons",
            "communes_cog"]
     xy = sources.dataset_path("bpe_xy", s)
     inputs = [sources.ensure(i, s) for i in ids]

@@ -661,6 +661,7 @@ def aggregate_town(
     resolutions: Sequence[int] | None = None,
     landcover_sources: Sequence[landcover.LandCoverSource] | None = None,
     town_dir: Path | None = None,
+    town_catchment: communes.Catchment | None = None,
     settings: Settings | None = None,
 ) -> AggregateResult:
     """H3 and commune indicators of one town (the ``aggregate`` stage).
@@ -678,13 +679,16 @@ def aggregate_town(
         ``access_<mode>_nodes.parquet``, ``access_<mode>_edges.parquet``); default
         ``settings.town_dir(insee)``. Missing inputs are logged and their indicators
         left out; everything else is still computed.
+    town_catchment
+        The town's catchment when already computed (``catchment.parquet`` of the town
+        folder); default :func:`geo.communes.catchment`.
     """
     s = settings or get_settings()
     res_list = sorted(set(resolutions or s.h3_resolutions))
     for r in res_list:
         if not 0 <= int(r) <= 15:
             raise ValueError(f"H3 resolution must be in 0..15, got {r}")
-    c = communes.catchment(insee, settings=s)
+    c = town_catchment or communes.catchment(insee, settings=s)
     insee = c.insee
     tdir = Path(town_dir) if town_dir else s.town_dir(insee)
     crs = c.crs

@@ -88,6 +88,8 @@ __all__ = [
     "percentile_rank",
     "render_portrait_html",
     "render_typology_html",
+    "town_runs_version",
+    "town_values",
     "typology_tables",
     "write_portrait",
     "write_typology_stats",
@@ -531,6 +533,21 @@ def local_rows(
     return out
 
 
+def town_runs_version(settings: Settings | None = None) -> str:
+    """The versions of every town run's comparison files under ``settings.out_dir``
+    (what :func:`local_rows` reads): a portrait is stale when this changes."""
+    s = settings or get_settings()
+    if not s.out_dir.is_dir():
+        return ""
+    parts = []
+    for town_dir in sorted(p for p in s.out_dir.iterdir()
+                           if p.is_dir() and _INSEE_DIR.fullmatch(p.name)):
+        version = _run_version(town_dir)
+        if version is not None:
+            parts.append(f"{town_dir.name}={version}")
+    return "\n".join(parts)
+
+
 def _run_version(town_dir: Path) -> str | None:
     """Version of a town run's comparison inputs (None when it has neither file)."""
     parts = []
@@ -704,6 +721,13 @@ def _subcategories(town_dir: Path) -> frozenset[str]:
     return frozenset(fac["subcategory"].dropna().astype(str))
 
 
+def town_values(insee: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """The town's reference row with its ``programme``: what the peer rule reads."""
+    card = communes.get_commune(insee, settings).to_dict()
+    card["programme"] = _programme(pd.DataFrame([card])).iloc[0]
+    return card
+
+
 def build_portrait(
     insee: str,
     *,
@@ -714,8 +738,7 @@ def build_portrait(
     s = settings or get_settings()
     selection = find_peers(insee, rule, settings=s)
     code = selection.insee
-    card = communes.get_commune(code, s).to_dict()
-    card["programme"] = _programme(pd.DataFrame([card])).iloc[0]
+    card = town_values(code, settings=s)
     table = indicator_table(s, strict=(code,))
     values = table.loc[code]
     peer_table = table.reindex(selection.peers["insee"])

@@ -100,7 +100,7 @@ class Settings:
     nearest_node_max_m: float = 2000.0
     #: Subcategories that are access targets besides the six categories.
     access_subcategories: tuple[str, ...] = (
-        "medecin_generaliste", "pharmacie", "boulangerie", "ecole",
+        "medecin_generaliste", "pharmacie", "boulangerie", "ecole", "france_services",
     )
     #: Isochrones: reach off the street (m) and grid resolution (m).
     isochrone_buffer_m: float = 50.0

@@ -14,7 +14,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from geo import network, sources
+from geo import network, sources, streets
 from geo.errors import EmptyGraphError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.network import build_graph, mode_rules, read_osm, read_road_lines
 
@@ -485,9 +485,10 @@ def test_dem_that_does_not_cover_the_graph(pdv_streets, cahors_slope):
 
 
 def test_street_make_rules(mirror_settings):
-    rules = network.street_make_rules(mirror_settings)
+    rules = streets.street_make_rules(mirror_settings)
     assert "STREETS_01306 := $(RAW_osm_pont_de_veyle)\n" in rules
     assert "STREETS_04088 := $(RAW_roads_04)\n" in rules  # département archive first
-    assert "STREETS_DEP_04 := $(RAW_roads_04)\n" in rules
+    assert "STREETS_05179 := $(RAW_roads_05)\n" in rules  # every commune of an archive
+    assert "STREETS_05046" not in rules  # a commune the archive has no file for
     assert "STREETS_46042" not in rules  # Cahors: DEM, no streets
-    assert network.street_dataset("46042", mirror_settings) is None
+    assert streets.street_dataset("46042", mirror_settings) is None

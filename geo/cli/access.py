@@ -34,30 +34,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dem", metavar="FILE", help="elevation raster for slope-aware times")
     p.add_argument("--facilities", metavar="FILE",
                    help="facilities GeoParquet (default <out>/facilities.parquet)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default data/out/<INSEE>)")
+    p.add_argument("--out", metavar="DIR",
+                   help="town folder (default data/out/<INSEE>); the card and facilities "
+                   "stages run first there when their files are missing or out of date")
+    p.add_argument("--force", action="store_true", help="run even when up to date")
     p.add_argument("--make-rules", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from geo import access, network
+    from geo import stages, streets
+    from geo.cli.town import report_record
 
     if args.make_rules:
-        sys.stdout.write(network.street_make_rules(settings))
+        sys.stdout.write(streets.street_make_rules(settings))
         return 0
     if not args.insee:
         print("pvdgeo access: error: INSEE is required", file=sys.stderr)
         return 2
-    paths = access.run_town(
-        args.insee,
-        tuple(dict.fromkeys(args.mode or ["walk", "bike"])),
-        streets=args.osm or args.roads,
-        dem=args.dem,
-        facilities=args.facilities,
-        out_dir=args.out,
-        overpass=args.overpass,
-        settings=settings,
-    )
-    for path in paths.values():
-        print(path)
+    options = {k: v for k, v in {
+        "modes": tuple(dict.fromkeys(args.mode)) if args.mode else None,
+        "streets_file": args.osm or args.roads, "dem": args.dem,
+        "facilities_file": args.facilities, "overpass": args.overpass or None,
+    }.items() if v is not None}
+    record = stages.run_town(args.insee, ["access"], out_dir=args.out, settings=settings,
+                             options={"access": options}, force=args.force,
+                             upstream="missing", touch_targets=True)
+    report_record(record)
     return 0

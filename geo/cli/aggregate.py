@@ -7,8 +7,9 @@ import logging
 import re
 from pathlib import Path
 
-from geo import indicators, landcover
+from geo import landcover, stages
 from geo._io import write_parquet
+from geo.cli.town import report_record
 from geo.errors import InputFileError
 from geo.settings import Settings
 
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", type=Path, default=None, metavar="DIR",
                    help="folder with the town's facilities and access outputs "
                    "(default: --out, else data/out/<INSEE>)")
+    p.add_argument("--force", action="store_true", help="run even when up to date")
     p.add_argument("--landcover-communes", action="store_true",
                    help="national table: land-cover shares of every covered commune")
     p.add_argument("--departement", nargs="+", default=None, metavar="DEP",
@@ -86,17 +88,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not args.insee:
         raise InputFileError("give a town INSEE code (or --landcover-communes)")
-    result = indicators.aggregate_town(
-        args.insee,
-        resolutions=_parse_resolutions(args.res),
-        landcover_sources=sources,
-        town_dir=args.inputs or args.out,
-        settings=settings,
-    )
-    out_dir = args.out or settings.town_dir(result.insee)
-    for path in indicators.write_aggregate(result, out_dir):
-        log.info("wrote %s", path)
-    if result.missing:
-        log.warning("%s: written without: %s", result.insee,
-                    "; ".join(m.split(":")[0] for m in result.missing))
+    options = {k: v for k, v in {"resolutions": _parse_resolutions(args.res),
+                                  "landcover_sources": sources,
+                                  "inputs_dir": args.inputs}.items() if v is not None}
+    record = stages.run_town(args.insee, ["aggregate"], out_dir=args.out, settings=settings,
+                             options={"aggregate": options}, force=args.force,
+                             upstream="missing", touch_targets=True)
+    report_record(record)
     return 0

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo import communes, facilities
+from geo import communes, facilities, stages
+from geo.cli.town import report_record
 from geo.errors import UnknownCommuneError
 from geo.settings import Settings
 
@@ -23,7 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{facilities.COUNTS_FILE}).",
     )
     p.add_argument("insee", nargs="?", help="INSEE code or name of the town")
-    p.add_argument("--out", metavar="FILE", help="output GeoParquet (or Parquet with --counts)")
+    p.add_argument("--out", metavar="DIR_OR_FILE",
+                   help="town folder (default data/out/INSEE; the card stage runs first "
+                   "there if needed), or a .parquet file to write the table to; with "
+                   "--counts, the output Parquet file")
+    p.add_argument("--force", action="store_true", help="run even when up to date")
     p.add_argument("--osm", metavar="FILE",
                    help="OSM extract to read (default: the catalogued extract of the town)")
     p.add_argument("--bpe-xy", metavar="FILE",
@@ -42,12 +47,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.insee:
         raise UnknownCommuneError("give the INSEE code or name of a town (or --counts)")
     insee = communes.resolve_insee(args.insee, settings)
-    table = facilities.town_facilities(insee, osm=args.osm, bpe_xy=args.bpe_xy,
-                                       settings=settings)
-    out = Path(args.out) if args.out else settings.town_dir(insee) / "facilities.parquet"
-    facilities.write_facilities(table, out)
+    if args.out and Path(args.out).suffix.lower() == ".parquet":  # one file, not a town run
+        table = facilities.town_facilities(insee, osm=args.osm, bpe_xy=args.bpe_xy,
+                                           settings=settings)
+        facilities.write_facilities(table, Path(args.out))
+        print(format_town(table))
+        print(f"wrote {args.out}")
+        return 0
+    options = {k: v for k, v in {"osm": args.osm, "bpe_xy": args.bpe_xy}.items() if v}
+    record = stages.run_town(insee, ["facilities"], out_dir=args.out, settings=settings,
+                             options={"facilities": options}, force=args.force,
+                             upstream="missing", touch_targets=True)
+    path = record.out_dir / "facilities.parquet"
+    table = facilities.read_facility_table(path)
     print(format_town(table))
-    print(f"wrote {out}")
+    report_record(record)
     return 0
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from geo import communes
-from geo.export import gpkg, tiles, viewer
+from geo import communes, stages
+from geo.cli.town import report_record
+from geo.export import tiles, viewer
 from geo.settings import Settings
 
 
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="only the PMTiles (from an existing GeoPackage)")
     p.add_argument("--dir", type=Path, metavar="DIR",
                    help="town folder (default data/out/<INSEE>)")
+    p.add_argument("--force", action="store_true", help="run even when up to date")
     p.set_defaults(func=run_publish)
 
     v = sub.add_parser(
@@ -39,12 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     insee = communes.validate_insee(args.insee)
-    folder = args.dir or settings.town_dir(insee)
-    if args.only in (None, "gpkg"):
-        path = gpkg.build_gpkg(insee, settings=settings, town_dir=folder)
-        print(f"GeoPackage: {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    if args.only in (None, "tiles"):
-        summary = tiles.build_pmtiles(insee, settings=settings, town_dir=folder)
+    options = {"only": args.only} if args.only else {}
+    record = stages.run_town(insee, ["publish"], out_dir=args.dir, settings=settings,
+                             options={"publish": options}, force=args.force,
+                             upstream="missing", touch_targets=True)
+    report_record(record)
+    gp = record.out_dir / f"{record.insee}.gpkg"
+    if args.only in (None, "gpkg") and gp.is_file():
+        print(f"GeoPackage: {gp} ({gp.stat().st_size / 1e6:.1f} MB)")
+    pm = record.out_dir / f"{record.insee}.pmtiles"
+    if args.only in (None, "tiles") and pm.is_file():
+        summary = tiles.check_pmtiles(pm)
         z, x, y = summary.max_tile
         print(f"PMTiles:    {summary.path} ({summary.bytes / 1e3:.0f} kB, {summary.tiles} "
               f"tiles, zooms {summary.min_zoom}-{summary.max_zoom}, largest tile "

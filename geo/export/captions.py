@@ -29,7 +29,7 @@ __all__ = ["SOURCE_LABELS", "ViewStatus", "facility_summary", "view_status"]
 #: French names of the facility sources (``facilities.source``).
 SOURCE_LABELS = {"osm": "OpenStreetMap", "bpe": "INSEE BPE", "museofile": "Muséofile",
                  "cinemas": "CNC", "festivals": "ministère de la Culture",
-                 "eoliennes": "Géorisques", "france_services": "ANCT France services"}
+                 "eoliennes": "Géorisques", "france_services": "ANCT (France services)"}
 
 _NO_DATA = "Pas de donnée de cette vue pour cette ville."
 

@@ -66,42 +66,45 @@ class LayerSpec:
     required: tuple[str, ...]
     #: Tile zoom range: the layer is in the tiles from ``minzoom`` to the archive's max.
     minzoom: int
+    #: Zoom beyond which the layer gains no detail (map clients overzoom it): the archive
+    #: stops at the largest ``maxzoom`` of its layers (and ``settings.tiles_max_zoom``).
+    maxzoom: int = 15
 
 
 #: Publication order: backgrounds first, points last.
 LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("communes", "Communes", "Commune du programme et communes de son bassin, "
               "avec leurs indicateurs (population, APL, équipements, accès, occupation des "
-              "sols)", ("communes.parquet",), ("insee",), 0),
+              "sols)", ("communes.parquet",), ("insee",), 0, 13),
     LayerSpec("water", "Plans d'eau (fond de carte)", "Plans d'eau de l'extrait "
               "OpenStreetMap de la ville et surfaces en eau CORINE Land Cover, quand ces "
-              "sources existent", (), (), 8),
+              "sources existent", (), (), 8, 14),
     LayerSpec("waterways", "Cours d'eau (fond de carte)", "Rivières, canaux et ruisseaux "
-              "de l'extrait OpenStreetMap de la ville, quand il existe", (), (), 8),
+              "de l'extrait OpenStreetMap de la ville, quand il existe", (), (), 8, 14),
     LayerSpec("landcover", "Occupation des sols (CORINE Land Cover)", "Polygones CORINE "
-              "Land Cover du bassin (version vectorielle)", ("landcover.parquet",), (), 10),
+              "Land Cover du bassin (version vectorielle)", ("landcover.parquet",), (), 10, 13),
     LayerSpec("h3_r8", "Hexagones H3 (résolution 8)", "Cellules H3 de résolution 8 "
               "(environ 0,7 km²) couvrant le bassin, avec leurs indicateurs",
-              ("h3_r8.parquet",), ("h3",), 8),
+              ("h3_r8.parquet",), ("h3",), 8, 13),
     LayerSpec("h3_r9", "Hexagones H3 (résolution 9)", "Cellules H3 de résolution 9 "
               "(environ 0,1 km²) couvrant le bassin, avec leurs indicateurs",
-              ("h3_r9.parquet",), ("h3",), 10),
+              ("h3_r9.parquet",), ("h3",), 10, 14),
     LayerSpec("street_limit", "Limite des données de rues", "Zone couverte par les "
               "données de rues (tronçons élargis de la distance de rattachement des "
               "équipements) : au-delà, les temps d'accès sont estimés à vol d'oiseau",
-              (), (), 8),
+              (), (), 8, 13),
     LayerSpec("isochrones", "Isochrones depuis la mairie", "Zones atteintes en 5, 10, 15 "
               "et 20 minutes à pied et à vélo depuis la mairie",
-              ("isochrones.parquet",), ("mode", "minutes"), 8),
+              ("isochrones.parquet",), ("mode", "minutes"), 8, 15),
     LayerSpec("network_edges", "Réseau de rues (à pied et à vélo)", "Tronçons des "
               "graphes piéton et cyclable avec leur longueur et leur temps de parcours",
-              ("access_walk_edges.parquet", "access_bike_edges.parquet"), (), 12),
+              ("access_walk_edges.parquet", "access_bike_edges.parquet"), (), 12, 15),
     LayerSpec("facilities", "Équipements", "Équipements de santé, commerces, culture, "
               "éducation, services et énergie (OSM, BPE, culture, Géorisques)",
-              ("facilities.parquet",), ("category",), 10),
+              ("facilities.parquet",), ("category",), 10, 14),
     LayerSpec("commune_labels", "Noms des communes", "Un point par commune du bassin pour "
               "placer son nom sur la carte (point le plus intérieur du polygone)",
-              (), (), 0),
+              (), (), 0, 13),
 )
 
 _BY_NAME = {spec.name: spec for spec in LAYERS}

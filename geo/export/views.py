@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,52 @@ class View:
         """Tile layers read by the view's style layers."""
         return {lyr["source-layer"] for lyr in self.style["layers"] if "source-layer" in lyr}
 
+    def fields_by_layer(self) -> dict[str, set[str]]:
+        """Feature attributes the view reads, per tile layer: every ``["get", field]``
+        and ``{field}`` token of its style layers (filters, paint, layout), its legends'
+        fields and filters, and its popups' fields."""
+        out: dict[str, set[str]] = {}
+        by_id = {lyr["id"]: lyr for lyr in self.style.get("layers", [])}
+        for lyr in by_id.values():
+            if "source-layer" in lyr:
+                out.setdefault(lyr["source-layer"], set()).update(
+                    _expression_fields([lyr.get("filter"), lyr.get("paint"), lyr.get("layout")]))
+        for entry in self.legend:
+            names = {entry.field, entry.filter[0] if entry.filter else None,
+                     entry.sort[0] if entry.sort else None}
+            out.setdefault(entry.source_layer, set()).update(n for n in names if n)
+        for layer_id, popup in self.popup.items():
+            lyr = by_id.get(layer_id)
+            if lyr is not None and "source-layer" in lyr:
+                out.setdefault(lyr["source-layer"], set()).update(popup.get("fields", []))
+                out[lyr["source-layer"]].update(c[0] for c in popup.get("when", {}).values())
+        return out
+
+
+def _expression_fields(value: Any) -> set[str]:
+    """Attribute names a MapLibre expression (or any nesting of them) reads."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        if len(value) == 2 and value[0] in ("get", "has") and isinstance(value[1], str):
+            found.add(value[1])
+        for item in value:
+            found |= _expression_fields(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            found |= _expression_fields(item)
+    elif isinstance(value, str):
+        found.update(re.findall(r"\{([A-Za-z0-9_]+)\}", value))
+    return found
+
+
+def tile_fields(views: list[View]) -> dict[str, set[str]]:
+    """Attributes any view reads, per tile layer (see :meth:`View.fields_by_layer`)."""
+    out: dict[str, set[str]] = {}
+    for view in views:
+        for layer, names in view.fields_by_layer().items():
+            out.setdefault(layer, set()).update(names)
+    return out
+
 
 def _legend_class(raw: dict[str, Any]) -> LegendClass:
     return LegendClass(color=raw["color"], label=raw["label"], min=raw.get("min"),
@@ -206,49 +253,6 @@ def compose_style(view_style: dict[str, Any], basemap: dict[str, Any]) -> dict[s
     if "font-faces" in basemap:
         out["font-faces"] = basemap["font-faces"]
     out["layers"] = layers
-    return out
-
-
-def _expression_fields(value: Any) -> set[str]:
-    """Attributes an expression reads (``get`` / ``has`` with a literal name)."""
-    found: set[str] = set()
-    if isinstance(value, list):
-        if len(value) == 2 and value[0] in ("get", "has") and isinstance(value[1], str):
-            found.add(value[1])
-        for item in value:
-            found |= _expression_fields(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            found |= _expression_fields(item)
-    return found
-
-
-def tile_fields(views: list[View]) -> dict[str, set[str]]:
-    """Per tile layer, the attributes the composed styles read: paint, layout and filter
-    expressions, legend fields and filters, popup fields and conditions. What the tiles
-    must carry for the maps, popups and legends to work."""
-    out: dict[str, set[str]] = {}
-    for view in views:
-        by_id = {lyr["id"]: lyr for lyr in view.style["layers"]}
-        for lyr in view.style["layers"]:
-            if "source-layer" not in lyr:
-                continue
-            used = _expression_fields([lyr.get("paint", {}), lyr.get("layout", {}),
-                                       lyr.get("filter", [])])
-            out.setdefault(lyr["source-layer"], set()).update(used)
-        for entry in view.legend:
-            extra = {entry.field} if entry.field else set()
-            if entry.filter:
-                extra.add(entry.filter[0])
-            for name in entry.qgis_layers:
-                out.setdefault(name, set()).update(extra)
-        for layer_id, spec in view.popup.items():
-            lyr = by_id.get(layer_id)
-            if lyr is None or "source-layer" not in lyr:
-                continue
-            names = set(spec.get("fields", []))
-            names |= {cond[0] for cond in spec.get("when", {}).values()}
-            out.setdefault(lyr["source-layer"], set()).update(names)
     return out
 
 

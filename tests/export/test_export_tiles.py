@@ -17,12 +17,14 @@ from geo.errors import InputFileError
 from geo.export import tiles as tiles_module
 from geo.export.layers import layer_spec
 from geo.export.tiles import (
+    TILE_KEYS,
     PMTilesSummary,
     TileBuildError,
     check_pmtiles,
     find_tippecanoe,
     write_pmtiles,
 )
+from geo.export.views import load_views, tile_fields
 from geo.settings import Settings
 
 
@@ -74,14 +76,20 @@ def test_decoded_tile_holds_layers_and_attributes(town_pmtiles: PMTilesSummary,
     source = pyogrio.read_dataframe(town_gpkg, layer="h3_r9").set_index("h3")
     cells = {f["properties"]["h3"]: f["properties"] for f in layers["h3_r9"]}
     assert cells
+    used = tile_fields(load_views())["h3_r9"]
+    assert {"walk_sante_minutes_median", "bike_sante_minutes_median"} <= used
+    assert "apl_mg" not in used and "apl_mg" in source.columns
     for h3, props in cells.items():
-        for field in ("walk_sante_minutes_median", "bike_sante_minutes_median", "apl_mg"):
+        for field in ("walk_sante_minutes_median", "bike_sante_minutes_median"):
             expected = source.loc[h3, field]
             if np.isnan(expected):
                 assert field not in props  # no null in vector tiles
             else:
                 assert props[field] == pytest.approx(expected, abs=1e-4)
         assert isinstance(props["population"], int | float)
+        # only the attributes a map view reads (and the keys) are in the tiles
+        assert set(props) <= used | set(TILE_KEYS["h3_r9"])
+        assert "apl_mg" not in props
     assert any("walk_sante_minutes_median" in p for p in cells.values())
     # street edges carry the access minutes of their mode
     edges = layers["network_edges"]

@@ -1,0 +1,48 @@
+"""Publish stage: the town GeoPackage for QGIS (``<insee>.gpkg``, styled) and the
+PMTiles vector tiles for the viewer (``<insee>.pmtiles``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from geo import sources
+from geo.export import gpkg, tiles
+from geo.settings import Settings
+from geo.stages._core import Stage
+
+__all__ = ["STAGE", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def run(insee: str, *, out_dir: Path, settings: Settings, only: str | None = None
+        ) -> list[Path]:
+    """Write ``<insee>.gpkg`` then ``<insee>.pmtiles`` into ``out_dir`` (``only``:
+    ``"gpkg"`` or ``"tiles"``)."""
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    if only in (None, "gpkg"):
+        path = gpkg.build_gpkg(insee, settings=settings, town_dir=out_dir)
+        log.info("GeoPackage: %s (%.1f MB)", path, path.stat().st_size / 1e6)
+        written.append(path)
+    if only in (None, "tiles"):
+        summary = tiles.build_pmtiles(insee, settings=settings, town_dir=out_dir)
+        written.append(summary.path)
+    return written
+
+
+def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
+    catalogue = sources.load_catalogue(s)
+    national = [d.id for d in catalogue.values() if d.scope == "national"]
+    return [*national, *(d.id for d in sources.datasets_for_town(insee, settings=s))]
+
+
+STAGE = Stage(
+    name="publish",
+    description="GeoPackage and PMTiles",
+    modules=("geo.stages.publish",),
+    run=run,
+    upstream=("card", "facilities", "access", "aggregate"),
+    datasets=_datasets,
+)
