@@ -88,7 +88,7 @@ LAYERS: tuple[LayerSpec, ...] = (
               ("h3_r8.parquet",), ("h3",), 8, 13),
     LayerSpec("h3_r9", "Hexagones H3 (résolution 9)", "Cellules H3 de résolution 9 "
               "(environ 0,1 km²) couvrant le bassin, avec leurs indicateurs",
-              ("h3_r9.parquet",), ("h3",), 10, 14),
+              ("h3_r9.parquet",), ("h3",), 12, 14),
     LayerSpec("street_limit", "Limite des données de rues", "Zone couverte par les "
               "données de rues (tronçons élargis de la distance de rattachement des "
               "équipements) : au-delà, les temps d'accès sont estimés à vol d'oiseau",
