@@ -353,6 +353,12 @@ async function setView(id) {
   const view = state.views.find((v) => v.id === id);
   if (!view) throw new Error(`vue inconnue : ${id}`);
   if (view === state.view && document.body.dataset.state === "ready") return;
+  if (!state.town || !map) {  // no town chosen yet (unknown ?town=): remember the view
+    state.view = view;
+    for (const button of $("views").querySelectorAll("button"))
+      button.setAttribute("aria-checked", String(button.dataset.viewId === view.id));
+    return;
+  }
   popup?.remove();
   showMessage("");
   state.view = view;
