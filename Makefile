@@ -143,7 +143,7 @@ PORTRAIT_CODE := geo/portrait.py geo/indicators.py geo/facility_trends.py geo/_s
 NATIONAL := $(DATA)/national
 TYPOLOGY_STATS := $(NATIONAL)/typologie/index.html
 $(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) \
-		$(PORTRAIT_CODE) | $(VENV_STAMP)
+		$(PORTRAIT_CODE) $(wildcard $(INTERIM)/landcover_communes.parquet) | $(VENV_STAMP)
 	$(PVDGEO) typology-stats --out $(@D)
 
 typology-stats: $(TYPOLOGY_STATS)
@@ -265,14 +265,17 @@ GPKG        := $(OUT)/$(INSEE).gpkg
 PMTILES     := $(OUT)/$(INSEE).pmtiles
 VIEWER      := $(DATA)/out/viewer
 PUBLISH_CODE:= $(wildcard geo/export/*.py) geo/stages/publish.py geo/cli/publish.py
-VIEWER_CODE := geo/export/viewer.py geo/export/views.py geo/export/fields.py
-STYLES      := $(wildcard tiles/styles/*.json)
+VIEWER_CODE := geo/export/viewer.py geo/export/views.py geo/export/fields.py \
+               geo/export/captions.py
+# the view styles and the basemap every view is composed with
+STYLES      := $(wildcard tiles/styles/*.json) tiles/basemap/basemap.json
 VIEWER_SRC  := $(wildcard tiles/viewer/*)
 
 .SECONDEXPANSION:
 
-$(GPKG) $(PMTILES) &: $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(PUBLISH_CODE) \
-		$(STYLES) $(STAGE_CORE) | $(VENV_STAMP)
+# (the town's OSM extract, when catalogued, gives the basemap's water)
+$(GPKG) $(PMTILES) &: $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) \
+		$(PUBLISH_CODE) $(STYLES) $(STAGE_CORE) | $(VENV_STAMP)
 	$(PVDGEO) publish $(INSEE) --dir $(OUT)
 
 # The viewer lists every built town; it is rebuilt when this town's tiles or portrait change.
