@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -435,8 +435,3 @@ def _write_reports(outcomes: dict[str, TownOutcome], folder: Path) -> None:
     fails = table[table["status"] == "failed"][["insee", "stage", "error"]] if len(table) \
         else pd.DataFrame(columns=["insee", "stage", "error"])
     write_text_atomic(folder / "failures.csv", fails.to_csv(index=False))
-
-
-def outcome_dict(o: TownOutcome) -> dict[str, Any]:
-    """JSON-ready form of an outcome."""
-    return asdict(o)
