@@ -19,9 +19,9 @@ The map views draw a light basemap under and over their thematic layers
     ``settings.snap_max_m`` (the distance beyond which a facility is no longer tied to
     the network), merged, holes filled; traced on a grid of a quarter of that distance
     (on Forcalquier's 6,177 links: 0.04 s instead of 1.7 s, area within 0.4 % and 0.9 %
-    of the area differing from the exact union of buffers). Outside it the street data says nothing: access
-    times of H3 cells there are the nearest node's time plus a straight-line walk, i.e.
-    estimates; those cells get ``beyond_street_data = true``.
+    of the area differing from the exact union of buffers). Outside it the street data
+    says nothing: access times of H3 cells there are the nearest node's time plus a
+    straight-line walk, i.e. estimates; those cells get ``beyond_street_data = true``.
 
 Every function is pure (frames in, frames out) except :func:`read_osm_water`.
 """
