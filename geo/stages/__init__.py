@@ -269,11 +269,14 @@ def _run(code: str, todo: list[Stage], wanted: list[str], folder: Path, s: Setti
         marker.unlink(missing_ok=True)
         try:
             paths, wall, cpu = run_logged(st, code, folder, s, opts)
+        # not chained ("from None"): the cause may not pickle (a GDAL error), and the
+        # failure has to travel from a Dask worker to the batch; -v logs the traceback
         except GeoError as exc:
-            raise StageFailed(code, st.name, str(exc)) from exc
+            log.debug("stage %s of %s failed", st.name, code, exc_info=True)
+            raise StageFailed(code, st.name, str(exc)) from None
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             log.debug("stage %s of %s failed", st.name, code, exc_info=True)
-            raise StageFailed(code, st.name, f"{type(exc).__name__}: {exc}") from exc
+            raise StageFailed(code, st.name, f"{type(exc).__name__}: {exc}") from None
         outputs = {Path(p).name: file_record(Path(p)) for p in paths
                    if Path(p).parent.resolve() == folder.resolve() and Path(p).is_file()}
         # recorded with the inputs as they are now: datasets the stage fetched and national
