@@ -388,7 +388,8 @@ def test_insee_bpe_counts_xlsx_round_trip(tmp_path: Path, use_settings, layout: 
     src.write_bytes(_workbook(head + [[_numeric_codes(d), "nom", *map(int, r)]
                                       for d, r in wide.iterrows()]))
     out = tmp_path / "bpe2009_nb_equip_commune_typequ_long.csv.gz"
-    _convert.insee_bpe_counts_xlsx([src], out)
+    nomenclature = {"bpe_typequ": sources.ensure("bpe_typequ", use_settings)}
+    _convert.insee_bpe_counts_xlsx([src], out, inputs=nomenclature)
     got = pd.read_csv(out, dtype=str)
     assert list(got.columns) == list(long.columns)
     assert list(dict.fromkeys(got.typequ)) == types  # the source's column order
@@ -399,6 +400,8 @@ def test_insee_bpe_counts_xlsx_round_trip(tmp_path: Path, use_settings, layout: 
 
     src.write_bytes(_workbook([["DEPCOM", "Piscine couverte olympique"], ["01001", 1]]))
     with pytest.raises(InputFileError, match="'Piscine couverte olympique' match no BPE 2009"):
+        _convert.insee_bpe_counts_xlsx([src], out, inputs=nomenclature)
+    with pytest.raises(InputFileError, match=r"nomenclature \(dataset bpe_typequ\) is needed"):
         _convert.insee_bpe_counts_xlsx([src], out)
 
 
