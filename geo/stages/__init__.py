@@ -261,6 +261,7 @@ def _run(code: str, todo: list[Stage], wanted: list[str], folder: Path, s: Setti
             if touch_targets and st.name in wanted:  # make: the target must look fresh
                 outs = [folder / n for n in state.stages[st.name].get("outputs", {})]
                 touch(outs)
+                touch([folder / "logs" / f"{st.name}.log"])  # a stage that wrote no file
                 state.stages[st.name]["outputs"] = {p.name: file_record(p) for p in outs}
                 state.write()
             record.stages.append(StageResult(st.name, "up to date", 0.0, 0.0,
@@ -282,6 +283,9 @@ def _run(code: str, todo: list[Stage], wanted: list[str], folder: Path, s: Setti
         # recorded with the inputs as they are now: datasets the stage fetched and national
         # tables it built are part of it, so that the next run finds it up to date
         fp = st.fingerprint(code, folder, s, state, _upstream_files(st, state))
+        if touch_targets and st.name in wanted:  # make: even a file left as it was is fresh
+            touch(folder / n for n in outputs)
+            outputs = {n: file_record(folder / n) for n in outputs}
         state.stages[st.name] = {
             "fingerprint": fp if not opts else f"custom:{fp}",
             "outputs": outputs,
