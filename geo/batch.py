@@ -68,6 +68,9 @@ WORKER_ENV: dict[str, str] = {
     "MKL_NUM_THREADS": "1",
 }
 
+#: Seconds between two writes of the reports while towns finish.
+REPORT_EVERY_S = 30.0
+
 #: Stages of a batch's first pass (the portraits come after every town is built).
 FIRST_PASS = tuple(name for name in stages.STAGE_NAMES if name != "portrait")
 
@@ -362,10 +365,11 @@ def run_batch(
     report_dir.mkdir(parents=True, exist_ok=True)
     prepare_national(codes, s)
     outcomes: dict[str, TownOutcome] = {}
-    todo = codes if force else [c for c in codes if not stages.is_done(c, s.town_dir(c), s)]
-    for c in codes:
-        if c not in todo:
-            outcomes[c] = TownOutcome(c, "skipped")
+    todo = codes if force else [c for c in codes
+                                if not stages.is_done(c, s.town_dir(c), s, FIRST_PASS)]
+    earlier = _earlier_records(report_dir)
+    for c in set(codes) - set(todo):
+        outcomes[c] = TownOutcome(c, "skipped", record=earlier.get(c, {}))
     log.info("batch: %d towns, %d already done and up to date, %d to build", len(codes),
              len(codes) - len(todo), len(todo))
     order = town_order(todo, s) if todo else []
@@ -376,6 +380,7 @@ def run_batch(
             fut = client.submit(town_task, insee, s, FIRST_PASS, force, key=f"town-{insee}",
                                 retries=retries, pure=False, priority=len(order) - rank)
             futures[fut] = insee
+        written = time.monotonic()
         for fut in as_completed(futures):
             insee = futures[fut]
             outcome = _outcome(insee, fut)
@@ -384,6 +389,9 @@ def run_batch(
             if outcome.status == "failed":
                 log.warning("batch: %s failed at %s: %s", insee, outcome.stage, outcome.error)
             fut.release()
+            if time.monotonic() - written > REPORT_EVERY_S:  # what a killed batch leaves
+                _write_reports(outcomes, report_dir)
+                written = time.monotonic()
         _write_reports(outcomes, report_dir)
         built = [c for c in codes if outcomes[c].status != "failed"]
         from geo import national
@@ -430,6 +438,17 @@ def _outcome(insee: str, fut: Any) -> TownOutcome:
         return TownOutcome(insee, "failed", "?", "its worker died every attempt (killed, "
                            "e.g. for memory: raise --memory-limit or lower --workers)")
     return TownOutcome(insee, "failed", "?", f"{type(exc).__name__}: {_last_line(exc)}")
+
+
+def _earlier_records(folder: Path) -> dict[str, dict[str, Any]]:
+    """The rows of an earlier ``towns.csv`` by town (what a skipped town did then)."""
+    try:
+        table = pd.read_csv(folder / "towns.csv", dtype={"insee": str})
+    except (OSError, ValueError):  # none yet, or unreadable: nothing to carry over
+        return {}
+    table = table.drop(columns=[c for c in ("status", "stage", "error") if c in table])
+    return {str(r.pop("insee")): {k: v for k, v in r.items() if pd.notna(v)}
+            for r in table.to_dict("records")}
 
 
 def _write_reports(outcomes: dict[str, TownOutcome], folder: Path) -> None:

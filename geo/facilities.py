@@ -135,6 +135,8 @@ class SourceReport:
     #: reason -> number of rows left out on purpose
     excluded: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    #: what ``rows_read`` and ``kept`` count (BPE counts: equipments)
+    unit: str = "rows"
 
     @property
     def n_unknown(self) -> int:
@@ -147,7 +149,7 @@ class SourceReport:
             parts = [f"osm: {self.kept:,} facility rows from {self.rows_read:,} objects with "
                      "facility tags"]
         else:
-            parts = [f"{self.source}: kept {self.kept:,} of {self.rows_read:,} rows"]
+            parts = [f"{self.source}: kept {self.kept:,} of {self.rows_read:,} {self.unit}"]
         if self.excluded:
             parts.append(
                 "excluded " + ", ".join(f"{n:,} {why}" for why, n in self.excluded.most_common())
@@ -863,12 +865,13 @@ def read_bpe_counts(
     path = _dataset_file(path, "bpe_2013_counts", s)
     df = _read_csv(path, label="BPE counts", upper=True,
                    required=["DEPCOM", "TYPEQU", "NB_EQUIP"], optional=["ANNEE"])
-    report = SourceReport("bpe", str(path), rows_read=len(df))
+    report = SourceReport("bpe", str(path), unit="equipments")
     n = pd.to_numeric(df["NB_EQUIP"].str.replace(",", ".", regex=False), errors="coerce")
     bad = int(n.isna().sum())
     if bad:
         report.excluded["unreadable nb_equip"] += bad
     n = n.fillna(0).astype("int64")
+    report.rows_read = int(n.sum())
     sub = _bpe_map(df["TYPEQU"].str.strip(), cats, nomenclature, report, weights=n)
     out = pd.DataFrame({
         "insee": _current_codes(df["DEPCOM"].str.strip(), code_map), "subcategory": sub, "n": n,

@@ -75,6 +75,9 @@ def test_a_rerun_skips_done_towns(first_batch, batch_settings):
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
     again = batch.run_batch(list(TOWNS), workers=1, settings=batch_settings)
     assert again.counts() == {"skipped": 3}
+    # towns.csv still says what the skipped towns cost when they were built
+    table = pd.read_csv(again.report_dir / "towns.csv", dtype={"insee": str})
+    assert set(table["status"]) == {"skipped"} and (table["cpu_seconds"] > 0).all()
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()} == before
 
 
@@ -148,12 +151,12 @@ def test_a_killed_batch_resumes(batch_settings):
         finished[insee] = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()
                            if p.suffix in (".parquet", ".gpkg", ".pmtiles")}
     rerun = batch.run_batch(towns, workers=2, settings=batch_settings)
-    assert all(rerun.outcomes[c].status in ("built", "up to date") for c in towns)
+    assert all(rerun.outcomes[c].status in ("built", "skipped") for c in towns)
     for insee, before in finished.items():
         folder = batch_settings.town_dir(insee)
         after = {n: (folder / n).stat().st_mtime_ns for n in before}
         assert after == before  # the finished town's files were not rewritten
-        assert rerun.outcomes[insee].record.get("stages_built", "") == ""
+        assert rerun.outcomes[insee].status == "skipped"  # not even sent to a worker
     for insee in towns:
         assert stages.is_done(insee, batch_settings.town_dir(insee), batch_settings)
         leftovers = [p for p in batch_settings.town_dir(insee).iterdir()

@@ -169,15 +169,24 @@ def fingerprints(insee: str, out_dir: Path, settings: Settings,
             for name in names}
 
 
-def is_done(insee: str, out_dir: Path, settings: Settings) -> bool:
-    """Whether the town run in ``out_dir`` is finished and still up to date: its done
-    marker exists and every stage is up to date with the current code, settings and
-    inputs."""
-    marker = Path(out_dir) / STATE_DIR / DONE_FILE
-    if not marker.is_file():
+def is_done(insee: str, out_dir: Path, settings: Settings,
+            names: Sequence[str] | None = None) -> bool:
+    """Whether the town run in ``out_dir`` is finished and still up to date.
+
+    With ``names=None``: its done marker exists and every stage is up to date with the
+    current code, settings and inputs; else the stages ``names`` are (a batch's first
+    pass leaves the portraits for later: a town killed after it is done all the same).
+    """
+    if names is None:
+        if not (Path(out_dir) / STATE_DIR / DONE_FILE).is_file():
+            return False
+        names = STAGE_NAMES
+    if not (Path(out_dir) / STATE_DIR).is_dir():
         return False
     state = TownState.read(out_dir)
-    for st in STAGES:
+    for st in (stage(n) for n in names):
+        if st.name not in state.stages:
+            return False
         st.prepared(settings)
         fp = st.fingerprint(insee, out_dir, settings, state, _upstream_files(st, state))
         if not state.up_to_date(st.name, fp):
