@@ -70,6 +70,7 @@ from geo import (
     landcover,
     network,
     sources,
+    themes,
 )
 from geo import _report as report
 from geo import _svg as svg
@@ -643,6 +644,8 @@ class Portrait:
     vintages: dict[str, str] = field(default_factory=dict)
     #: The change of the town's offer between BPE vintages (None when unavailable).
     facility_trend: facility_trends.TownTrend | None = None
+    #: One section per Data Territoria theme (jobs, housing...; missing ones say so).
+    theme_sections: list[themes.ThemeSection] = field(default_factory=list)
 
 
 def _missing_reasons(code: str, values: pd.Series, s: Settings,
@@ -781,6 +784,7 @@ def build_portrait(
         built=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         vintages=_vintages(s),
         facility_trend=facility_trends.town_trend(code, selection.peers["insee"], settings=s),
+        theme_sections=themes.portrait_sections(code, selection.peers["insee"], settings=s),
     )
 
 
@@ -927,6 +931,8 @@ def render_portrait_html(p: Portrait) -> str:
     parts.append("</section>")
     if p.facility_trend is not None:  # issue 16: the offer over BPE vintages
         parts.append(facility_trends.render_portrait_section(p.facility_trend))
+    if p.theme_sections:  # issue 15: one section per Data Territoria theme
+        parts.append(themes.render_portrait_sections(p.theme_sections))
     if notes:
         items = "".join(
             f'<li id="manque-{n}">{escape(_BY_KEY[key].label)} : '
@@ -963,8 +969,9 @@ def _write_csv(df: pd.DataFrame, path: Path) -> Path:
 
 def write_portrait(p: Portrait, out_dir: Path | None = None, *,
                    settings: Settings | None = None) -> list[Path]:
-    """Write ``portrait.html``, ``portrait.csv``, ``portrait_pairs.csv`` and, with the
-    facility trends, ``portrait_evolution_equipements.csv``.
+    """Write ``portrait.html``, ``portrait.csv``, ``portrait_pairs.csv``, with the
+    facility trends ``portrait_evolution_equipements.csv`` and with the Data Territoria
+    themes ``portrait_themes.csv`` (:mod:`geo.themes`).
 
     Default folder: ``data/out/<insee>/``. Returns the paths written.
     """
@@ -982,6 +989,9 @@ def write_portrait(p: Portrait, out_dir: Path | None = None, *,
     if p.facility_trend is not None:
         paths.append(facility_trends.write_town_trend(
             p.facility_trend, folder / "portrait_evolution_equipements.csv"))
+    if p.theme_sections:
+        paths.append(themes.write_portrait_sections(p.theme_sections,
+                                                    folder / "portrait_themes.csv", p.insee))
     return paths
 
 
@@ -1294,7 +1304,9 @@ def write_typology_stats(
 ) -> list[Path]:
     """Write the national statistics by typology into ``out_dir``: one CSV per table
     (``typologie_<table>.csv``), SVG charts (``typologie_<chart>.svg``) and ``index.html``,
-    with the facility trends over BPE vintages (:mod:`geo.facility_trends`).
+    with the facility trends over BPE vintages (:mod:`geo.facility_trends`) and the Data
+    Territoria themes (:func:`geo.themes.write_typology_themes`: one table per theme, or
+    the theme reported as missing input).
 
     ``tables`` defaults to :func:`typology_tables`. Returns the paths written.
     """
@@ -1308,11 +1320,12 @@ def write_typology_stats(
         write_text_atomic(path, '<?xml version="1.0" encoding="utf-8"?>\n' + chart + "\n")
         paths.append(path)
     trend_paths, trend_html = facility_trends.write_typology_trends(out, settings=s)  # issue 16
-    paths += trend_paths
+    theme_paths, theme_html = themes.write_typology_themes(out, settings=s)  # issue 15
+    paths += trend_paths + theme_paths
     index = out / "index.html"
     write_text_atomic(index, render_typology_html(
         tables, threshold=s.apl_threshold, cog_year=s.cog_year, charts=charts,
-        extra_sections=[trend_html] if trend_html else []))
+        extra_sections=[*([trend_html] if trend_html else []), *theme_html]))
     paths.append(index)
     log.info("wrote %d files to %s", len(paths), out)
     return paths

@@ -1,7 +1,7 @@
 """Portrait stage: the town compared with similar towns (``portrait.html``,
-``portrait.csv``, ``portrait_pairs.csv``, ``portrait_evolution_equipements.csv``), from the
-national tables and the rows of every town run present (the peers' local indicators:
-access times, land cover)."""
+``portrait.csv``, ``portrait_pairs.csv``, ``portrait_evolution_equipements.csv``,
+``portrait_themes.csv``), from the national tables and the rows of every town run present
+(the peers' local indicators: access times, land cover)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from geo import indicators, portrait
+from geo import indicators, portrait, themes
 from geo.settings import Settings
 from geo.stages._core import Stage
 
@@ -30,12 +30,18 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
 def _national(s: Settings) -> list[Path]:
     return [s.interim_dir / name for name in
             ("communes.parquet", "facilities_communes.parquet", "apl_communes.parquet",
-             "landcover_communes.parquet", "facility_trends_communes.parquet")]
+             "landcover_communes.parquet", "facility_trends_communes.parquet")] + \
+        themes.national_inputs(s)
 
 
 def _extra(insee: str, folder: Path, s: Settings) -> dict[str, Any]:
     """The versions of every town run's comparison files (the peers' rows)."""
     return {"town_runs": hashlib.sha256(portrait.town_runs_version(s).encode()).hexdigest()}
+
+
+def _prepare(s: Settings) -> None:
+    """Build the tables of the themes whose files are downloaded (geo.themes)."""
+    themes.build_available(s)
 
 
 STAGE = Stage(
@@ -45,8 +51,9 @@ STAGE = Stage(
     run=run,
     upstream=("card", "facilities", "aggregate"),
     produces=("portrait.html", "portrait.csv", "portrait_pairs.csv",
-              "portrait_evolution_equipements.csv"),
+              "portrait_evolution_equipements.csv", "portrait_themes.csv"),
     datasets=_datasets,
     national=_national,
     extra=_extra,
+    prepare=_prepare,
 )
