@@ -931,8 +931,7 @@ def render_portrait_html(p: Portrait) -> str:
     parts.append("</section>")
     if p.facility_trend is not None:  # issue 16: the offer over BPE vintages
         parts.append(facility_trends.render_portrait_section(p.facility_trend))
-    if p.theme_sections:  # issue 15: one section per Data Territoria theme
-        parts.append(themes.render_portrait_sections(p.theme_sections))
+    parts.append(_section_themes(p))  # issue 15: one section per Data Territoria theme
     if notes:
         items = "".join(
             f'<li id="manque-{n}">{escape(_BY_KEY[key].label)} : '
@@ -959,6 +958,12 @@ def render_portrait_html(p: Portrait) -> str:
     )
     title = f"Portrait de {c['nom']} ({p.insee})"
     return report.page(title, "\n".join(parts))
+
+
+def _section_themes(p: Portrait) -> str:
+    """The Data Territoria themes (:mod:`geo.themes`), one section each; a theme whose
+    files are not downloaded says so."""
+    return themes.render_portrait_sections(p.theme_sections)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:

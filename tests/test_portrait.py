@@ -299,7 +299,8 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
     assert "temps non calculé" in t.at["walk_boulangerie_minutes_median", "note"]
     paths = portrait.write_portrait(p, settings=s)
     assert [x.name for x in paths] == ["portrait.html", "portrait.csv", "portrait_pairs.csv",
-                                       "portrait_evolution_equipements.csv"]
+                                       "portrait_evolution_equipements.csv",
+                                       "portrait_themes.csv"]
     csv = pd.read_csv(out / "01306" / "portrait.csv", dtype={"insee": str})
     assert (csv["insee"] == "01306").all()
     musee = csv.set_index("indicateur").loc["n_musee"]
@@ -313,7 +314,7 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
 @pytest.mark.browser
 def test_portrait_html_renders_in_chromium(mirror_settings, tmp_path):
     p = portrait.build_portrait("46127", settings=mirror_settings)
-    html, _, pairs, _ = portrait.write_portrait(p, tmp_path, settings=mirror_settings)
+    html, _, pairs, *_ = portrait.write_portrait(p, tmp_path, settings=mirror_settings)
     text = html.read_text(encoding="utf-8")
     assert "<script" not in text and "http://" not in text.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")

@@ -358,6 +358,9 @@ def test_table_cache_follows_the_downloads(themed, tmp_path):
     """A theme table is rebuilt when a vintage is removed (the change becomes missing)."""
     s = private_data(themed, tmp_path / "data")
     sources.dataset_path("dvf_2021", s).unlink()
+    status = themes.status(s).set_index("theme")
+    assert status.at["logement", "statut"] == "partiel"
+    assert status.at["logement", "commande"] == "pvdgeo fetch dvf_2021"
     t = themes.commune_table(logement.THEME, s)
     assert [v["dataset"] for v in t.attrs["meta"]["vintages"]] == ["dvf_2025"]
     assert t["prix_m2_maison_evolution_pct"].isna().all()
@@ -522,3 +525,21 @@ def test_dashboard_indicators():
     assert ("emplois_prives_evolution_pct", "Évolution des emplois salariés privés", "%",
             "Emploi › Emploi salarié privé", "urssaf_effectifs_communes", True) in \
         themes.DASHBOARD_INDICATORS
+    specs = {d["key"]: d for d in themes.dashboard_specs()}
+    assert set(specs) == set(keys)
+    assert {d["theme"] for d in specs.values()} == {k for k, *_ in themes.DASHBOARD_THEMES}
+    assert specs["navetteurs_voiture_share"]["sens"] == "moins"
+    assert specs["navetteurs_voiture_share"]["percent"] is True
+    assert specs["prix_m2_maison_median"]["sens"] == ""
+    assert specs["emplois_prives"]["tables"] == ("theme_emploi",)
+
+
+def test_dashboard_source(themed, mirror_settings):
+    frame, datasets, notes = themes.dashboard_source("emploi", themed)
+    assert frame.at["01306", "emplois_prives"] == 80
+    assert list(frame.columns) == [i.key for i in emploi.THEME.indicators]
+    assert datasets == ("urssaf_effectifs_communes",)
+    assert notes["emplois_prives_evolution_pct"] == "2014 → 2024"
+    assert notes["emplois_prives_debut"] == "2014"
+    with pytest.raises(themes.MissingInputError):
+        themes.dashboard_source("emploi", mirror_settings)

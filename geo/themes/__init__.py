@@ -64,6 +64,7 @@ from geo.themes._base import (
 
 __all__ = [
     "DASHBOARD_INDICATORS",
+    "DASHBOARD_THEMES",
     "THEMES",
     "MissingInputError",
     "Theme",
@@ -72,6 +73,8 @@ __all__ = [
     "build_available",
     "commune_table",
     "dashboard_indicators",
+    "dashboard_source",
+    "dashboard_specs",
     "get_theme",
     "indicator_table",
     "national_inputs",
@@ -477,3 +480,41 @@ def dashboard_indicators() -> list[tuple[str, str, str, str, str, bool | None]]:
 
 #: :func:`dashboard_indicators`, computed once.
 DASHBOARD_INDICATORS = dashboard_indicators()
+#: The dashboard tree's branches of the themes: ``(key, French label, description)``.
+DASHBOARD_THEMES: tuple[tuple[str, str, str], ...] = tuple(
+    (t.key, t.title, f"{t.source}.") for t in THEMES)
+
+
+def dashboard_specs() -> list[dict[str, Any]]:
+    """Keyword arguments of the dashboard's indicator declaration for every theme
+    indicator: ``key, label, unit, theme`` (the theme key, a branch of
+    :data:`DASHBOARD_THEMES`), ``digits, percent, signed``, ``sens`` (``plus`` when
+    higher is better, ``moins`` when lower is, ""), ``tables`` (the source table
+    ``theme_<key>`` read by :func:`dashboard_source`) and ``sources`` (dataset ids)."""
+    out = []
+    for theme in THEMES:
+        for ind in theme.indicators:
+            better = ind.higher_is_better
+            sens = "" if better is None else "plus" if better else "moins"
+            out.append({"key": ind.key, "label": ind.label, "unit": ind.unit,
+                        "theme": theme.key, "digits": ind.digits, "percent": ind.percent,
+                        "signed": ind.signed, "sens": sens, "tables": (f"theme_{theme.key}",),
+                        "sources": tuple(theme.dataset_ids)})
+    return out
+
+
+def dashboard_source(key: str, settings: Settings | None = None
+                     ) -> tuple[pd.DataFrame, tuple[str, ...], dict[str, str]]:
+    """A theme's table for the dashboard: its indicators (index ``insee``), the datasets
+    it was built from and each indicator's vintage text (``2014 → 2024``). Raises
+    :class:`MissingInputError` when the theme's files are not downloaded (the dashboard
+    then shows its indicators as missing)."""
+    s = settings or get_settings()
+    theme = get_theme(key)
+    table = commune_table(theme, s)
+    meta = table.attrs.get("meta", {})
+    frame = table[[i.key for i in theme.indicators]].astype("float64")
+    frame.attrs = {}
+    datasets = tuple(str(v["dataset"]) for v in meta.get("vintages", []))
+    notes = {i.key: _period(i, meta) for i in theme.indicators}
+    return frame, datasets, notes
