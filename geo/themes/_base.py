@@ -73,6 +73,7 @@ __all__ = [
     "fetch_command",
     "iter_published",
     "legal_population",
+    "map_unique",
     "numbers",
     "pad_code",
     "period_pair",
@@ -382,23 +383,48 @@ def _parquet_chunks(data: Any, source: str, wanted: Mapping[str, Sequence[str]],
     names = _selection(pf.schema_arrow.names, wanted, extra, keep, source)
     for batch in pf.iter_batches(batch_size=chunksize, columns=list(names)):
         frame = batch.to_pandas()
-        for col in frame.columns:  # text as in a CSV: codes keep their leading zeros
-            if not pd.api.types.is_numeric_dtype(frame[col]):
-                frame[col] = frame[col].astype("string").astype(object)
+        for col in frame.columns:  # dictionary-encoded text as plain text, as in a CSV
+            if isinstance(frame[col].dtype, pd.CategoricalDtype):
+                frame[col] = frame[col].astype(object)
         yield frame.rename(columns=names)
 
 
 def numbers(values: pd.Series) -> pd.Series:
-    """Float values of a published column (text with decimal commas, or numbers)."""
+    """Float values of a published column (text with decimal commas or thousands
+    separators, or numbers): plain numbers parsed at C speed, the others with
+    :func:`geo._io.to_number`."""
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64")
-    return to_number(values)
+    try:  # plain numbers: Arrow's cast, ~20 times to_numeric's speed
+        return values.astype("float64")
+    except (ValueError, TypeError, ArithmeticError):
+        pass
+    out = pd.to_numeric(values, errors="coerce").astype("float64")
+    na = np.flatnonzero(out.isna().to_numpy())
+    if na.size:
+        text = values.iloc[na].astype("string").str.strip()
+        odd = (text.notna() & (text != "")).to_numpy(dtype=bool)
+        if odd.any():
+            out.iloc[na[odd]] = to_number(text[odd]).to_numpy()
+    return out
+
+
+def map_unique(values: pd.Series, func: Callable[[str], Any]) -> pd.Series:
+    """``func`` of each value, computed once per distinct value (codes and labels repeat
+    over millions of rows); missing values stay missing."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([func(str(u)) for u in uniques] + [None], dtype=object)
+    return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
+def _pad(code: str) -> str:
+    text = code.strip().removesuffix(".0")
+    return text.zfill(5) if text.isdigit() and len(text) < 5 else text
 
 
 def pad_code(values: pd.Series) -> pd.Series:
     """5-character commune codes (``1001`` -> ``01001``; ``2A004`` unchanged)."""
-    text = values.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
-    return text.where(~text.str.fullmatch(r"\d{1,4}").fillna(False), text.str.zfill(5))
+    return map_unique(values, _pad)
 
 
 def read_mirror(path: Path, *, label: str, required: Sequence[str]) -> pd.DataFrame:

@@ -44,6 +44,7 @@ from geo.themes._base import (
     Vintage,
     iter_published,
     legal_population,
+    map_unique,
     numbers,
     pad_code,
     period_pair,
@@ -75,8 +76,8 @@ def read_published(path: str | Path) -> pd.DataFrame:
         frame = pd.DataFrame({
             "code_commune": pad_code(chunk["code_commune"]),
             "annee": chunk["annee"].astype("string").str.strip().str[:4],
-            "filiere": chunk["filiere"].map(_norm, na_action="ignore"),
-            "secteur": (chunk["code_grand_secteur"].map(_norm, na_action="ignore")
+            "filiere": map_unique(chunk["filiere"], _norm),
+            "secteur": (map_unique(chunk["code_grand_secteur"], _norm)
                         if "code_grand_secteur" in chunk else "inconnu"),
             "conso_mwh": conso,
             "sites": numbers(chunk["nb_sites"]) if "nb_sites" in chunk else np.nan,

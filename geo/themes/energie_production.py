@@ -50,6 +50,7 @@ from geo.themes._base import (
     departement_coverage,
     iter_published,
     legal_population,
+    map_unique,
     numbers,
     pad_code,
     read_mirror,
@@ -87,6 +88,13 @@ def filiere_key(label: object, code: object = None) -> str:
     return "autre"
 
 
+def _keys(labels: pd.Series, codes: pd.Series) -> pd.Series:
+    """:func:`filiere_key` of every row, from its label, else its code."""
+    by_label = map_unique(labels, filiere_key)
+    by_code = map_unique(codes, lambda c: filiere_key(None, c))
+    return by_label.where(by_label.notna() & (by_label != "autre"), by_code).fillna("autre")
+
+
 def read_published(path: str | Path) -> pd.DataFrame:
     """A register snapshot as published -> sums per commune and sector (columns
     :data:`MIRROR_COLUMNS`). Rows without a commune code are left out (logged), and so
@@ -104,7 +112,7 @@ def read_published(path: str | Path) -> pd.DataFrame:
         if "filiere" not in chunk and "codefiliere" not in chunk:
             raise ValueError(f"{path}: neither 'filiere' nor 'codefiliere' column")
         if "regime" in chunk:
-            state = chunk["regime"].map(_norm, na_action="ignore")
+            state = map_unique(chunk["regime"], _norm)
             off = state.notna() & (state != "en_service")
             dropped["hors service"] += int(off.sum())
             chunk = chunk[~off]
@@ -119,7 +127,7 @@ def read_published(path: str | Path) -> pd.DataFrame:
                                                                            index=chunk.index)
         frame = pd.DataFrame({
             "code_commune": code,
-            "filiere": [filiere_key(a, b) for a, b in zip(labels, codes, strict=True)],
+            "filiere": _keys(labels, codes),
             "installations": n.fillna(1.0),  # a row is at least one installation
             "puissance_kw": numbers(chunk["puismaxinstallee"]),
             "energie_produite_kwh": energy,

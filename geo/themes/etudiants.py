@@ -43,6 +43,7 @@ from geo.themes._base import (
     departement_coverage,
     iter_published,
     legal_population,
+    map_unique,
     numbers,
     pad_code,
     period_pair,
@@ -72,7 +73,7 @@ def read_published(path: str | Path) -> pd.DataFrame:
     parts = []
     for chunk in iter_published(path, label="MESR atlas régional des effectifs étudiants",
                                 columns=_COLUMNS):
-        level = chunk["niveau_geographique"].map(_norm, na_action="ignore")
+        level = map_unique(chunk["niveau_geographique"], _norm)
         part = chunk[level == "commune"]
         parts.append(pd.DataFrame({
             "code_commune": pad_code(part["geo_id"]),

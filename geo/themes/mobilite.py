@@ -13,7 +13,7 @@ its ``varmod`` dictionary) up to RP 2020, as Parquet (``RP<yyyy>_mobpro.parquet`
 
 Mirror layout (``mobilite/mobpro_<yyyy>_flux_communes.csv.gz``, written by
 :func:`convert`): the weighted flows ``commune_residence, commune_travail, trans,
-actifs`` (sum of ``IPONDI``).
+actifs`` (sum of ``IPONDI``, rounded to 1e-4).
 
 Indicators
 ----------
@@ -40,6 +40,7 @@ from geo.themes._base import (
     ThemeIndicator,
     Vintage,
     iter_published,
+    map_unique,
     numbers,
     pad_code,
     read_mirror,
@@ -63,17 +64,20 @@ def read_published(path: str | Path) -> pd.DataFrame:
                                 columns={"COMMUNE": [], "DCLT": [], "TRANS": [],
                                          "IPONDI": []}, chunksize=1_000_000):
         frame = pd.DataFrame({
-            "commune_residence": pad_code(chunk["COMMUNE"]),
-            "commune_travail": pad_code(chunk["DCLT"]),
-            "trans": chunk["TRANS"].astype("string").str.strip()
-                     .str.replace(r"\.0$", "", regex=True),
+            "commune_residence": pad_code(chunk["COMMUNE"]).astype("category"),
+            "commune_travail": pad_code(chunk["DCLT"]).astype("category"),
+            "trans": map_unique(chunk["TRANS"], lambda v: v.strip().removesuffix(".0"))
+                     .astype("category"),
             "actifs": numbers(chunk["IPONDI"]),
         })
-        parts.append(frame.groupby(["commune_residence", "commune_travail", "trans"],
-                                   dropna=False)["actifs"].sum())
+        flows = frame.groupby(["commune_residence", "commune_travail", "trans"],
+                              observed=True, dropna=False)["actifs"].sum()
+        flows.index = flows.index.set_levels([lev.astype(object) for lev in flows.index.levels])
+        parts.append(flows)
     if not parts:
         raise ValueError(f"{path}: no row")
     flows = pd.concat(parts).groupby(level=[0, 1, 2], dropna=False).sum().reset_index()
+    flows["actifs"] = flows["actifs"].round(4)  # sums of weights: 1e-4 person is plenty
     unknown = sorted(set(flows["trans"].dropna()) - set(MODES))
     if unknown:
         log.warning("MOBPRO %s: TRANS values %s are no mode of the RP 2015+ nomenclature "
