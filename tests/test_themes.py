@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import logging
 import math
 import shutil
 import zipfile
@@ -20,11 +19,11 @@ import pandas as pd
 import pytest
 import themes_fixtures as fx
 from conftest import private_data
+from test_hardening import _fresh_cli_state  # noqa: F401 (autouse: the CLI's state)
 
 from geo import _convert, communes, portrait, sources, themes
 from geo.cli import main
 from geo.errors import InputFileError, MissingColumnsError
-from geo.settings import reset_settings
 from geo.themes import (
     demographie,
     emploi,
@@ -41,15 +40,6 @@ OFFICIAL_HOSTS = ("https://open.urssaf.fr/", "https://files.data.gouv.fr/geo-dvf
                   "https://www.insee.fr/fr/statistiques/fichier/",
                   "https://data.enseignementsup-recherche.gouv.fr/",
                   "https://odre.opendatasoft.com/", "https://opendata.agenceore.fr/")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cli_state():
-    yield
-    reset_settings()
-    root = logging.getLogger("geo")
-    for handler in [h for h in root.handlers if getattr(h, "_geo_console", False)]:
-        root.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")

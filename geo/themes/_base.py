@@ -69,6 +69,7 @@ __all__ = [
     "catalogue_datasets",
     "commune_table",
     "commune_values",
+    "compared_vintages",
     "evaluate_group",
     "fetch_command",
     "iter_published",
@@ -80,6 +81,7 @@ __all__ = [
     "read_mirror",
     "rekey_sum",
     "table_path",
+    "with_start_columns",
     "year_columns",
     "zero_within",
 ]
@@ -653,6 +655,24 @@ def year_columns(columns: Sequence[str], prefix: str) -> dict[int, str]:
         if m:
             out[int(m.group(1))] = col
     return dict(sorted(out.items()))
+
+
+def compared_vintages(vintages: Sequence[Vintage], what: str) -> dict[str, Vintage]:
+    """The vintages compared by a theme published one file per year: ``{"debut": first,
+    "fin": last}`` (only ``fin`` when one file is downloaded: levels, no change)."""
+    dated = sorted((v for v in vintages if v.year is not None), key=lambda v: v.year or 0)
+    if not dated:
+        raise ValueError(f"{what}: the catalogue gives no theme_year to the vintages")
+    return {"debut": dated[0], "fin": dated[-1]} if len(dated) > 1 else {"fin": dated[0]}
+
+
+def with_start_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with an empty ``<x>_debut`` for every ``<x>_fin`` it lacks (one vintage
+    or period only: the start indicators and the changes are missing)."""
+    for col in [c.removesuffix("_fin") + "_debut" for c in table.columns if c.endswith("_fin")]:
+        if col not in table:
+            table[col] = np.nan
+    return table
 
 
 def period_pair(years: Collection[int], span: int) -> tuple[int, int]:

@@ -45,6 +45,7 @@ from geo.themes._base import (
     pad_code,
     read_mirror,
     rekey_sum,
+    with_start_columns,
 )
 
 __all__ = ["MIRROR_COLUMNS", "THEME", "convert", "read_published"]
@@ -132,11 +133,7 @@ def _build(vintages: Sequence[Vintage], s: Settings) -> pd.DataFrame:
             f"annees_{when}": float(years),
         })
         parts.append(frame)
-    table = pd.concat(parts, axis=1)
-    if "debut" not in chosen:
-        for col in [c.removesuffix("_fin") + "_debut" for c in table.columns
-                    if c.endswith("_fin")]:
-            table[col] = float("nan")
+    table = with_start_columns(pd.concat(parts, axis=1))
     label = {w: f"{a}-{b}" for w, (a, b) in chosen.items()}
     table.attrs["meta"] = {
         "debut": label.get("debut", ""), "fin": label["fin"],

@@ -47,6 +47,7 @@ from geo.themes._base import (
     Theme,
     ThemeIndicator,
     Vintage,
+    compared_vintages,
     departement_coverage,
     iter_published,
     legal_population,
@@ -55,6 +56,7 @@ from geo.themes._base import (
     pad_code,
     read_mirror,
     rekey_sum,
+    with_start_columns,
     zero_within,
 )
 
@@ -188,25 +190,17 @@ def _snapshot(v: Vintage, when: str, ref: pd.DataFrame, s: Settings,
 
 
 def _build(vintages: Sequence[Vintage], s: Settings) -> pd.DataFrame:
-    years = sorted(v.year for v in vintages if v.year is not None)
-    if not years:
-        raise ValueError("register snapshots need a theme_year in the catalogue")
-    chosen = {"debut": years[0], "fin": years[-1]} if len(years) > 1 else {"fin": years[0]}
-    by_year = {v.year: v for v in vintages}
+    chosen = compared_vintages(vintages, "ODRÉ register")
     ref = communes.load_reference(s)
     notes = ["Filières renouvelables : solaire, éolien, hydraulique (y compris stations de "
              "pompage), bioénergies, énergies marines, géothermie ; installations en "
              "service ; les installations de moins de 36 kW sont agrégées par commune dans "
              "le registre."]
-    table = pd.concat([_snapshot(by_year[y], w, ref, s, notes) for w, y in chosen.items()],
-                      axis=1)
-    if "debut" not in chosen:
-        for col in [c.removesuffix("_fin") + "_debut" for c in table.columns
-                    if c.endswith("_fin")]:
-            table[col] = np.nan
+    table = with_start_columns(pd.concat(
+        [_snapshot(v, w, ref, s, notes) for w, v in chosen.items()], axis=1))
     debut = chosen.get("debut")
-    table.attrs["meta"] = {"debut": "" if debut is None else f"31/12/{debut}",
-                           "fin": f"31/12/{chosen['fin']}", "notes": notes}
+    table.attrs["meta"] = {"debut": "" if debut is None else f"31/12/{debut.year}",
+                           "fin": f"31/12/{chosen['fin'].year}", "notes": notes}
     return table
 
 

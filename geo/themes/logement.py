@@ -47,6 +47,7 @@ from geo.themes._base import (
     Theme,
     ThemeIndicator,
     Vintage,
+    compared_vintages,
     departement_coverage,
     iter_published,
     legal_population,
@@ -129,10 +130,7 @@ def _sales(v: Vintage, s: Settings) -> pd.DataFrame:
 
 
 def _build(vintages: Sequence[Vintage], s: Settings) -> pd.DataFrame:
-    years = sorted({v.year for v in vintages if v.year is not None})
-    if not years:
-        raise ValueError("DVF vintages need a theme_year in the catalogue")
-    chosen = {"debut": years[0], "fin": years[-1]} if len(years) > 1 else {"fin": years[0]}
+    chosen = {w: v.year or 0 for w, v in compared_vintages(vintages, "DVF").items()}
     by_year = {v.year: v for v in vintages}
     ref = communes.load_reference(s)
     columns = {}

@@ -39,11 +39,13 @@ from geo.themes._base import (
     Theme,
     ThemeIndicator,
     Vintage,
+    compared_vintages,
     iter_published,
     map_unique,
     numbers,
     pad_code,
     read_mirror,
+    with_start_columns,
 )
 
 __all__ = ["MIRROR_COLUMNS", "MODES", "THEME", "convert", "read_published"]
@@ -118,20 +120,12 @@ def _vintage(v: Vintage, when: str, s: Settings) -> pd.DataFrame:
 
 
 def _build(vintages: Sequence[Vintage], s: Settings) -> pd.DataFrame:
-    years = sorted(v.year for v in vintages if v.year is not None)
-    if not years:
-        raise ValueError("MOBPRO vintages need a theme_year in the catalogue")
-    chosen = {"debut": years[0], "fin": years[-1]} if len(years) > 1 else {"fin": years[0]}
-    by_year = {v.year: v for v in vintages}
-    parts = [_vintage(by_year[y], when, s) for when, y in chosen.items()]
-    table = pd.concat(parts, axis=1)
-    for when in ("debut", "fin"):
-        for col in ("actifs", "actifs_commune", *(f"actifs_{m}" for m in MODES.values())):
-            if f"{col}_{when}" not in table:
-                table[f"{col}_{when}"] = float("nan")
+    chosen = compared_vintages(vintages, "MOBPRO")
+    table = with_start_columns(pd.concat([_vintage(v, when, s) for when, v in chosen.items()],
+                                         axis=1))
     debut = chosen.get("debut")
     table.attrs["meta"] = {
-        "debut": "" if debut is None else f"RP {debut}", "fin": f"RP {chosen['fin']}",
+        "debut": "" if debut is None else f"RP {debut.year}", "fin": f"RP {chosen['fin'].year}",
         "notes": [
             "Actifs occupés de 15 ans ou plus résidant dans la commune (pondérés, IPONDI), "
             "par mode de transport principal et lieu de travail.",
