@@ -868,6 +868,26 @@ def town_origin(
     return centre, "commune centroid"
 
 
+#: The isochrone origin of a town without a town-hall point.
+STREET_CENTRE = "centre of the commune's densest streets (no town-hall point)"
+
+
+def street_centre(graph: StreetGraph, town: BaseGeometry, *, radius_m: float = 300.0
+                  ) -> Point | None:
+    """The town's street centre: the graph node inside ``town`` with the most nodes
+    within ``radius_m`` (a town centre has the densest street grid), for towns whose
+    source has no town hall (road lines); ``None`` when no node lies in the town. A
+    commune's centroid, in a large rural commune, can be fields far from any street."""
+    xy = graph.node_xy
+    inside = shapely.contains_xy(town, xy[:, 0], xy[:, 1])
+    if not inside.any():
+        return None
+    idx = np.flatnonzero(inside)
+    counts = np.array([len(n) for n in graph.node_tree.query_ball_point(xy[idx], radius_m)])
+    best = idx[int(np.argmax(counts))]
+    return Point(xy[best])
+
+
 def read_facilities(path: str | Path, *, crs: str) -> gpd.GeoDataFrame:
     """A facilities GeoParquet (``category``, ``subcategory``, geometry), in ``crs``."""
     path = Path(path)
@@ -959,6 +979,10 @@ def run_town(
             graph = network.build_graph(street_src, mode, dem=dem, settings=s)
         except EmptyGraphError as exc:
             raise EmptyGraphError(f"town {code}: {exc}") from None
+        if origin_kind == "commune centroid":  # no town hall point: the street centre
+            centre = street_centre(graph, c.town)
+            if centre is not None:
+                origin, origin_kind = centre, STREET_CENTRE
         result = node_access(graph, fac, targets, settings=s)
         minutes = result.nodes[[f"{t}_minutes" for t in targets]].rename(
             columns=lambda col: col.removesuffix("_minutes"))

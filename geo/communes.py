@@ -373,15 +373,17 @@ def build_reference(settings: Settings | None = None) -> pd.DataFrame:
     return ref
 
 
-def load_reference(settings: Settings | None = None) -> pd.DataFrame:
+def load_reference(settings: Settings | None = None, *, rebuild: bool = False
+                   ) -> pd.DataFrame:
     """The commune reference table (cached in ``data/interim/communes.parquet``).
 
-    Rebuilt when the cache is missing or older than its raw inputs or this module.
+    Rebuilt when the cache is missing or older than its raw inputs or this module, or
+    when ``rebuild`` (make, whose prerequisites say it is stale).
     """
     s = settings or get_settings()
     cache = s.interim_dir / "communes.parquet"
     inputs = [_raw(d, s) for d in REFERENCE_DATASETS] + [Path(__file__), _DEPARTEMENTS_FILE]
-    if is_stale(cache, inputs):
+    if rebuild or is_stale(cache, inputs):
         log.info("building the commune reference table from %d national datasets",
                  len(REFERENCE_DATASETS))
         ref = build_reference(s)
@@ -928,18 +930,21 @@ def town_card(insee: str, *, town_catchment: Catchment | None = None,
     return card
 
 
-def typology_groups(ref: pd.DataFrame) -> dict[str, pd.Series]:
+def typology_groups(ref: pd.DataFrame, *, year: int | None = None) -> dict[str, pd.Series]:
     """Boolean masks over ``ref`` of the national statistics groups, in report order.
 
-    ``petite ville``, ``ville moyenne``, ``grande ville`` (current typology, legal
-    population 2023), ``PVD``, ``ACV`` (current programme membership) and ``France``.
+    ``petite ville``, ``ville moyenne``, ``grande ville`` (typology of the legal
+    population of ``year``; default the current typology, legal population 2023),
+    ``PVD``, ``ACV`` (current programme membership) and ``France``.
     The national scope is INSEE's usual "France": mainland France and the overseas
     départements (``zone`` metro and drom); the collectivités d'outre-mer (Polynésie,
     Nouvelle-Calédonie, Saint-Barthélemy...) are outside every group.
     """
     scope = ref["zone"].isin(NATIONAL_ZONES).fillna(False).astype(bool)
-    groups = {t: (ref["typologie"] == t).fillna(False).astype(bool) & scope
-              for t in TYPOLOGIES}
+    typology = (ref["typologie"] if year is None
+                else ref[f"pop_{year}"].astype("Float64").map(
+                    lambda p: None if pd.isna(p) else population_typology(float(p))))
+    groups = {t: (typology == t).fillna(False).astype(bool) & scope for t in TYPOLOGIES}
     groups["PVD"] = ref["pvd"].astype(bool) & scope
     groups["ACV"] = ref["acv"].astype(bool) & scope
     groups["France"] = scope
@@ -947,13 +952,15 @@ def typology_groups(ref: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def typology_stats(
-    year: int = 2023, *, settings: Settings | None = None
+    year: int = 2023, *, settings: Settings | None = None,
+    typology_year: int | None = None,
 ) -> pd.DataFrame:
     """Communes and population per Data Territoria typology and for PVD and ACV towns.
 
-    Groups are defined on the current typology (legal population 2023) and current
-    communes; populations of earlier years are summed over the same communes (merged
-    communes re-keyed). Columns: ``groupe``, ``communes``, ``population``,
+    Groups are current communes (merged communes re-keyed) classified by the legal
+    population of ``typology_year`` (default: ``year`` itself, the typology of that
+    year; pass 2023 for today's typology over every year). Columns: ``groupe``,
+    ``annee``, ``typologie_annee``, ``communes``, ``population``,
     ``part_population_nationale`` (share of the national population, 0..1),
     ``population_2016`` and ``croissance_depuis_2016`` (relative growth, 0.05 = +5 %),
     both over the communes that have a population in 2016 and in ``year``.
@@ -965,7 +972,7 @@ def typology_stats(
         )
     ref = load_reference(settings)
     col = f"pop_{year}"
-    groups = typology_groups(ref)
+    groups = typology_groups(ref, year=year if typology_year is None else typology_year)
     total = ref.loc[groups["France"], col].sum()
     rows = []
     for name, mask in groups.items():
@@ -978,6 +985,7 @@ def typology_stats(
         rows.append({
             "groupe": name,
             "annee": year,
+            "typologie_annee": year if typology_year is None else typology_year,
             "communes": int(mask.sum()),
             "population": int(pop),
             "part_population_nationale": float(pop / total),

@@ -12,6 +12,8 @@ ARCHITECTURE.md field names:
 =====================  ============================================================
 ``apl_mg``             general practitioners aged 65 or less: consultations per
                        inhabitant per year (standardised by age)
+``apl_mg_tous_ages``   general practitioners of any age (the DREES "sans borne d'âge"
+                       column), same unit
 ``apl_dentistes``      dentists aged 65 or less: FTE per 100,000 inhabitants
 ``apl_infirmiers``     nurses aged 65 or less: FTE per 100,000 inhabitants
 ``apl_kine``           physiotherapists aged 65 or less: FTE per 100,000 inhabitants
@@ -158,8 +160,11 @@ class AplProfession:
 
 
 APL_PROFESSIONS: tuple[AplProfession, ...] = (
-    AplProfession("apl_mg", "apl_mg", "médecins généralistes",
+    AplProfession("apl_mg", "apl_mg", "médecins généralistes de 65 ans et moins",
                   "consultations par habitant et par an", ("médecins généralistes", "65 ans")),
+    AplProfession("apl_mg_tous_ages", "apl_mg", "médecins généralistes, tous âges",
+                  "consultations par habitant et par an",
+                  ("médecins généralistes", "sans borne")),
     AplProfession("apl_dentistes", "apl_dentistes", "chirurgiens-dentistes",
                   "ETP pour 100 000 habitants", ("dentistes",)),
     AplProfession("apl_infirmiers", "apl_infirmiers", "infirmiers",

@@ -51,7 +51,7 @@ import functools
 import logging
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyproj
 from scipy import stats
 
 from geo import (
@@ -97,7 +98,6 @@ __all__ = [
     "percentile_rank",
     "render_portrait_html",
     "render_typology_html",
-    "town_runs_version",
     "town_values",
     "typology_tables",
     "write_portrait",
@@ -121,6 +121,9 @@ class Indicator:
     #: Stored as a share 0..1 (or a change of share), shown in per cent.
     percent: bool = False
     signed: bool = False
+    #: ``plus`` when a higher value is better for the residents, ``moins`` when lower is
+    #: better, "" when neither (the synthesis leaves those out).
+    sens: str = ""
 
     def format(self, value: object) -> str:
         """The value formatted for the report (French, unit added)."""
@@ -145,7 +148,8 @@ THEME_ACCESS = "Temps d'accès médians (réseau de rues)"
 THEME_SOURCES = {
     THEME_POPULATION: "INSEE, populations légales 2016 à 2023 (communes COG 2026)",
     THEME_APL: "DREES, accessibilité potentielle localisée 2021 (professionnels de 65 ans "
-               "et moins ; sages-femmes : toutes)",
+               "et moins ; médecins généralistes : aussi sans borne d'âge ; sages-femmes : "
+               "toutes)",
     THEME_FACILITIES: "comptages nationaux par commune : BPE, Muséofile, CNC, festivals, "
                       "Géorisques (data/interim/facilities_communes.parquet) ; part des "
                       "chaînes : BPE géolocalisée ou OpenStreetMap de la commune",
@@ -164,8 +168,9 @@ _FACILITY_CATEGORIES = {
     "services": "Services",
 }
 #: Facility counts of the national statistics: the categories, then single registers.
-_FACILITY_COUNTS = {**_FACILITY_CATEGORIES, "cinema": "Cinémas", "musee": "Musées",
-                    "festival": "Festivals", "eolienne": "Éoliennes"}
+_FACILITY_COUNTS = {**_FACILITY_CATEGORIES, "medecin_generaliste": "Médecins généralistes",
+                    "dentiste": "Chirurgiens-dentistes", "cinema": "Cinémas",
+                    "musee": "Musées", "festival": "Festivals", "eolienne": "Éoliennes"}
 _CLC_LEVEL1 = landcover.LEVEL1_LABELS_INLINE_FR
 _ACCESS_TARGETS = {
     "medecin_generaliste": "jusqu'au médecin généraliste le plus proche",
@@ -178,17 +183,18 @@ _MODES = network.MODE_LABELS_FR
 INDICATORS: tuple[Indicator, ...] = (
     Indicator("population", "Population légale 2023", "habitants", THEME_POPULATION, 0),
     Indicator("pop_croissance_2016_2023_pct", "Évolution de la population 2016-2023", "%",
-              THEME_POPULATION, 1, signed=True),
+              THEME_POPULATION, 1, signed=True, sens="plus"),
     *(Indicator(p.field, f"APL aux {p.label}", p.unit, THEME_APL,
-                2 if p.field == "apl_mg" else 1)
+                2 if p.field.startswith("apl_mg") else 1, sens="plus")
       for p in indicators.APL_PROFESSIONS),
-    *(Indicator(f"n_{k}_per_10k", label, "pour 10 000 habitants", THEME_FACILITIES)
+    *(Indicator(f"n_{k}_per_10k", label, "pour 10 000 habitants", THEME_FACILITIES,
+                sens="plus")
       for k, label in _FACILITY_CATEGORIES.items()),
     Indicator("commerces_chain_share", "Part des commerces appartenant à une chaîne",
               "part", THEME_FACILITIES, 0, percent=True),
-    Indicator("n_cinema", "Cinémas", "nombre", THEME_CULTURE, 0),
-    Indicator("n_musee", "Musées de France", "nombre", THEME_CULTURE, 0),
-    Indicator("n_festival", "Festivals", "nombre", THEME_CULTURE, 0),
+    Indicator("n_cinema", "Cinémas", "nombre", THEME_CULTURE, 0, sens="plus"),
+    Indicator("n_musee", "Musées de France", "nombre", THEME_CULTURE, 0, sens="plus"),
+    Indicator("n_festival", "Festivals", "nombre", THEME_CULTURE, 0, sens="plus"),
     Indicator("n_eolienne", "Éoliennes en service", "nombre", THEME_CULTURE, 0),
     Indicator("eolienne_power_mw", "Puissance éolienne installée", "MW", THEME_CULTURE, 1),
     *(Indicator(f"clc_{k}_share", f"Part des {label}", "part", THEME_LANDCOVER, 1,
@@ -196,9 +202,9 @@ INDICATORS: tuple[Indicator, ...] = (
       for k, label in _CLC_LEVEL1.items()),
     Indicator("clc_artificialise_change_2012_2018",
               "Évolution de la part artificialisée 2012-2018", "points de %",
-              THEME_LANDCOVER, 2, percent=True, signed=True),
+              THEME_LANDCOVER, 2, percent=True, signed=True, sens="moins"),
     *(Indicator(f"{mode}_{target}_minutes_median",
-                f"Temps {mode_label} {target_label}", "min", THEME_ACCESS, 1)
+                f"Temps {mode_label} {target_label}", "min", THEME_ACCESS, 1, sens="moins")
       for mode, mode_label in _MODES.items() for target, target_label in _ACCESS_TARGETS.items()),
 )
 _BY_KEY = {i.key: i for i in INDICATORS}
@@ -423,13 +429,17 @@ def percentile_rank(value: float | None, others: Iterable[float | None]) -> floa
     """Mid-rank percentile (0..100) of ``value`` among ``others`` (missing values left out).
 
     The share of ``others`` below ``value`` plus half the share equal to it, times 100
-    (``scipy.stats.percentileofscore(kind="mean")``). None when ``value`` is missing or no
-    other value is present.
+    (``scipy.stats.percentileofscore(kind="mean")``), except that a value equal to the
+    others' median is at 50: 0 cinemas among peers whose median is 0 is the median, not
+    "below" it (mid-rank would say 36 when 72 % of the peers have none). None when
+    ``value`` is missing or no other value is present.
     """
     own = svg.to_float(value)
     vals = np.array([v for v in map(svg.to_float, others) if v is not None], dtype=float)
     if own is None or vals.size == 0:
         return None
+    if own == float(np.median(vals)):
+        return 50.0
     return float(stats.percentileofscore(vals, own, kind="mean"))
 
 
@@ -532,21 +542,6 @@ def local_rows(
     return out
 
 
-def town_runs_version(settings: Settings | None = None) -> str:
-    """The versions of every town run's comparison files under ``settings.out_dir``
-    (what :func:`local_rows` reads): a portrait is stale when this changes."""
-    s = settings or get_settings()
-    if not s.out_dir.is_dir():
-        return ""
-    parts = []
-    for town_dir in sorted(p for p in s.out_dir.iterdir()
-                           if p.is_dir() and _INSEE_DIR.fullmatch(p.name)):
-        version = _run_version(town_dir)
-        if version is not None:
-            parts.append(f"{town_dir.name}={version}")
-    return "\n".join(parts)
-
-
 def _run_version(town_dir: Path) -> str | None:
     """Version of a town run's comparison inputs (None when it has neither file)."""
     parts = []
@@ -646,6 +641,10 @@ class Portrait:
     facility_trend: facility_trends.TownTrend | None = None
     #: One section per Data Territoria theme (jobs, housing...; missing ones say so).
     theme_sections: list[themes.ThemeSection] = field(default_factory=list)
+    #: What distinguishes the town (:func:`distinguishing_indicators` of ``table``).
+    distinctions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The sources, in French: donnees, producteur, millesime, licence, lien.
+    sources: list[dict[str, str]] = field(default_factory=list)
 
 
 def _missing_reasons(code: str, values: pd.Series, s: Settings,
@@ -742,40 +741,60 @@ def build_portrait(
     values = table.loc[code]
     peer_table = table.reindex(selection.peers["insee"])
     reasons = _missing_reasons(code, values, s, table.attrs.get("facilities_error"))
+    ref = communes.load_reference(s).set_index("insee")
+    france = table.loc[communes.typology_groups(ref.reset_index())["France"].to_numpy()]
+    weights = ref["pop_2023"].astype(float).reindex(france.index)
+    growth_france = communes.typology_stats(2023, settings=s).set_index("groupe").at[
+        "France", "croissance_depuis_2016"] * 100
     rows, peer_values = [], {}
     for ind in INDICATORS:
         v = values[ind.key]
         pv = peer_table[ind.key].dropna().to_numpy()
-        nat = table[ind.key].dropna()
+        nat = france[ind.key].dropna()
         peer_values[ind.key] = pv
+        enough = pv.size >= selection.min_count
+        nat_value, nat_kind = _france_reference(ind, nat, weights, growth_france)
+        note = reasons.get(ind.key, "")
+        if not enough and pv.size and not svg.is_missing(v):
+            note = (f"{pv.size} pair(s) seulement avec une valeur (minimum "
+                    f"{selection.min_count}) : percentile non calculé")
         rows.append({
             "theme": ind.theme,
             "indicateur": ind.key,
             "libelle": ind.label,
             "unite": ind.unit,
+            "sens": ind.sens,
             "valeur": v,
+            "valeur_texte": ind.format(v),
             "mediane_pairs": float(np.median(pv)) if pv.size else np.nan,
+            "mediane_pairs_texte": ind.format(float(np.median(pv))) if pv.size else "n.d.",
             "n_pairs": int(pv.size),
-            "percentile_pairs": percentile_rank(v, pv),
+            "percentile_pairs": percentile_rank(v, pv) if enough else None,
+            "part_pairs_inferieurs": float((pv < v).mean()) if pv.size and enough else np.nan,
+            "part_pairs_superieurs": float((pv > v).mean()) if pv.size and enough else np.nan,
             "mediane_france": float(nat.median()) if len(nat) else np.nan,
+            "valeur_france": nat_value,
+            "reference_france": nat_kind,
             "n_france": len(nat),
-            "note": reasons.get(ind.key, ""),
+            "note": note,
             "source": THEME_SOURCES[ind.theme],
         })
     out = pd.DataFrame(rows)
     out["percentile_pairs"] = out["percentile_pairs"].astype(float)
 
-    ref = communes.load_reference(s).set_index("insee")
     years = list(communes.POPULATION_YEARS)
     pops = ref[[f"pop_{y}" for y in years]].astype(float)
     index = pops.div(pops["pop_2016"].where(pops["pop_2016"] > 0), axis=0) * 100
     peer_index = index.reindex(selection.peers["insee"])
+    # France as in typology-stats: mainland + DROM, communes with both populations
+    national = pd.concat([communes.typology_stats(y, settings=s) for y in years])
+    national = national[national["groupe"] == "France"].set_index("annee")
     history = pd.DataFrame({
         "annee": years,
         "population": pops.loc[code].to_numpy(),
         "commune": index.loc[code].to_numpy(),
         "pairs_mediane": peer_index.median().to_numpy(),
-        "france": (pops.sum() / pops["pop_2016"].sum() * 100).to_numpy(),
+        "france": ((1 + national["croissance_depuis_2016"].reindex(years)) * 100).to_numpy(),
     })
     missing = [f"{_BY_KEY[k].label} : {why}" for k, why in reasons.items()]
     return Portrait(
@@ -785,7 +804,53 @@ def build_portrait(
         vintages=_vintages(s),
         facility_trend=facility_trends.town_trend(code, selection.peers["insee"], settings=s),
         theme_sections=themes.portrait_sections(code, selection.peers["insee"], settings=s),
+        distinctions=distinguishing_indicators(out, min_peers=selection.min_count),
+        sources=_sources_fr(s),
     )
+
+
+def _france_reference(ind: Indicator, values: pd.Series, weights: pd.Series,
+                      growth_pct: float) -> tuple[float, str]:
+    """The France value of an indicator and what it is (French): the national ratio
+    (population-weighted mean) for APL and per-10,000 counts, the overall growth for the
+    population growth, else the median of the communes with a value."""
+    if ind.key == "pop_croissance_2016_2023_pct":
+        return float(growth_pct), "évolution d'ensemble"
+    if ind.theme == THEME_APL or ind.key.endswith("_per_10k"):
+        w = weights.reindex(values.index).fillna(0)
+        if w.sum() > 0:
+            return float(np.average(values, weights=w)), "moyenne pondérée par la population"
+    return (float(values.median()) if len(values) else np.nan), "médiane des communes"
+
+
+#: French wording of the catalogue's producer notes (the catalogue is in English).
+_PRODUCER_FR = ((", packaged by ", ", mis en forme par "), (" packaged by ", " mis en forme par "),
+                ("per-commune files by", "fichiers par commune :"),
+                ("OpenStreetMap contributors", "contributeurs OpenStreetMap"),
+                ("Geofabrik extract", "extrait Geofabrik"))
+
+
+def _french(text: str) -> str:
+    for en, fr in _PRODUCER_FR:
+        text = text.replace(en, fr)
+    return text
+
+
+def _sources_fr(s: Settings) -> list[dict[str, str]]:
+    """The national sources of the portrait, in French (data, producer, vintage,
+    licence, link)."""
+    out = []
+    for ds_id in ("communes_cog", "populations", "apl_mg", "pvd", "acv", "centralite",
+                  "densite", "bpe_2013_counts", "museofile", "cinemas", "festivals",
+                  "eoliennes", "landcover_communes"):
+        try:
+            ds = sources.get_dataset(ds_id, s)
+        except UnknownDatasetError:  # a trimmed catalogue: leave the line out
+            continue
+        out.append({"donnees": _french(ds.title), "producteur": _french(ds.producer),
+                    "millesime": _french(ds.vintage), "licence": ds.licence,
+                    "lien": ds.homepage or ""})
+    return out
 
 
 def _vintages(s: Settings) -> dict[str, str]:
@@ -802,10 +867,116 @@ def _vintages(s: Settings) -> dict[str, str]:
     return out
 
 
+# --- what distinguishes the town ----------------------------------------------------------
+
+#: Columns :func:`distinguishing_indicators` reads from a portrait-like table.
+DISTINCTION_COLUMNS = ("indicateur", "libelle", "unite", "sens", "valeur", "mediane_pairs",
+                       "n_pairs", "percentile_pairs", "part_pairs_inferieurs",
+                       "part_pairs_superieurs")
+
+
+def _text(value: object, unit: str) -> str:
+    if svg.is_missing(value):
+        return "n.d."
+    v = float(value)  # type: ignore[arg-type]
+    digits = 0 if abs(v) >= 100 or float(v).is_integer() else 1 if abs(v) >= 10 else 2
+    text = svg.format_fr(v, digits)
+    return f"{text}\u202f{unit}" if unit in {"min", "MW", "%"} else text
+
+
+def distinguishing_indicators(table: pd.DataFrame, *, n: int = 3,
+                              min_peers: int = 5) -> pd.DataFrame:
+    """What distinguishes a town from its peers: its ``n`` strongest and ``n`` weakest
+    indicators, ranked by the gap to the peers, with one plain-French sentence each.
+
+    Parameters
+    ----------
+    table
+        One row per indicator with :data:`DISTINCTION_COLUMNS` (the portrait's table):
+        ``sens`` is ``plus`` when a higher value is better (APL, facilities), ``moins``
+        when lower is better (access times), empty for indicators that are neither
+        (population, land-cover shares: left out); ``percentile_pairs`` in 0..100;
+        ``part_pairs_inferieurs`` / ``_superieurs`` the shares (0..1) of peers strictly
+        below / above the town. Optional ``valeur_texte`` and ``mediane_pairs_texte``
+        columns give the values as they should read.
+    n
+        Indicators per side.
+    min_peers
+        Only indicators compared with at least this many peers (fewer is not a
+        distribution).
+
+    Returns
+    -------
+    DataFrame
+        ``cote`` (``fort`` / ``faible``), ``rang`` (1 = largest gap), ``indicateur``,
+        ``libelle``, ``ecart`` (the percentile's distance from 50, positive when the town
+        does better than its median peer), ``n_pairs``, ``phrase``; strengths first.
+        Ties at the median are no gap (the percentile is 50).
+    """
+    missing = [c for c in DISTINCTION_COLUMNS if c not in table.columns]
+    if missing:
+        raise MissingColumnsError("portrait table", missing, list(table.columns))
+    t = table[(table["n_pairs"] >= min_peers) & table["valeur"].notna()
+              & table["percentile_pairs"].notna() & table["sens"].isin(["plus", "moins"])]
+    t = t.assign(ecart=(t["percentile_pairs"].astype(float) - 50)
+                 * np.where(t["sens"] == "plus", 1.0, -1.0))
+    rel = ((t["valeur"].astype(float) - t["mediane_pairs"].astype(float)).abs()
+           / t["mediane_pairs"].astype(float).abs().clip(lower=1e-9))
+    t = t.assign(_rel=rel.fillna(0))
+    rows = []
+    for side, part in (("fort", t[t["ecart"] > 0].sort_values(["ecart", "_rel"],
+                                                                ascending=False)),
+                       ("faible", t[t["ecart"] < 0].sort_values(["ecart", "_rel"],
+                                                                  ascending=[True, False]))):
+        for rank, r in enumerate(part.head(n).to_dict("records"), start=1):
+            rows.append({"cote": side, "rang": rank, "indicateur": r["indicateur"],
+                         "libelle": r["libelle"], "ecart": float(r["ecart"]),
+                         "n_pairs": int(r["n_pairs"]), "phrase": _sentence(r)})
+    return pd.DataFrame(rows, columns=["cote", "rang", "indicateur", "libelle", "ecart",
+                                       "n_pairs", "phrase"])
+
+
+def _sentence(r: Mapping[str, Any]) -> str:
+    """``Libellé : valeur, plus élevé que pour 82 % des 120 communes comparables
+    (médiane : 2,4).``"""
+    unit = str(r.get("unite") or "")
+    value = r.get("valeur_texte") or _text(r["valeur"], unit)
+    median = r.get("mediane_pairs_texte") or _text(r["mediane_pairs"], unit)
+    higher = float(r["valeur"]) > float(r["mediane_pairs"])
+    share = float(r["part_pairs_inferieurs"] if higher else r["part_pairs_superieurs"])
+    if unit == "min":
+        word = "plus long" if higher else "plus court"
+    else:
+        word = "plus élevé" if higher else "plus bas"
+    label = str(r["libelle"])
+    if unit and unit not in {"min", "%", "MW", "nombre", "part", "habitants"}:
+        label += f" ({unit})"
+    return (f"{label} : {value}, {word} que pour "
+            f"{svg.format_fr(share * 100, 0)}\u202f% des {report.fmt_count(r['n_pairs'])} "
+            f"communes comparables (médiane : {median}).")
+
+
 # --- writing the portrait -----------------------------------------------------------------
 
-def render_portrait_html(p: Portrait) -> str:
-    """The portrait as one self-contained French HTML page (inline CSS and SVG)."""
+#: Extra style of the portrait: A4 print (one column, tables not cut, links spelled out).
+PRINT_CSS = """
+.synthese li{margin:.35rem 0}.synthese h3{margin-bottom:.3rem}
+.fort h3{color:#009E73}.faible h3{color:#D55E00}
+.downloads a{margin-right:1rem}
+@page{size:A4;margin:14mm 12mm 16mm}
+@media print{
+body{background:#fff;font-size:10pt}main{max-width:none;padding:0}
+h2{break-after:avoid;margin-top:1.2rem}h3{break-after:avoid}
+table,figure,.card,li{break-inside:avoid}tr{break-inside:avoid}
+figure{border:none;padding:0}.cards{grid-template-columns:repeat(3,1fr)}
+details>summary{display:none}details{display:block}details>*{display:block}
+.downloads a::after,.sources a::after{content:" (" attr(href) ")";font-size:8pt;color:#555}
+a{color:#000;text-decoration:none}
+}
+"""
+
+
+def _section_header(p: Portrait) -> str:
     c = p.card
     t = p.table.set_index("indicateur")
     growth = t.at["pop_croissance_2016_2023_pct", "valeur"]
@@ -821,27 +992,51 @@ def render_portrait_html(p: Portrait) -> str:
     ]
     cards = "".join(f'<div class="card"><span>{escape(k)}</span><b>{escape(str(v))}</b></div>'
                     for k, v in facts)
-    parts = [
-        f"<header><h1>{escape(c['nom'])}</h1>"
-        f"<p class=\"sub\">Commune {escape(p.insee)} · {escape(str(c['departement_nom']))} "
-        f"({escape(str(c['departement']))}) · {escape(str(c['region_nom']))} · "
-        f"{escape(str(c.get('epci_nom') or ''))}</p></header>",
-        f'<section class="cards">{cards}</section>',
-    ]
-    # peers
-    sel = p.peers
-    peer_note = escape(sel.describe(c))
+    return (f"<header><h1>{escape(c['nom'])}</h1>"
+            f"<p class=\"sub\">Commune {escape(p.insee)} · {escape(str(c['departement_nom']))} "
+            f"({escape(str(c['departement']))}) · {escape(str(c['region_nom']))} · "
+            f"{escape(str(c.get('epci_nom') or ''))}</p>"
+            '<p class="downloads">Télécharger : <a href="portrait.csv">les indicateurs '
+            '(CSV)</a><a href="portrait_pairs.csv">les communes comparables (CSV)</a></p>'
+            f'</header><section class="cards">{cards}</section>')
+
+
+def _section_synthesis(p: Portrait) -> str:
+    dist = p.distinctions
+    n_min = p.peers.min_count
+    head = ('<section id="synthese" class="synthese"><h2>Ce qui distingue la commune</h2>'
+            f"<p class=\"note\">Les indicateurs où la commune s'écarte le plus de ses "
+            f"{report.fmt_count(len(p.peers.peers))} communes comparables, classés par l'écart "
+            f"de son rang (percentile) à la médiane des pairs ; seulement ceux mesurés pour au "
+            f"moins {n_min} pairs et dont le sens est clair (une APL plus haute ou un temps "
+            "d'accès plus court est favorable ; population et occupation des sols ne sont ni "
+            "forces ni faiblesses).</p>")
+    if dist.empty:
+        return head + ('<p class="nd">Aucun indicateur ne s\'écarte de la médiane des pairs '
+                       f"(ou moins de {n_min} pairs ont une valeur).</p></section>")
+    blocks = []
+    for side, title in (("fort", "Points forts"), ("faible", "Points faibles")):
+        items = dist[dist["cote"] == side]
+        body = ("".join(f"<li>{escape(r)}</li>" for r in items["phrase"])
+                or "<li class=\"nd\">aucun</li>")
+        blocks.append(f'<div class="{side}"><h3>{title}</h3><ol>{body}</ol></div>')
+    return head + "".join(blocks) + "</section>"
+
+
+def _section_peers(p: Portrait) -> str:
+    c, sel = p.card, p.peers
     klass = "warn" if sel.widened or sel.ignored else ""
-    parts.append(f'<section id="pairs"><h2>Communes comparables (pairs)</h2>'
-                 f'<p class="{klass}">{peer_note}</p>')
+    parts = [f'<section id="pairs"><h2>Communes comparables (pairs)</h2>'
+             f'<p class="{klass}">{escape(sel.describe(c))}</p>']
     if sel.widened:
         tried = "".join(f"<li>{escape(r.describe(c))} : {n} commune(s)</li>"
                         for r, n in sel.steps)
         parts.append(f"<p>Règles essayées, dans l'ordre d'élargissement documenté :</p>"
                      f"<ol>{tried}</ol>")
     peer_rows = [
-        (escape(r.nom), escape(r.insee), escape(f"{r.departement}"), report.fmt_count(r.population),
-         escape(str(r.programme)), escape(str(r.centralite)), escape(str(r.densite)))
+        (escape(r.nom), escape(r.insee), escape(f"{r.departement}"),
+         report.fmt_count(r.population), escape(str(r.programme)), escape(str(r.centralite)),
+         escape(str(r.densite)))
         for r in sel.peers.itertuples()
     ]
     peer_table = report.table(["Commune", "Code", "Dép.", "Population", "Programme",
@@ -849,24 +1044,29 @@ def render_portrait_html(p: Portrait) -> str:
     if len(peer_rows) > 25:
         peer_table = (f"<details><summary>Voir les {len(peer_rows)} pairs (population la "
                       f"plus proche en premier)</summary>{peer_table}</details>")
-    parts.append(peer_table + "</section>")
+    return "".join(parts) + peer_table + "</section>"
 
-    # profile chart: percentiles among peers
+
+def _section_profile(p: Portrait) -> str:
     with_pct = p.table.dropna(subset=["percentile_pairs"])
-    if len(with_pct):
-        chart = svg.bar_chart(
-            list(with_pct["libelle"]), list(with_pct["percentile_pairs"]),
-            title="Rang de la commune parmi ses pairs (percentile, 50 = médiane des pairs)",
-            fmt=lambda v: svg.format_fr(v, 0), domain=(0, 100), reference=50,
-            reference_label="médiane des pairs",
-        )
-        parts.append(f'<section id="profil"><h2>Profil</h2><figure>{chart}</figure>'
-                     "<p class=\"note\">Percentile : part des pairs ayant une valeur inférieure "
-                     "à celle de la commune (plus la moitié des ex æquo). Un rang élevé ne "
-                     "signifie pas toujours une situation favorable (ex. temps d'accès).</p>"
-                     "</section>")
-    # population history
-    h = p.history
+    if not len(with_pct):
+        return ""
+    chart = svg.bar_chart(
+        list(with_pct["libelle"]), list(with_pct["percentile_pairs"]),
+        title="Rang de la commune parmi ses pairs (percentile, 50 = médiane des pairs)",
+        fmt=lambda v: svg.format_fr(v, 0), domain=(0, 100), reference=50,
+        reference_label="médiane des pairs",
+    )
+    return (f'<section id="profil"><h2>Profil</h2><figure>{chart}</figure>'
+            "<p class=\"note\">Percentile : part des pairs ayant une valeur inférieure à celle "
+            "de la commune, plus la moitié des ex æquo ; une commune à égalité avec la médiane "
+            f"des pairs est à 50. Seulement les indicateurs mesurés pour au moins "
+            f"{p.peers.min_count} pairs. Un rang élevé ne signifie pas toujours une situation "
+            "favorable (ex. temps d'accès).</p></section>")
+
+
+def _section_population(p: Portrait) -> str:
+    c, h = p.card, p.history
     line = svg.line_chart(
         list(h["annee"]),
         {c["nom"]: list(h["commune"]), "Médiane des pairs": list(h["pairs_mediane"]),
@@ -876,26 +1076,26 @@ def render_portrait_html(p: Portrait) -> str:
     pop_rows = [(str(int(r.annee)), report.fmt_count(r.population), svg.format_fr(r.commune, 1),
                  svg.format_fr(r.pairs_mediane, 1), svg.format_fr(r.france, 1))
                 for r in h.itertuples()]
-    parts.append(
-        f'<section id="population"><h2>Population</h2><figure>{line}</figure>'
-        + report.table(["Année", "Population", "Indice commune", "Indice médian des pairs",
-                       "Indice France"], pop_rows, num_cols=[1, 2, 3, 4])
-        + "</section>"
-    )
-    # indicators by theme
+    return (f'<section id="population"><h2>Population</h2><figure>{line}</figure>'
+            + report.table(["Année", "Population", "Indice commune", "Indice médian des pairs",
+                           "Indice France"], pop_rows, num_cols=[1, 2, 3, 4])
+            + "<p class=\"note\">France : communes de métropole et des DROM ayant une "
+              "population aux deux dates, comme les statistiques nationales par "
+              "typologie.</p></section>")
+
+
+def _section_indicators(p: Portrait) -> str:
     legend = ('<p class="legend">Distribution : <i style="background:#999"></i>pairs '
               f'<i style="background:{svg.PALETTE[1]}"></i>médiane des pairs '
-              '<i style="background:#000"></i>médiane France (pointillés) '
+              '<i style="background:#000"></i>France (pointillés) '
               f'<i style="background:{svg.PALETTE[0]};border-radius:50%"></i>commune</p>')
-    parts.append('<section id="indicateurs"><h2>Indicateurs</h2>' + legend)
-    notes = {r.indicateur: i for i, r in enumerate(
-        p.table[p.table["note"] != ""].itertuples(), start=1)}
+    parts = ['<section id="indicateurs"><h2>Indicateurs</h2>' + legend]
+    notes = _notes(p)
     for theme, group in p.table.groupby("theme", sort=False):
         parts.append(f"<h3>{escape(str(theme))}</h3><p class=\"note\">Source : "
                      f"{escape(THEME_SOURCES[str(theme)])}</p>")
         if (group["valeur"].isna().all() and (group["n_pairs"] == 0).all()
                 and (group["n_france"] == 0).all()):
-            # nothing to compare: say why in one line rather than a table of "n.d."
             reasons = dict.fromkeys(group["note"])
             parts.append(f'<p class="nd">Aucune donnée pour ces {len(group)} indicateurs '
                          f"({escape(', '.join(group['libelle'].str.lower()))}) : "
@@ -906,42 +1106,66 @@ def render_portrait_html(p: Portrait) -> str:
             ind = _BY_KEY[r.indicateur]
             strip = svg.strip_chart(p.peer_values[r.indicateur], town=r.valeur,
                                     peer_median=r.mediane_pairs,
-                                    national_median=r.mediane_france,
+                                    national_median=r.valeur_france,
                                     title=ind.label, fmt=ind.format)
             value = ind.format(r.valeur)
-            if r.note:
+            if r.note and svg.is_missing(r.valeur):
                 n = notes[r.indicateur]
                 value = (f'n.d.<sup><a href="#manque-{n}" title="{escape(r.note)}">{n}</a>'
                          "</sup>")
-            pct = "n.d." if svg.is_missing(r.percentile_pairs) else \
-                svg.format_fr(r.percentile_pairs, 0)
+            if svg.is_missing(r.percentile_pairs):
+                pct = (f'n.d.<br><span class="note">moins de {p.peers.min_count} pairs</span>'
+                       if 0 < r.n_pairs < p.peers.min_count else "n.d.")
+            else:
+                pct = svg.format_fr(r.percentile_pairs, 0)
             rows.append((
                 f"{escape(ind.label)}<br><span class=\"note\">{escape(ind.unit)}</span>",
                 value,
                 f"{ind.format(r.mediane_pairs)}<br><span class=\"note\">n = {r.n_pairs}</span>",
                 pct,
-                f"{ind.format(r.mediane_france)}<br><span class=\"note\">n = "
-                f"{report.fmt_count(r.n_france)}</span>",
+                f"{ind.format(r.valeur_france)}<br><span class=\"note\">"
+                f"{escape(r.reference_france)}, n = {report.fmt_count(r.n_france)}</span>",
                 strip,
             ))
         parts.append(report.table(
             ["Indicateur", "Commune", "Médiane des pairs", "Percentile parmi les pairs",
-             "Médiane des communes", "Distribution"], rows, num_cols=[1, 2, 3, 4],
-            widths=[27, 15, 12, 10, 12, 24], css_class="fixed"))
-    parts.append("</section>")
-    if p.facility_trend is not None:  # issue 16: the offer over BPE vintages
-        parts.append(facility_trends.render_portrait_section(p.facility_trend))
-    parts.append(_section_themes(p))  # issue 15: one section per Data Territoria theme
-    if notes:
-        items = "".join(
-            f'<li id="manque-{n}">{escape(_BY_KEY[key].label)} : '
-            f"{escape(p.table.set_index('indicateur').at[key, 'note'])}</li>"
-            for key, n in notes.items())
-        parts.append(f'<section id="manquants"><h2>Données manquantes</h2><p>Ces indicateurs '
-                     f"sont absents pour la commune (jamais remplacés par zéro) :</p>"
-                     f"<ol>{items}</ol></section>")
-    vint = "".join(f"<li>{escape(k)} : {escape(v)}</li>" for k, v in p.vintages.items())
-    parts.append(
+             "France", "Distribution"], rows, num_cols=[1, 2, 3, 4],
+            widths=[27, 14, 12, 10, 14, 23], css_class="fixed"))
+    return "".join(parts) + "</section>"
+
+
+def _section_facility_trend(p: Portrait) -> str:
+    """The change of the town's offer between BPE vintages (issue 16), when available."""
+    if p.facility_trend is None:
+        return ""
+    return facility_trends.render_portrait_section(p.facility_trend)
+
+
+def _notes(p: Portrait) -> dict[str, int]:
+    missing = p.table[(p.table["note"] != "") & p.table["valeur"].isna()]
+    return {r.indicateur: i for i, r in enumerate(missing.itertuples(), start=1)}
+
+
+def _section_missing(p: Portrait) -> str:
+    notes = _notes(p)
+    if not notes:
+        return ""
+    table = p.table.set_index("indicateur")
+    items = "".join(f'<li id="manque-{n}">{escape(_BY_KEY[key].label)} : '
+                    f"{escape(table.at[key, 'note'])}</li>" for key, n in notes.items())
+    return (f'<section id="manquants"><h2>Données manquantes</h2><p>Ces indicateurs sont '
+            f"absents pour la commune (jamais remplacés par zéro) :</p><ol>{items}</ol>"
+            "</section>")
+
+
+def _section_method(p: Portrait) -> str:
+    c, sel = p.card, p.peers
+    rows = [(escape(s["donnees"]), escape(s["producteur"]), escape(s["millesime"]),
+             escape(s["licence"]),
+             f'<a href="{escape(s["lien"])}">{escape(s["lien"])}</a>' if s["lien"] else "")
+            for s in p.sources]
+    sources = report.table(["Données", "Producteur", "Millésime", "Licence", "Lien"], rows)
+    return (
         '<section id="methode"><h2>Méthode et sources</h2>'
         "<p>Pairs : communes partageant avec la commune les critères de la règle et dont la "
         "population légale 2023 est dans la fourchette indiquée. Si la règle donne moins de "
@@ -949,21 +1173,55 @@ def render_portrait_html(p: Portrait) -> str:
         "(région, département) retirés ; fourchette de population élargie (×0,5–×2 devient "
         "×0,25–×4) ; autres critères retirés un à un, du dernier au premier ; fourchette de "
         "population élargie à nouveau (×0,0625–×16) ; fourchette retirée.</p>"
-        "<p>Médiane des communes : sur toutes les communes ayant une valeur (n indiqué). Les "
-        "indicateurs calculés sur le réseau de rues ou l'occupation des sols n'existent que "
-        "pour les communes traitées ; leurs médianes portent sur ces seules communes.</p>"
-        f"<ul>{vint}</ul></section>"
+        "<p>France : les communes de métropole et des DROM (le champ des statistiques "
+        "nationales par typologie). Pour les indicateurs rapportés à la population (APL, "
+        "équipements pour 10 000 habitants), la valeur France est la moyenne pondérée par la "
+        "population légale 2023, c'est-à-dire le ratio national ; pour l'évolution de la "
+        "population, l'évolution d'ensemble ; pour les autres, la médiane des communes ayant "
+        "une valeur. Les indicateurs calculés sur le réseau de rues ou l'occupation des sols "
+        "n'existent que pour les communes traitées : leurs références portent sur ces seules "
+        "communes.</p>"
+        f'<h3>Sources et licences</h3><div class="sources">{sources}</div>'
+        "<p class=\"note\">Licence Ouverte 2.0 (Etalab) : réutilisation libre, y compris "
+        "commerciale, en citant la source. ODbL 1.0 (OpenStreetMap) : citer « © les "
+        "contributeurs OpenStreetMap » et partager à l'identique les bases dérivées.</p>"
+        "</section>"
         f"<footer>Généré par pvdgeo {escape(__version__)} le {escape(p.built)} · "
         f"COG {escape(str(c.get('cog_year', '')))}</footer>"
     )
-    title = f"Portrait de {c['nom']} ({p.insee})"
-    return report.page(title, "\n".join(parts))
 
 
 def _section_themes(p: Portrait) -> str:
     """The Data Territoria themes (:mod:`geo.themes`), one section each; a theme whose
     files are not downloaded says so."""
     return themes.render_portrait_sections(p.theme_sections)
+
+
+#: The portrait's sections, in page order: ``(id, render)``. Add a section by inserting
+#: a pair here (or pass ``sections`` to :func:`render_portrait_html`).
+PORTRAIT_SECTIONS: tuple[tuple[str, Callable[[Portrait], str]], ...] = (
+    ("entete", _section_header),
+    ("synthese", _section_synthesis),
+    ("pairs", _section_peers),
+    ("profil", _section_profile),
+    ("population", _section_population),
+    ("indicateurs", _section_indicators),
+    ("evolution_equipements", _section_facility_trend),
+    ("themes", _section_themes),  # issue 15: one section per Data Territoria theme
+    ("manquants", _section_missing),
+    ("methode", _section_method),
+)
+
+
+def render_portrait_html(
+    p: Portrait, *,
+    sections: Iterable[tuple[str, Callable[[Portrait], str]]] = PORTRAIT_SECTIONS,
+) -> str:
+    """The portrait as one self-contained French HTML page (inline CSS and SVG), printable
+    on A4; ``sections`` in order (default :data:`PORTRAIT_SECTIONS`)."""
+    body = "\n".join(part for _, render in sections if (part := render(p)))
+    title = f"Portrait de {p.card['nom']} ({p.insee})"
+    return report.page(title, body, css=report.CSS + PRINT_CSS)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
@@ -1010,14 +1268,27 @@ PERIODS: tuple[tuple[int, int], ...] = ((2016, 2019), (2019, 2020), (2020, 2022)
 def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]:
     """The national statistics by typology (Data Territoria tables).
 
-    Groups: petite ville, ville moyenne, grande ville (legal population 2023), PVD and
-    ACV towns, France (:func:`geo.communes.typology_groups`; current communes, fixed
-    over the years). Tables:
+    Groups: petite ville, ville moyenne, grande ville, PVD and ACV towns, France
+    (:func:`geo.communes.typology_groups`: current communes, mainland France and DROM).
+    The choices, each labelled in the outputs:
+
+    - a year's figures classify communes by **that year's** legal population
+      (``typologie_annee``); the same figures on today's typology (2023) are given
+      beside them (``*_typologie_2023``);
+    - growth over a period is given two ways: on today's typology (``croissance``, the
+      same communes at both ends) and for the **start-year cohort** (communes classified
+      by their population at the start of the period, ``croissance_cohorte``);
+    - APL of general practitioners: both DREES columns, practitioners aged 65 or less
+      (``apl_mg``, the headline one) and without age bound (``apl_mg_tous_ages``).
+
+    Tables:
 
     ``population``   per group and year: communes, population, share of the national
-                     population (0..1), growth since 2016;
+                     population (0..1) and growth since 2016, on the year's typology,
+                     and the communes, population and share on the 2023 typology;
     ``croissance``   per group and period: populations at both ends (communes with both),
-                     growth and average annual growth (0.01 = +1 %/year);
+                     growth and average annual growth (0.01 = +1 %/year) on the 2023
+                     typology, then the same for the start-year cohort;
     ``apl``          per group and profession: communes with a value, median over
                      communes, mean weighted by the 2023 population and, for general
                      practitioners, the shares of communes and of population (2023) with
@@ -1025,29 +1296,47 @@ def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]
     ``equipements``  per group and facility category, when the national counts exist:
                      facilities, population, facilities per 10,000 inhabitants (total /
                      population) and the median over communes;
+    ``occupation_sols`` per group, where the national land-cover table exists
+                     (``data/interim/landcover_communes.parquet``): communes covered and
+                     their area, and the share of each CORINE level-1 class of the
+                     covered area (area-weighted);
     ``synthese``     one row per group with the headline figures.
     """
     s = settings or get_settings()
     ref = communes.load_reference(s).set_index("insee")
     groups = {k: v.to_numpy() for k, v in communes.typology_groups(ref.reset_index()).items()}
-    population = pd.concat(
-        [communes.typology_stats(y, settings=s) for y in communes.POPULATION_YEARS],
-        ignore_index=True,
-    )[["groupe", "annee", "communes", "population", "part_population_nationale",
-       "croissance_depuis_2016"]]
+    cols = ["groupe", "annee", "typologie_annee", "communes", "population",
+            "part_population_nationale", "croissance_depuis_2016"]
+    per_year = pd.concat([communes.typology_stats(y, settings=s)
+                          for y in communes.POPULATION_YEARS], ignore_index=True)[cols]
+    fixed = pd.concat([communes.typology_stats(y, settings=s, typology_year=2023)
+                       for y in communes.POPULATION_YEARS], ignore_index=True)
+    fixed = fixed[["groupe", "annee", "communes", "population", "part_population_nationale"]]
+    population = per_year.merge(fixed.rename(columns={
+        "communes": "communes_typologie_2023", "population": "population_typologie_2023",
+        "part_population_nationale": "part_population_nationale_typologie_2023"}),
+        on=["groupe", "annee"], how="left")
 
+    def growth(part: pd.DataFrame, a: int, b: int) -> tuple[int, float, float]:
+        both = part[f"pop_{a}"].notna() & part[f"pop_{b}"].notna()
+        return (int(both.sum()), float(part.loc[both, f"pop_{a}"].sum()),
+                float(part.loc[both, f"pop_{b}"].sum()))
+
+    cohorts = {a: communes.typology_groups(ref.reset_index(), year=a) for a, _ in PERIODS}
     rows = []
     for name, mask in groups.items():
-        part = ref[mask]
         for a, b in PERIODS:
-            both = part[f"pop_{a}"].notna() & part[f"pop_{b}"].notna()
-            pa = float(part.loc[both, f"pop_{a}"].sum())
-            pb = float(part.loc[both, f"pop_{b}"].sum())
+            n, pa, pb = growth(ref[mask], a, b)
             g = pb / pa - 1 if pa else np.nan
+            nc, ca, cb = growth(ref[cohorts[a][name].to_numpy()], a, b)
+            gc = cb / ca - 1 if ca else np.nan
             rows.append({"groupe": name, "periode": f"{a}-{b}", "debut": a, "fin": b,
-                         "communes": int(both.sum()), "population_debut": int(pa),
+                         "communes": n, "population_debut": int(pa),
                          "population_fin": int(pb), "croissance": g,
-                         "croissance_annuelle": (1 + g) ** (1 / (b - a)) - 1})
+                         "croissance_annuelle": (1 + g) ** (1 / (b - a)) - 1,
+                         "communes_cohorte": nc, "population_debut_cohorte": int(ca),
+                         "population_fin_cohorte": int(cb), "croissance_cohorte": gc,
+                         "croissance_annuelle_cohorte": (1 + gc) ** (1 / (b - a)) - 1})
     croissance = pd.DataFrame(rows)
 
     apl = indicators.apl_by_commune(s).set_index("insee").reindex(ref.index)
@@ -1100,14 +1389,20 @@ def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]
         tables["equipements"] = pd.DataFrame(rows)
     else:
         log.warning("no facility statistics by typology: %s", fac_error)
+    landcover_table = _landcover_by_group(ref, groups, s)
+    if landcover_table is not None:
+        tables["occupation_sols"] = landcover_table
 
     synth = population[population["annee"] == 2023].set_index("groupe")[
         ["communes", "population", "part_population_nationale"]].copy()
     g = croissance[croissance["periode"] == "2016-2023"].set_index("groupe")
     synth["croissance_2016_2023"] = g["croissance"]
+    synth["croissance_cohorte_2016_2023"] = g["croissance_cohorte"]
     synth["croissance_annuelle_2016_2023"] = g["croissance_annuelle"]
     mg = apl_table[apl_table["indicateur"] == "apl_mg"].set_index("groupe")
     synth["apl_mg_mediane"] = mg["mediane"]
+    synth["apl_mg_tous_ages_mediane"] = apl_table[
+        apl_table["indicateur"] == "apl_mg_tous_ages"].set_index("groupe")["mediane"]
     synth["apl_mg_part_communes_sous_seuil"] = mg["part_communes_sous_seuil"]
     synth["apl_mg_part_population_sous_seuil"] = mg["part_population_sous_seuil"]
     if "equipements" in tables:
@@ -1120,12 +1415,46 @@ def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]
     return tables
 
 
+def _landcover_by_group(ref: pd.DataFrame, groups: Mapping[str, np.ndarray],
+                        s: Settings) -> pd.DataFrame | None:
+    """Area-weighted CORINE level-1 shares per group over the communes the national
+    land-cover table covers (None without the table)."""
+    path = s.interim_dir / "landcover_communes.parquet"
+    if not path.exists():
+        log.info("no land cover by typology: %s absent (make landcover-communes)", path)
+        return None
+    lc = _read_table(path, "national land-cover table").set_index("insee")
+    lc = lc[lc.index.isin(ref.index)]
+    if lc.empty:
+        return None
+    polys = communes.commune_polygons(list(lc.index), crs="EPSG:4326", settings=s)
+    geod = pyproj.Geod(ellps="WGS84")
+    area = pd.Series([abs(geod.geometry_area_perimeter(g)[0]) for g in polys.geometry],
+                     index=polys["insee"].astype(str)).reindex(lc.index)
+    covered = area * (1 - lc["clc_nodata_share"].fillna(0).clip(0, 1))
+    rows = []
+    for name, mask in groups.items():
+        codes = ref.index[mask]
+        part = lc.index.isin(codes) & covered.notna().to_numpy()
+        w = covered[part]
+        row: dict[str, Any] = {"groupe": name, "communes": int(mask.sum()),
+                               "communes_couvertes": int(part.sum()),
+                               "surface_couverte_km2": float(w.sum() / 1e6)}
+        for key in _CLC_LEVEL1:
+            col = f"clc_{key}_share"
+            row[col] = (float((lc.loc[part, col].fillna(0) * area[part]).sum() / w.sum())
+                        if w.sum() > 0 else np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 _TABLE_FILES = {
     "synthese": "typologie_synthese.csv",
     "population": "typologie_population.csv",
     "croissance": "typologie_croissance.csv",
     "apl": "typologie_apl.csv",
     "equipements": "typologie_equipements.csv",
+    "occupation_sols": "typologie_occupation_sols.csv",
 }
 
 
@@ -1199,13 +1528,17 @@ _COLUMN_LABELS = {
     "part_population_sous_seuil": "Part de la population sous le seuil",
     "libelle": "Catégorie", "equipements": "Équipements", "pour_10k": "Pour 10 000 hab.",
     "mediane_communes_pour_10k": "Médiane des communes pour 10 000 hab.",
-    "croissance_2016_2023": "Évolution 2016-2023",
-    "croissance_annuelle_2016_2023": "Évolution annuelle 2016-2023",
-    "apl_mg_mediane": "APL généralistes, médiane",
+    "croissance_2016_2023": "Évolution 2016-2023 (typologie 2023)",
+    "croissance_cohorte_2016_2023": "Évolution 2016-2023 (cohorte, typologie 2016)",
+    "croissance_annuelle_2016_2023": "Évolution annuelle 2016-2023 (typologie 2023)",
+    "apl_mg_mediane": "APL généralistes de 65 ans et moins, médiane",
+    "apl_mg_tous_ages_mediane": "APL généralistes tous âges, médiane",
+    "communes_couvertes": "Communes couvertes", "surface_couverte_km2": "Surface couverte (km²)",
     "apl_mg_part_communes_sous_seuil": "APL généralistes < seuil, part des communes",
     "apl_mg_part_population_sous_seuil": "APL généralistes < seuil, part de la population",
 }
 _SHARE_COLUMNS = {"part_population_nationale", "croissance_depuis_2016", "croissance",
+                  "croissance_cohorte_2016_2023", *(f"clc_{k}_share" for k in _CLC_LEVEL1),
                   "croissance_annuelle", "part_communes_sous_seuil",
                   "part_population_sous_seuil", "croissance_2016_2023",
                   "croissance_annuelle_2016_2023", "apl_mg_part_communes_sous_seuil",
@@ -1254,28 +1587,41 @@ def render_typology_html(tables: Mapping[str, pd.DataFrame], *, threshold: float
         "<header><h1>Statistiques nationales par typologie</h1>"
         f"<p class=\"sub\">Petites villes (&lt; 10 000 hab.), villes moyennes (10 000 à "
         f"100 000), grandes villes (&gt; 100 000), communes Petites villes de demain et "
-        f"Action Cœur de Ville. Communes COG {cog_year}, groupes fixés sur la population "
-        f"légale 2023.</p></header>",
+        f"Action Cœur de Ville. Communes COG {cog_year} de France (métropole et DROM, comme "
+        f"les portraits des villes).</p>"
+        "<p class=\"note\"><b>Choix de calcul.</b> Pour une année donnée, les communes sont "
+        "classées selon leur population légale <i>de cette année</i> (typologie de l'année) ; "
+        "la même année sur la typologie 2023 est donnée à côté. L'évolution sur une période "
+        "est calculée de deux façons : sur la typologie 2023 (mêmes communes aux deux dates) "
+        "et pour la <i>cohorte</i> de l'année de début (communes classées selon leur "
+        "population en début de période). PVD, ACV et France ne dépendent pas de la "
+        "population : les deux calculs y coïncident.</p></header>",
         "<h2>Synthèse</h2>", _df_html(tables["synthese"]),
         "<h2>Population</h2>", f"<figure>{charts['part_population']}</figure>",
         "<h3>Population légale</h3>",
         report.pivot(tables["population"], "annee", "population", report.fmt_count),
-        "<h3>Part de la population nationale</h3>",
+        "<h3>Part de la population nationale (typologie de l'année)</h3>",
         report.pivot(tables["population"], "annee", "part_population_nationale", pct1),
+        "<h3>Part de la population nationale (typologie 2023 pour toutes les années)</h3>",
+        report.pivot(tables["population"], "annee", "part_population_nationale_typologie_2023",
+                     pct1),
         "<h2>Évolution de la population par période</h2>",
         f"<figure>{charts['croissance']}</figure>",
         "<h3>Évolution annuelle moyenne</h3>",
         report.pivot(tables["croissance"], "periode", "croissance_annuelle", pct2),
-        "<h3>Évolution sur la période</h3>",
+        "<h3>Évolution sur la période (typologie 2023)</h3>",
         report.pivot(tables["croissance"], "periode", "croissance", pct1),
+        "<h3>Évolution sur la période (cohorte : typologie de l'année de début)</h3>",
+        report.pivot(tables["croissance"], "periode", "croissance_cohorte", pct1),
         "<h2>Accès aux soins (APL, DREES 2021)</h2>",
         f"<figure>{charts['apl_mg_mediane']}</figure>",
         f"<figure>{charts['apl_mg_sous_seuil']}</figure>",
-        "<h3>Médecins généralistes</h3>",
+        "<h3>Médecins généralistes de 65 ans et moins</h3>",
         report.table(["Groupe", "APL médiane", f"Communes sous {svg.format_fr(threshold, 1)}",
                      f"Population sous {svg.format_fr(threshold, 1)}", "Communes avec APL"],
                     mg_rows, num_cols=[1, 2, 3, 4]),
-        "<h3>APL médiane des communes, par profession</h3>",
+        "<h3>APL médiane des communes, par profession (les deux colonnes DREES des "
+        "généralistes)</h3>",
         report.pivot(apl, "colonne", "mediane", lambda v: svg.format_fr(v, 2)),
         f"<p class=\"note\">Seuil de sous-dotation en médecins généralistes : "
         f"{svg.format_fr(threshold, 1)} consultations par habitant et par an (généralistes de "
@@ -1295,6 +1641,20 @@ def render_typology_html(tables: Mapping[str, pd.DataFrame], *, threshold: float
     else:
         parts.append("<h2>Équipements</h2><p class=\"warn\">Comptages nationaux d'équipements "
                      "indisponibles (voir le journal).</p>")
+    if "occupation_sols" in tables:
+        lc = tables["occupation_sols"]
+        lc_rows = [[escape(r["groupe"]), report.fmt_count(r["communes_couvertes"]),
+                    report.fmt_count(r["communes"]),
+                    *(pct1(r[f"clc_{k}_share"]) for k in _CLC_LEVEL1)]
+                   for r in lc.to_dict("records")]
+        parts += ["<h2>Occupation des sols (CORINE Land Cover)</h2>",
+                  report.table(["Groupe", "Communes couvertes", "Communes du groupe",
+                                *(f"Part des {label}" for label in _CLC_LEVEL1.values())],
+                               lc_rows, num_cols=range(1, 3 + len(_CLC_LEVEL1))),
+                  "<p class=\"note\">Seulement là où la table nationale d'occupation des sols "
+                  "existe (data/interim/landcover_communes.parquet : les communes couvertes par "
+                  "un jeu CORINE catalogué, pas toute la France) ; parts de la surface couverte, "
+                  "pondérées par la surface des communes.</p>"]
     parts.extend(extra_sections)
     parts.append(f"<footer>Généré par pvdgeo {escape(__version__)} le "
                  f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</footer>")

@@ -6,6 +6,7 @@ import math
 import os
 import time
 import xml.etree.ElementTree as ET
+from html import escape
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,12 @@ from hypothesis import strategies as st
 from geo import _svg as svg
 from geo import communes, facilities, indicators, portrait
 from geo.cli import main
-from geo.errors import InputFileError, SettingsError, UnknownCommuneError
+from geo.errors import (
+    InputFileError,
+    MissingColumnsError,
+    SettingsError,
+    UnknownCommuneError,
+)
 
 # --- fixtures --------------------------------------------------------------------------
 
@@ -286,7 +292,9 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
     assert t.at["walk_pharmacie_minutes_median", "valeur"] == 4.0
     assert t.at["walk_pharmacie_minutes_median", "n_pairs"] == 2
     assert t.at["walk_pharmacie_minutes_median", "mediane_pairs"] == 4.0
-    assert t.at["walk_pharmacie_minutes_median", "percentile_pairs"] == 50.0
+    # 2 peers are not a distribution: no percentile, and the note says why
+    assert math.isnan(t.at["walk_pharmacie_minutes_median", "percentile_pairs"])
+    assert "2 pair(s) seulement" in t.at["walk_pharmacie_minutes_median", "note"]
     assert t.at["walk_pharmacie_minutes_median", "n_france"] == 3  # only the town rows
     assert t.at["clc_artificialise_share", "valeur"] == 0.3
     assert t.at["commerces_chain_share", "valeur"] == pytest.approx(1 / 3)
@@ -400,9 +408,20 @@ def test_typology_tables_against_raw_tables(tables, shared_data, mirror_settings
             assert cr.at[(name, f"{a}-{b}"), "croissance"] == pytest.approx(
                 pb[both].sum() / pa[both].sum() - 1, rel=1e-9), (name, a, b)
         for y in communes.POPULATION_YEARS:
-            assert pop.at[(name, y), "population"] == int(by_year[str(y)][mask].sum())
+            # today's typology beside the year's own (below)
+            assert pop.at[(name, y), "population_typologie_2023"] == int(
+                by_year[str(y)][mask].sum())
+            assert pop.at[(name, y), "part_population_nationale_typologie_2023"] == (
+                pytest.approx(by_year[str(y)][mask].sum() / by_year[str(y)].sum()))
+            year_mask = mask
+            if name in ("petite ville", "ville moyenne", "grande ville"):
+                p_y = by_year[str(y)]
+                year_mask = np.asarray({"petite ville": p_y < 10_000,
+                                        "ville moyenne": (p_y >= 10_000) & (p_y <= 100_000),
+                                        "grande ville": p_y > 100_000}[name])
+            assert pop.at[(name, y), "population"] == int(by_year[str(y)][year_mask].sum())
             assert pop.at[(name, y), "part_population_nationale"] == pytest.approx(
-                by_year[str(y)][mask].sum() / by_year[str(y)].sum())
+                by_year[str(y)][year_mask].sum() / by_year[str(y)].sum())
         vals = apl_mg[mask].dropna()
         w = by_year["2023"][mask].reindex(vals.index)
         assert mg.at[name, "communes_avec_apl"] == len(vals)
@@ -534,3 +553,149 @@ def test_local_rows_reads_each_town_run_once(tmp_path, monkeypatch):
     third = portrait.local_rows(s)
     assert sorted(reads) == ["01306", "46127", "46127"]  # only the changed run
     assert third.loc["46127", "n_sante_per_10k"] == 31.0
+
+
+# --- what distinguishes the town, France, print (issue 12) -----------------------------------
+
+
+def _table(rows):
+    cols = ["indicateur", "libelle", "unite", "sens", "valeur", "mediane_pairs", "n_pairs",
+            "percentile_pairs", "part_pairs_inferieurs", "part_pairs_superieurs"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_distinguishing_indicators_ranks_by_gap_and_needs_five_peers():
+    t = _table([
+        ("apl_mg", "APL", "consultations", "plus", 4.0, 2.0, 120, 95.0, 0.94, 0.04),
+        ("n_sante_per_10k", "Santé", "pour 10 000 habitants", "plus", 50.0, 40.0, 120, 70.0,
+         0.68, 0.30),
+        ("walk_pharmacie_minutes_median", "Temps à pied jusqu'à la pharmacie", "min", "moins",
+         12.0, 5.0, 8, 90.0, 0.88, 0.10),  # long walk: a weakness (lower is better)
+        ("n_cinema", "Cinémas", "nombre", "plus", 0.0, 0.0, 120, 50.0, 0.0, 0.28),  # tie
+        ("clc_eau_share", "Part des surfaces en eau", "part", "", 0.2, 0.01, 120, 99.0, 0.99,
+         0.0),  # neither good nor bad: left out
+        ("n_musee", "Musées", "nombre", "plus", 3.0, 0.0, 4, 99.0, 1.0, 0.0),  # 4 peers only
+        ("apl_kine", "APL kiné", "ETP", "plus", 10.0, 30.0, 120, 10.0, 0.08, 0.90),
+    ])
+    d = portrait.distinguishing_indicators(t, n=3, min_peers=5)
+    strong = d[d["cote"] == "fort"]
+    weak = d[d["cote"] == "faible"]
+    assert list(strong["indicateur"]) == ["apl_mg", "n_sante_per_10k"]  # by gap: 45, 20
+    # both -40: the larger relative gap to the median first (12 vs 5 min, 10 vs 30 ETP)
+    assert list(weak["indicateur"]) == ["walk_pharmacie_minutes_median", "apl_kine"]
+    assert list(strong["rang"]) == [1, 2] and strong["ecart"].iloc[0] == 45.0
+    assert {"n_cinema", "clc_eau_share", "n_musee"}.isdisjoint(d["indicateur"])
+    phrase = weak.set_index("indicateur").at["walk_pharmacie_minutes_median", "phrase"]
+    assert phrase == ("Temps à pied jusqu'à la pharmacie : 12\u202fmin, plus long que pour "
+                      "88\u202f% des 8 communes comparables (médiane : 5\u202fmin).")
+    assert "plus élevé que pour 94\u202f% des 120 communes" in strong["phrase"].iloc[0]
+    assert portrait.distinguishing_indicators(t, n=1)["indicateur"].tolist() == [
+        "apl_mg", "walk_pharmacie_minutes_median"]
+    with pytest.raises(MissingColumnsError):
+        portrait.distinguishing_indicators(t.drop(columns="sens"))
+
+
+def test_percentile_at_the_peers_median_is_50():
+    # 0 cinemas among peers 72 % of which have none: the median, not "below" it
+    peers = [0.0] * 72 + [1.0] * 28
+    assert portrait.percentile_rank(0.0, peers) == 50.0
+    assert portrait.percentile_rank(1.0, peers) == pytest.approx(86.0)
+
+
+def test_portrait_synthesis_france_and_print(mirror_settings, tmp_path):
+    p = portrait.build_portrait("01306", settings=mirror_settings)
+    t = p.table.set_index("indicateur")
+    # no percentile from fewer than the minimum of peers
+    few = t[t["n_pairs"] < p.peers.min_count]
+    assert few["percentile_pairs"].isna().all()
+    assert (t.loc[t["percentile_pairs"].notna(), "n_pairs"] >= p.peers.min_count).all()
+    # synthesis: from the table, with at least 5 peers each
+    d = p.distinctions
+    assert len(d) > 0 and (d["n_pairs"] >= 5).all()
+    assert set(d["cote"]) <= {"fort", "faible"}
+    expected = portrait.distinguishing_indicators(p.table, min_peers=p.peers.min_count)
+    pd.testing.assert_frame_equal(d, expected)
+    # France as in typology-stats: same universe, same growth
+    stats = communes.typology_stats(2023, settings=mirror_settings).set_index("groupe")
+    growth = stats.at["France", "croissance_depuis_2016"]
+    assert p.history["france"].iloc[-1] == pytest.approx(100 * (1 + growth))
+    assert t.at["pop_croissance_2016_2023_pct", "valeur_france"] == pytest.approx(growth * 100)
+    tables = portrait.typology_tables(mirror_settings)
+    eq = tables["equipements"].set_index(["groupe", "categorie"])
+    assert t.at["n_sante_per_10k", "valeur_france"] == pytest.approx(
+        eq.at[("France", "sante"), "pour_10k"], rel=1e-6)
+    assert t.at["n_sante_per_10k", "valeur_france"] > 10  # not the 0.0 median of villages
+    assert t.at["n_sante_per_10k", "reference_france"] == "moyenne pondérée par la population"
+    html, csv_path, *_ = portrait.write_portrait(p, tmp_path, settings=mirror_settings)
+    text = html.read_text(encoding="utf-8")
+    assert 'id="synthese"' in text and "Ce qui distingue la commune" in text
+    for phrase in d["phrase"]:
+        assert escape(phrase) in text
+    assert 'href="portrait.csv"' in text and 'href="portrait_pairs.csv"' in text
+    assert "@page{size:A4" in text and "@media print" in text
+    assert "packaged by" not in text and "Licence Ouverte 2.0" in text
+    back = pd.read_csv(csv_path, dtype={"insee": str}).set_index("indicateur")
+    assert {"sens", "valeur_france", "reference_france", "part_pairs_inferieurs"} <= set(
+        back.columns)
+    # the sections are a list a new section slots into
+    extra = (*portrait.PORTRAIT_SECTIONS[:2], ("essai", lambda _p: "<section id=\"essai\">x"
+                                                              "</section>"),
+             *portrait.PORTRAIT_SECTIONS[2:])
+    assert 'id="essai"' in portrait.render_portrait_html(p, sections=extra)
+
+
+def test_typology_2019_share_by_2019_typology_from_raw_table(shared_data, tables):
+    """The 2019 share of villes moyennes classifies communes by their 2019 population:
+    35.2 % (by 2023 population it would be 35.7 %), mainland + DROM, computed here from
+    the raw COG and legal-population tables."""
+    cog = _raw_csv(shared_data, "admin/communes_cog2026_decoupage_administratif.csv.gz")
+    mapping = _current_map(cog)
+    cur = cog[cog["type"] == "commune-actuelle"].set_index("code")
+    cur = cur[cur["zone"].isin(["metro", "drom"])]
+    pops = _raw_csv(shared_data,
+                    "population/populations_communes_2016_2023_decoupage_administratif.csv.gz")
+    pops["cur"] = pops["code"].map(mapping)
+    pops["population"] = pops["population"].astype(float)
+    by_year = {y: g.groupby("cur")["population"].sum(min_count=1).reindex(cur.index)
+               for y, g in pops.groupby("pop_millesime")}
+    p19, p16, p23 = by_year["2019"], by_year["2016"], by_year["2023"]
+    moyenne_2019 = (p19 >= 10_000) & (p19 <= 100_000)
+    share = p19[moyenne_2019].sum() / p19.sum()
+    assert round(share * 100, 1) == 35.2
+    moyenne_2023 = (cur["population"].astype(float) >= 10_000) & (
+        cur["population"].astype(float) <= 100_000)
+    assert round(p19[moyenne_2023].sum() / p19.sum() * 100, 1) == 35.7
+    pop = tables["population"].set_index(["groupe", "annee"])
+    assert pop.at[("ville moyenne", 2019), "part_population_nationale"] == pytest.approx(share)
+    assert pop.at[("ville moyenne", 2019), "typologie_annee"] == 2019
+    assert pop.at[("ville moyenne", 2019), "part_population_nationale_typologie_2023"] == (
+        pytest.approx(p19[moyenne_2023].sum() / p19.sum()))
+    # growth 2016-2023: start-year cohort beside today's typology
+    cr = tables["croissance"].set_index(["groupe", "periode"])
+    cohort = (p16 >= 10_000) & (p16 <= 100_000) & p16.notna() & p23.notna()
+    fixed = moyenne_2023 & p16.notna() & p23.notna()
+    assert cr.at[("ville moyenne", "2016-2023"), "croissance_cohorte"] == pytest.approx(
+        p23[cohort].sum() / p16[cohort].sum() - 1)
+    assert cr.at[("ville moyenne", "2016-2023"), "croissance"] == pytest.approx(
+        p23[fixed].sum() / p16[fixed].sum() - 1)
+    assert round(cr.at[("ville moyenne", "2016-2023"), "croissance_cohorte"] * 100, 2) == 3.63
+    # both GP APL columns, named; dentists per 10,000
+    raw = pd.read_csv(shared_data / "apl/apl_medecins_generalistes_2021_drees.csv.gz",
+                      dtype={"Code commune": str})
+    raw = raw.rename(columns={"APL aux médecins généralistes (sans borne d'âge)": "apl",
+                              "Population totale": "w"}).dropna(subset=["apl", "w"])
+    raw["cur"] = raw["Code commune"].map(mapping)
+    raw["aw"] = raw["apl"] * raw["w"]
+    agg = raw.groupby("cur")[["aw", "w"]].sum()
+    all_ages = (agg["aw"] / agg["w"]).reindex(cur.index)
+    apl = tables["apl"].set_index(["groupe", "indicateur"])
+    assert apl.at[("ville moyenne", "apl_mg_tous_ages"), "mediane"] == pytest.approx(
+        all_ages[moyenne_2023].median(), rel=1e-9)
+    assert "tous âges" in apl.at[("ville moyenne", "apl_mg_tous_ages"), "profession"]
+    assert "65 ans et moins" in apl.at[("ville moyenne", "apl_mg"), "profession"]
+    eq = tables["equipements"].set_index(["groupe", "categorie"])
+    assert eq.at[("France", "dentiste"), "pour_10k"] > 0
+    html = portrait.render_typology_html(tables, threshold=2.5, cog_year=2026)
+    for text in ("typologie de l'année", "cohorte", "Chirurgiens-dentistes",
+                 "médecins généralistes, tous âges"):
+        assert text in html, text

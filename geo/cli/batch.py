@@ -21,12 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "are retried, then listed in data/national/batch/failures.csv. Then the national "
         "tables of the built towns (data/national/), their portraits and the viewer index.",
     )
-    b.add_argument("insee", nargs="*", metavar="INSEE", help="INSEE codes of towns")
-    b.add_argument("--pvd", action="store_true", help="every Petites Villes de Demain town")
-    b.add_argument("--acv", action="store_true", help="every Action Cœur de Ville town")
-    b.add_argument("--departement", nargs="+", action="extend", default=[], metavar="DEP",
-                   help="with --pvd/--acv, only these départements; alone, every town of "
-                   "the programmes (PVD and ACV) in them")
+    add_town_selection(b)
     b.add_argument("--workers", type=int, default=2, metavar="N",
                    help="worker processes of the LocalCluster (default 2)")
     b.add_argument("--scheduler", metavar="ADDRESS",
@@ -49,12 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "facilities stages then read them before any catalogued source. Towns whose "
         "extract is of this file and catchment are not cut again.",
     )
-    e.add_argument("insee", nargs="*", metavar="INSEE", help="INSEE codes of towns")
+    add_town_selection(e)
     e.add_argument("--pbf", required=True, metavar="FILE", help="the OSM PBF to cut")
-    e.add_argument("--pvd", action="store_true", help="every Petites Villes de Demain town")
-    e.add_argument("--acv", action="store_true", help="every Action Cœur de Ville town")
-    e.add_argument("--departement", nargs="+", action="extend", default=[], metavar="DEP",
-                   help="only towns of these départements")
     e.add_argument("--max-per-pass", type=int, metavar="N",
                    help="extracts per osmium pass (default: as many as --memory-gb holds)")
     e.add_argument("--memory-gb", type=float, default=8.0, metavar="GB",
@@ -71,6 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "every built town partitioned by département (data/national/h3_r<res>/).",
     )
     n.set_defaults(func=run_national)
+
+
+def add_town_selection(parser: argparse.ArgumentParser) -> None:
+    """The arguments that choose towns: codes, --pvd, --acv, --departement."""
+    parser.add_argument("insee", nargs="*", metavar="INSEE", help="INSEE codes of towns")
+    parser.add_argument("--pvd", action="store_true",
+                        help="every Petites Villes de Demain town")
+    parser.add_argument("--acv", action="store_true", help="every Action Cœur de Ville town")
+    parser.add_argument("--departement", nargs="+", action="extend", default=[],
+                        metavar="DEP", help="with --pvd/--acv, only these départements; "
+                        "alone, every town of the programmes (PVD and ACV) in them")
 
 
 def select_towns(args: argparse.Namespace, settings: Settings) -> list[str]:

@@ -130,6 +130,9 @@ _FIXED: dict[str, tuple[str, str]] = {
     "label": ("Classe CORINE Land Cover", ""),
     "resolution": ("Résolution H3", ""),
     "walk_nodes": ("Nœuds du réseau piéton dans la zone", ""),
+    "beyond_street_data": ("Hors des données de rues (temps estimé à vol d'oiseau)", ""),
+    "kind": ("Type", ""),
+    "buffer_m": ("Distance de rattachement aux rues", "m"),
     "bike_nodes": ("Nœuds du réseau cyclable dans la zone", ""),
 }
 
@@ -214,11 +217,11 @@ def field_label(name: str, labels: Mapping[str, str] | None = None) -> FieldLabe
                           "min")
     if m := re.match(r"^e2sfca_mg_(walk|bike)_per_10k$", name):
         return FieldLabel(
-            f"Accessibilité aux médecins généralistes {_MODES[m[1]]} (E2SFCA)",
-            "pour 10 000 hab.")
+            f"Médecins généralistes accessibles {_MODES[m[1]]} en 20 min (pondérés par le "
+            "temps de trajet et la population à desservir)", "pour 10 000 hab.")
     if m := re.match(r"^apl_(.+)$", name):
         prof = _APL.get(m[1], m[1].replace("_", " "))
-        return FieldLabel(f"APL {prof}", "consultations/hab./an" if m[1] == "mg"
+        return FieldLabel(f"APL {prof}", "consultations/hab./an" if m[1].startswith("mg")
                           else "ETP pour 100 000 hab.")
     if m := re.match(r"^n_(.+)_per_10k$", name):
         return FieldLabel(f"Équipements pour 10 000 habitants : {_target(m[1], labels)}")

@@ -21,22 +21,26 @@ The file is written to a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyogrio
+import pyproj
 
 from geo._io import atomic_path
 from geo.errors import InputFileError
 from geo.export.fields import category_labels, field_labels
 from geo.export.layers import TownLayers, layer_spec, read_town_layers
-from geo.export.metadata import town_provenance
+from geo.export.metadata import attribution, town_provenance
 from geo.export.qml import QgisStyle, build_qgis_styles
 from geo.export.views import View, load_views
 from geo.settings import Settings, get_settings
@@ -92,6 +96,8 @@ _METADATA_DDL = (
 _METADATA_EXTENSION = "http://www.geopackage.org/spec121/#extension_metadata"
 #: md_standard_uri of the provenance documents (schema.org vocabulary, JSON-LD).
 SCHEMA_ORG = "https://schema.org/Dataset"
+#: md_standard_uri of QGIS's layer metadata documents.
+QGIS_DTD = "http://mrcc.com/qgis.dtd"
 
 
 def gpkg_path(insee: str, settings: Settings | None = None) -> Path:
@@ -167,8 +173,144 @@ def _write_styles(con: sqlite3.Connection, styles: Sequence[QgisStyle],
           s.description, "pvdgeo", None, now) for s in styles])
 
 
+def _latitude(layers: Mapping[str, Any]) -> float:
+    """Latitude (degrees) of the layers' centre, for zoom -> scale conversions."""
+    gdf = layers["communes"] if "communes" in layers else next(iter(layers.values()))
+    try:
+        return float(gdf.to_crs(4326).geometry.union_all().centroid.y)
+    except (ValueError, AttributeError):
+        return 46.5
+
+
+def qgis_layer_metadata(name: str, gdf: Any, prov: dict[str, Any]) -> str:
+    """The layer's metadata in QGIS's own XML (what Layer Properties > Metadata shows):
+    French title and abstract, the producers' rights and the licences of the sources,
+    links to them, the CRS and the build history."""
+    spec = layer_spec(name)
+    root = ET.Element("qgis", version="3.22.0-Białowieża")
+    for tag, text in (("identifier", name), ("parentidentifier", ""), ("language", "fr"),
+                      ("type", "dataset"), ("title", spec.title),
+                      ("abstract", f"{spec.description}. {prov['town']['nom']} "
+                                   f"({prov['town']['insee']}), pvdgeo.")):
+        ET.SubElement(root, tag).text = text
+    keywords = ET.SubElement(root, "keywords", vocabulary="pvdgeo")
+    for word in ("Petites villes de demain", "Action Cœur de Ville", name):
+        ET.SubElement(keywords, "keyword").text = word
+    links = ET.SubElement(root, "links")
+    for src in prov.get("sources", []):
+        if src.get("homepage"):
+            ET.SubElement(links, "link", name=str(src["title"]), type="WWW:LINK",
+                          url=str(src["homepage"]), description=str(src.get("vintage", "")),
+                          format="", mimeType="", size="")
+    ET.SubElement(root, "fees").text = "aucun"
+    ET.SubElement(root, "constraints", type="Licence").text = (
+        "Réutilisation libre dans le respect des licences des sources (Licence Ouverte 2.0 "
+        "d'Etalab ; ODbL 1.0 pour les données OpenStreetMap : partage à l'identique).")
+    for credit in str(prov.get("attribution", "")).split(" · "):
+        if credit:
+            ET.SubElement(root, "rights").text = credit
+    for licence in dict.fromkeys(str(src.get("licence", "")) for src in prov.get("sources", [])):
+        if licence:
+            ET.SubElement(root, "license").text = licence
+    ET.SubElement(root, "encoding").text = "UTF-8"
+    crs = ET.SubElement(ET.SubElement(root, "crs"), "spatialrefsys")
+    ET.SubElement(crs, "authid").text = str(gdf.crs.to_string()) if gdf.crs else ""
+    ET.SubElement(root, "history").text = (
+        f"Construit le {prov['build_date']} par pvdgeo {prov['software']['pvdgeo']} "
+        f"(GDAL {prov['software'].get('gdal', '')}).")
+    ET.indent(root)
+    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+            + ET.tostring(root, encoding="unicode"))
+
+
+#: Layer-tree order of the QGIS project (top first): points and lines over areas.
+_PROJECT_ORDER = ("commune_labels", "facilities", "isochrones", "network_edges",
+                  "street_limit", "h3_r9", "h3_r8", "landcover", "waterways", "water",
+                  "communes")
+_QGIS_PROJECTS_DDL = ("CREATE TABLE IF NOT EXISTS qgis_projects(name TEXT PRIMARY KEY, "
+                      "metadata BLOB, content BLOB)")
+#: Name of the QGIS project stored in the GeoPackage.
+PROJECT_NAME = "pvdgeo"
+
+
+def qgis_project(layers: Mapping[str, Any], styles: Sequence[QgisStyle],
+                 metadata: Mapping[str, str], *, gpkg_name: str, title: str,
+                 crs: str) -> str:
+    """A QGIS project (``.qgs`` XML) of the GeoPackage's layers: each named by its French
+    title, drawn with its default style (scale ranges included), with its metadata,
+    points and lines above areas. Sources are relative (``./<gpkg_name>|layername=...``),
+    so the project opens wherever the GeoPackage is."""
+    root = ET.Element("qgis", version="3.22.0-Białowieża", projectname=title)
+    ET.SubElement(root, "homePath", path="")
+    ET.SubElement(root, "title").text = title
+    ET.SubElement(root, "projectCrs").append(_spatialrefsys(crs))
+    tree = ET.SubElement(root, "layer-tree-group")
+    project_layers = ET.SubElement(root, "projectlayers")
+    defaults = {st.layer: st for st in styles if st.default}
+    for name in [n for n in _PROJECT_ORDER if n in layers]:
+        spec, gdf = layer_spec(name), layers[name]
+        lid = f"{name}_pvdgeo"
+        source = f"./{gpkg_name}|layername={name}"
+        ET.SubElement(tree, "layer-tree-layer", id=lid, name=spec.title, source=source,
+                      providerKey="ogr", checked="Qt::Checked",
+                      expanded="0")
+        types = gdf.geometry.geom_type.dropna().unique()
+        kind = str(types[0]) if len(types) else "Polygon"
+        geometry = "Point" if "Point" in kind else "Line" if "Line" in kind else "Polygon"
+        layer = ET.SubElement(project_layers, "maplayer", type="vector", geometry=geometry)
+        ET.SubElement(layer, "id").text = lid
+        ET.SubElement(layer, "datasource").text = source
+        ET.SubElement(layer, "layername").text = spec.title
+        ET.SubElement(layer, "srs").append(_spatialrefsys(crs))
+        ET.SubElement(layer, "provider", encoding="UTF-8").text = "ogr"
+        if name in metadata:
+            doc = ET.fromstring(metadata[name].split("\n", 1)[1])
+            doc.tag = "resourceMetadata"
+            layer.append(doc)
+        style = defaults.get(name)
+        if style is not None:
+            qml = ET.fromstring(style.qml.split("\n", 1)[1])
+            for attr in ("hasScaleBasedVisibilityFlag", "minScale", "maxScale",
+                         "labelsEnabled"):
+                value = qml.get(attr)
+                if value is not None:
+                    layer.set(attr, value)
+            for child in qml:
+                if child.tag != "layerGeometryType":
+                    layer.append(child)
+    props = ET.SubElement(root, "properties")
+    ET.SubElement(ET.SubElement(props, "Paths"), "Absolute", type="bool").text = "false"
+    ET.indent(root)
+    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(
+        root, encoding="unicode")
+
+
+def _spatialrefsys(crs: str) -> ET.Element:
+    """A QGIS ``spatialrefsys`` element (WKT and authority id)."""
+    ref = pyproj.CRS.from_user_input(crs)
+    el = ET.Element("spatialrefsys")
+    auth = ref.to_authority()
+    for tag, text in (("wkt", ref.to_wkt()), ("srid", auth[1] if auth else ""),
+                      ("authid", f"{auth[0]}:{auth[1]}" if auth else crs),
+                      ("description", ref.name)):
+        ET.SubElement(el, tag).text = text
+    return el
+
+
+def _write_project(con: sqlite3.Connection, project_xml: str) -> None:
+    """Store the project as QGIS does (``qgis_projects``: the zipped ``.qgs``, hex)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"{PROJECT_NAME}.qgs", project_xml)
+    con.execute(_QGIS_PROJECTS_DDL)
+    meta = json.dumps({"last_modified_time": _now()[:19], "last_modified_user": "pvdgeo"})
+    con.execute("INSERT OR REPLACE INTO qgis_projects (name, metadata, content) VALUES "
+                "(?, ?, ?)", (PROJECT_NAME, meta, buf.getvalue().hex()))
+
+
 def _write_metadata(con: sqlite3.Connection, dataset_doc: dict[str, Any],
-                    layer_docs: dict[str, dict[str, Any]]) -> None:
+                    layer_docs: dict[str, dict[str, Any]],
+                    qgis_docs: Mapping[str, str] | None = None) -> None:
     for ddl in _METADATA_DDL:
         con.execute(ddl)
     for table in ("gpkg_metadata", "gpkg_metadata_reference"):
@@ -194,6 +336,25 @@ def _write_metadata(con: sqlite3.Connection, dataset_doc: dict[str, Any],
         con.execute("INSERT INTO gpkg_metadata_reference (reference_scope, table_name, "
                     "timestamp, md_file_id, md_parent_id) VALUES ('table', ?, ?, ?, ?)",
                     (table, now, md_id, parent))
+    # QGIS reads a layer's metadata (Layer Properties > Metadata: rights, licences...)
+    # from a document in its own XML, dataset scope, referenced by the table
+    for table, xml in (qgis_docs or {}).items():
+        cur = con.execute("INSERT INTO gpkg_metadata (md_scope, md_standard_uri, mime_type, "
+                          "metadata) VALUES ('dataset', ?, 'text/xml', ?)", (QGIS_DTD, xml))
+        con.execute("INSERT INTO gpkg_metadata_reference (reference_scope, table_name, "
+                    "timestamp, md_file_id) VALUES ('table', ?, ?, ?)",
+                    (table, now, int(cur.lastrowid or 0)))
+
+
+def has_landcover(layers: Mapping[str, Any]) -> bool:
+    """True when the published layers show land cover (CORINE polygons or shares)."""
+    if "landcover" in layers and len(layers["landcover"]):
+        return True
+    for gdf in layers.values():
+        cols = [c for c in gdf.columns if str(c).startswith("clc_") and c != "clc_nodata_share"]
+        if any(gdf[c].notna().any() for c in cols):
+            return True
+    return False
 
 
 def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any],
@@ -220,9 +381,12 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
         log.warning("%s: layer %s is empty; left out of the GeoPackage", town.insee, name)
     if not layers:
         raise InputFileError(f"town {town.insee}: every layer is empty; nothing to publish")
+    provenance = {**provenance, "attribution": attribution(
+        provenance.get("sources", []), landcover=has_landcover(layers))}
     labels = field_labels({c for g in layers.values() for c in g.columns}, s)
+    latitude = _latitude(layers)
     styles = build_qgis_styles(views, layers, labels=labels,
-                               category_labels=category_labels(s))
+                               category_labels=category_labels(s), latitude=latitude)
     with atomic_path(path) as tmp:
         for i, (name, gdf) in enumerate(layers.items()):
             spec = layer_spec(name)
@@ -239,9 +403,13 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
             geometry_columns = dict(con.execute(
                 "SELECT table_name, column_name FROM gpkg_geometry_columns").fetchall())
             _write_styles(con, styles, geometry_columns)
+            qgis_docs = {n: qgis_layer_metadata(n, g, provenance) for n, g in layers.items()}
             _write_metadata(con, _dataset_document(town, provenance),
                             {n: _layer_document(n, g, labels, town.inputs.get(n, []))
-                             for n, g in layers.items()})
+                             for n, g in layers.items()}, qgis_docs)
+            _write_project(con, qgis_project(
+                layers, styles, qgis_docs, gpkg_name=path.name, crs=town.crs,
+                title=f"pvdgeo : {town.nom} ({town.insee})"))
     log.info("%s: wrote %s (%d layers: %s; %d QGIS styles)", town.insee, path, len(layers),
              ", ".join(layers), len(styles))
     return path

@@ -26,9 +26,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo import communes
+from geo import communes, sources
 from geo._io import read_parquet_metadata
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
+from geo.export import basemap
 from geo.export.fields import category_groups, category_labels
 from geo.landcover import LEVEL1
 from geo.settings import Settings, get_settings
@@ -37,6 +38,7 @@ __all__ = [
     "LAYERS",
     "LayerSpec",
     "TownLayers",
+    "add_basemap_layers",
     "layer_spec",
     "normalise_dtypes",
     "prepare_layers",
@@ -57,7 +59,8 @@ class LayerSpec:
     #: French title (GeoPackage ``identifier``) and description.
     title: str
     description: str
-    #: Input files under the town folder, merged in order (``{mode}`` expanded).
+    #: Input files under the town folder, merged in order; empty for the basemap layers
+    #: derived from the others (:mod:`geo.export.basemap`).
     files: tuple[str, ...]
     #: Columns every input must have (besides the geometry).
     required: tuple[str, ...]
@@ -73,6 +76,11 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("communes", "Communes", "Commune du programme et communes de son bassin, "
               "avec leurs indicateurs (population, APL, équipements, accès, occupation des "
               "sols)", ("communes.parquet",), ("insee",), 0, 13),
+    LayerSpec("water", "Plans d'eau (fond de carte)", "Plans d'eau de l'extrait "
+              "OpenStreetMap de la ville et surfaces en eau CORINE Land Cover, quand ces "
+              "sources existent", (), (), 8, 14),
+    LayerSpec("waterways", "Cours d'eau (fond de carte)", "Rivières, canaux et ruisseaux "
+              "de l'extrait OpenStreetMap de la ville, quand il existe", (), (), 8, 14),
     LayerSpec("landcover", "Occupation des sols (CORINE Land Cover)", "Polygones CORINE "
               "Land Cover du bassin (version vectorielle)", ("landcover.parquet",), (), 10, 13),
     LayerSpec("h3_r8", "Hexagones H3 (résolution 8)", "Cellules H3 de résolution 8 "
@@ -80,7 +88,11 @@ LAYERS: tuple[LayerSpec, ...] = (
               ("h3_r8.parquet",), ("h3",), 8, 13),
     LayerSpec("h3_r9", "Hexagones H3 (résolution 9)", "Cellules H3 de résolution 9 "
               "(environ 0,1 km²) couvrant le bassin, avec leurs indicateurs",
-              ("h3_r9.parquet",), ("h3",), 10, 14),
+              ("h3_r9.parquet",), ("h3",), 12, 14),
+    LayerSpec("street_limit", "Limite des données de rues", "Zone couverte par les "
+              "données de rues (tronçons élargis de la distance de rattachement des "
+              "équipements) : au-delà, les temps d'accès sont estimés à vol d'oiseau",
+              (), (), 8, 13),
     LayerSpec("isochrones", "Isochrones depuis la mairie", "Zones atteintes en 5, 10, 15 "
               "et 20 minutes à pied et à vélo depuis la mairie",
               ("isochrones.parquet",), ("mode", "minutes"), 8, 15),
@@ -90,6 +102,9 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("facilities", "Équipements", "Équipements de santé, commerces, culture, "
               "éducation, services et énergie (OSM, BPE, culture, Géorisques)",
               ("facilities.parquet",), ("category",), 10, 14),
+    LayerSpec("commune_labels", "Noms des communes", "Un point par commune du bassin pour "
+              "placer son nom sur la carte (point le plus intérieur du polygone)",
+              (), (), 0, 13),
 )
 
 _BY_NAME = {spec.name: spec for spec in LAYERS}
@@ -173,7 +188,7 @@ def read_town_layers(insee: str, *, settings: Settings | None = None,
                 raw.setdefault(spec.name, []).append(gdf)
                 inputs.setdefault(spec.name, []).append(
                     {"file": name, "metadata": read_parquet_metadata(path)})
-        if spec.name not in raw:
+        if spec.name not in raw and spec.files:
             log.info("%s: no %s (%s not found); layer left out", insee, spec.name,
                      " / ".join(spec.files))
     if not raw:
@@ -188,8 +203,80 @@ def read_town_layers(insee: str, *, settings: Settings | None = None,
             inputs["communes"] = [{"file": "commune reference (geo.communes.catchment)",
                                    "metadata": {"cog_year": s.cog_year}}]
     layers = prepare_layers(raw, insee=insee, crs=crs, settings=s)
+    osm_water = _osm_water(insee, crs, layers.get("communes"), s)
+    layers = add_basemap_layers(layers, osm_water=osm_water, settings=s)
+    for name in ("water", "waterways", "street_limit", "commune_labels"):
+        if name in layers:
+            inputs[name] = [{"file": "derived (geo.export.basemap)",
+                             "metadata": {"from": _DERIVED_FROM[name]}}]
     nom = str(card.get("nom") or _town_name(layers.get("communes"), insee) or insee)
     return TownLayers(insee=insee, nom=nom, crs=crs, layers=layers, card=card, inputs=inputs)
+
+
+_DERIVED_FROM = {
+    "water": "OpenStreetMap extract of the town (when catalogued), landcover.parquet",
+    "waterways": "OpenStreetMap extract of the town (when catalogued)",
+    "street_limit": "access_walk_edges.parquet, access_bike_edges.parquet",
+    "commune_labels": "communes layer",
+}
+
+
+def _osm_water(insee: str, crs: str, communes_layer: gpd.GeoDataFrame | None,
+               s: Settings) -> gpd.GeoDataFrame | None:
+    """OSM water of the town's catalogued extract (None without one)."""
+    found = sources.datasets_for_town(insee, kind="osm", settings=s)
+    if not found:
+        return None
+    try:
+        path = sources.ensure(found[0].id, s)
+        clip = (communes_layer.geometry.union_all() if communes_layer is not None
+                and len(communes_layer) else None)
+        return basemap.read_osm_water(path, crs=crs, clip=clip)
+    except GeoError as exc:
+        log.warning("%s: no OSM water on the basemap (%s)", insee, exc)
+        return None
+
+
+def add_basemap_layers(layers: Mapping[str, gpd.GeoDataFrame], *,
+                       osm_water: gpd.GeoDataFrame | None = None,
+                       settings: Settings | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """The prepared layers plus the basemap layers derived from them
+    (:mod:`geo.export.basemap`): ``commune_labels``, ``water`` (areas), ``waterways``
+    (lines), ``street_limit``, the
+    commune (``insee``, ``nom``) of each H3 cell and, with streets, the cells'
+    ``beyond_street_data``. In publication order."""
+    s = settings or get_settings()
+    out = dict(layers)
+    com = out.get("communes")
+    if com is not None and len(com) and "nom" in com.columns:
+        out["commune_labels"] = normalise_dtypes(basemap.commune_label_points(com))
+    waters = [w for w in (osm_water,) if w is not None and len(w)]
+    if "landcover" in out:
+        waters.append(basemap.corine_water(out["landcover"]))
+    waters = [w.to_crs(next(iter(out.values())).crs) for w in waters if len(w)]
+    if waters:
+        water = gpd.GeoDataFrame(pd.concat(waters, ignore_index=True), geometry="geometry")
+        # one geometry type per layer (QGIS splits mixed GeoPackage layers)
+        for name, kind in (("water", "area"), ("waterways", "line")):
+            part = water[water["kind"] == kind].drop(columns="kind").reset_index(drop=True)
+            if len(part):
+                out[name] = normalise_dtypes(part)
+    limit = None
+    if "network_edges" in out and len(out["network_edges"]):
+        limit = basemap.street_limit(out["network_edges"], buffer_m=s.snap_max_m)
+        out["street_limit"] = limit
+    for name in ("h3_r8", "h3_r9"):
+        cells = out.get(name)
+        if cells is None:
+            continue
+        cells = cells.drop(columns=[c for c in ("insee", "nom") if c in cells.columns])
+        if com is not None and "nom" in com.columns:
+            cells = cells.join(basemap.cell_communes(cells, com))
+        if limit is not None:
+            cells = basemap.with_street_limit_flag(cells, limit)
+        out[name] = normalise_dtypes(gpd.GeoDataFrame(cells, geometry="geometry"))
+    order = [spec.name for spec in LAYERS]
+    return {n: out[n] for n in sorted(out, key=order.index)}
 
 
 def reference_communes(insee: str, *, crs: str,
@@ -320,6 +407,8 @@ def prepare_layers(raw: Mapping[str, list[gpd.GeoDataFrame]], *, insee: str, crs
                     gdf["subcategory_group"] = gdf["subcategory"].map(groups)
         if spec.name == "isochrones":
             gdf["minutes"] = gdf["minutes"].astype("int64")
+            if "area_m2" in gdf.columns:
+                gdf["area_km2"] = gdf["area_m2"].astype("float64") / 1e6
         out[spec.name] = normalise_dtypes(gdf)
     return out
 

@@ -10,6 +10,7 @@ metadata JSON; :func:`attribution` gives the one-line credit shown on maps.
 
 from __future__ import annotations
 
+import html
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,8 @@ from geo import __version__
 from geo.settings import Settings, get_settings
 from geo.sources import datasets_for_town, load_catalogue, provenance
 
-__all__ = ["DEFAULT_ATTRIBUTION", "attribution", "software_versions", "town_provenance"]
+__all__ = ["DEFAULT_ATTRIBUTION", "attribution", "attribution_html", "software_versions",
+           "town_provenance"]
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,41 @@ def software_versions() -> dict[str, str]:
     }
 
 
-def attribution(sources: list[dict[str, Any]]) -> str:
-    """One-line credit for the producers of ``sources`` (default: every producer)."""
-    producers = " | ".join(str(s.get("producer", "")) for s in sources).lower()
-    credits = list(dict.fromkeys(c for key, c in _CREDITS if key in producers))
-    return " · ".join(credits) if credits else DEFAULT_ATTRIBUTION
+def attribution(sources: list[dict[str, Any]], *, landcover: bool = True) -> str:
+    """One-line credit for the producers of ``sources`` (default: every producer).
+
+    ``landcover=False`` (a town published without land cover) leaves the Copernicus
+    credit out: a map credits only what it shows.
+    """
+    producers = " | ".join(str(s.get("producer", "")) for s in sources
+                           if landcover or not str(s.get("kind", "")).startswith("landcover"))
+    credits = [c for key, c in _CREDITS if key in producers.lower()]
+    if not landcover:
+        credits = [c for c in credits if "Copernicus" not in c]
+    credits = list(dict.fromkeys(credits))
+    if credits:
+        return " · ".join(credits)
+    if landcover:
+        return DEFAULT_ATTRIBUTION
+    return " · ".join(c for c in DEFAULT_ATTRIBUTION.split(" · ") if "Copernicus" not in c)
+
+
+#: Credits that link to their producer's terms (shown on maps as HTML).
+_CREDIT_LINKS = {
+    "© contributeurs OpenStreetMap": "https://www.openstreetmap.org/copyright",
+    "© Union européenne, Copernicus Land Monitoring Service":
+        "https://land.copernicus.eu/en/data-policy",
+}
+
+
+def attribution_html(text: str) -> str:
+    """The credit line as HTML for map attributions: escaped, with the OpenStreetMap
+    credit linking to its copyright page (as the ODbL asks) and Copernicus to its data
+    policy."""
+    out = html.escape(text)
+    for credit, url in _CREDIT_LINKS.items():
+        out = out.replace(html.escape(credit), f'<a href="{url}">{html.escape(credit)}</a>')
+    return out
 
 
 def town_provenance(insee: str, *, settings: Settings | None = None,

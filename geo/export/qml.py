@@ -20,6 +20,7 @@ disponible" rather than an empty map. Layers that no view styles get a default s
 
 from __future__ import annotations
 
+import math
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -200,12 +201,17 @@ def _renderer_body(root: ET.Element, entry: LegendEntry, geometry: str,
         _symbol(ET.SubElement(r, "symbols"), "0", geometry, entry.color or "#000000",
                 entry.opacity)
         return
-    if entry.filter is not None:
-        f_field, f_value = entry.filter
-        base = f"{_quote(f_field)} = {_literal(f_value)}"
+    if entry.filter is not None or (entry.kind == "graduated" and entry.nodata is not None):
+        # rules, so features without a value are drawn in the nodata class (QGIS's
+        # graduated renderer leaves them out)
+        if entry.filter is not None:
+            f_field, f_value = entry.filter
+            base = f"{_quote(f_field)} = {_literal(f_value)} AND "
+        else:
+            base = ""
         rules: list[tuple[str, str, LegendClass]] = []  # (filter, label, class)
         if entry.kind == "single":
-            rules.append((base, entry.label or entry.title,
+            rules.append((base.removesuffix(" AND "), entry.label or entry.title,
                           LegendClass(color=entry.color or "#000000", label=entry.label)))
         else:
             for c in entry.classes:
@@ -215,14 +221,14 @@ def _renderer_body(root: ET.Element, entry: LegendEntry, geometry: str,
                     cond = f"{fld} >= {_fmt(c.min or 0)}"
                     if c.max is not None:
                         cond += f" AND {fld} < {_fmt(c.max)}"
-                rules.append((f"{base} AND {cond}", c.label, c))
+                rules.append((f"{base}{cond}", c.label, c))
             if entry.nodata is not None:
                 if entry.kind == "categorized":
                     values = ", ".join(_literal(c.value) for c in entry.classes)
                     other = f"NOT coalesce({fld} IN ({values}), false)"
                 else:
                     other = f"{fld} IS NULL"
-                rules.append((f"{base} AND {other}", entry.nodata.label, entry.nodata))
+                rules.append((f"{base}{other}", entry.nodata.label, entry.nodata))
         r = renderer("RuleRenderer")
         rules_el = ET.SubElement(r, "rules", key=f"{{{uuid.uuid4()}}}")
         symbols = ET.SubElement(r, "symbols")
@@ -265,8 +271,32 @@ def _geometry_kind(geom_type: str) -> str:
     return "circle"
 
 
+#: Scale denominator at zoom 0 on the equator (256-pixel tiles, 0.28 mm pixels).
+_SCALE_Z0 = 559_082_264.028717
+
+
+def zoom_scale(zoom: float, latitude: float) -> float:
+    """The map scale denominator of a web-map ``zoom`` at ``latitude`` (degrees)."""
+    return _SCALE_Z0 * math.cos(math.radians(latitude)) / 2 ** zoom
+
+
+def _labeling(root: ET.Element, field: str) -> None:
+    """QGIS labels of ``field`` (the commune names), dark text with a white halo."""
+    root.set("labelsEnabled", "1")
+    lab = ET.SubElement(root, "labeling", type="simple")
+    settings = ET.SubElement(lab, "settings", calloutType="simple")
+    style = ET.SubElement(settings, "text-style", fieldName=field, isExpression="0",
+                          fontFamily="Noto Sans", fontSize="9", fontSizeUnit="Point",
+                          fontWeight="63", textColor="30,30,30,255", textOpacity="1")
+    ET.SubElement(style, "text-buffer", bufferDraw="1", bufferSize="1",
+                  bufferSizeUnits="MM", bufferColor="255,255,255,230", bufferOpacity="1")
+    ET.SubElement(settings, "placement", placement="1", dist="0", quadOffset="4")
+    ET.SubElement(settings, "rendering", obstacle="1", displayAll="0", priority="5")
+
+
 def legend_qml(entry: LegendEntry, *, fields: Sequence[str], geometry_type: str,
-               labels: Mapping[str, FieldLabel] | None = None) -> str:
+               labels: Mapping[str, FieldLabel] | None = None, layer: str | None = None,
+               latitude: float = 46.5, label_field: str | None = None) -> str:
     """The QML document of one legend entry applied to a layer.
 
     Parameters
@@ -279,15 +309,30 @@ def legend_qml(entry: LegendEntry, *, fields: Sequence[str], geometry_type: str,
         The layer's geometry type (``Polygon``, ``MultiLineString``, ``Point``...).
     labels
         French labels per field (default :func:`~geo.export.fields.field_label`).
+    layer
+        The GeoPackage layer styled. When the entry draws several layers at different
+        zooms (H3 resolutions 8 and 9), the style gets the layer's zoom range as a
+        scale-dependent visibility, so the two never overlap in QGIS either.
+    latitude
+        Where zooms are turned into scales (the town's latitude, degrees).
     """
     geometry = _geometry_kind(geometry_type)
     if geometry == "fill" and entry.geometry == "line":
         geometry = "outline"
-    root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="Symbology|Fields")
+    root = ET.Element("qgis", version=QGIS_VERSION,
+                      styleCategories="Symbology|Labeling|Fields|Rendering")
+    zooms = entry.zooms.get(layer or entry.source_layer)
+    if len(entry.zooms) > 1 and zooms is not None:
+        lo, hi = zooms  # visible for lo <= zoom < hi: scales (S(hi), S(lo)]
+        root.set("hasScaleBasedVisibilityFlag", "1")
+        root.set("minScale", f"{zoom_scale(lo, latitude):.0f}" if lo is not None else "0")
+        root.set("maxScale", f"{zoom_scale(hi, latitude):.0f}" if hi is not None else "0")
     has_field = entry.field is None or entry.field in fields
     if entry.filter is not None and entry.filter[0] not in fields:
         has_field = False
     _renderer(root, entry, geometry, has_field)
+    if label_field and label_field in fields:
+        _labeling(root, label_field)
     aliases = ET.SubElement(root, "aliases")
     for i, name in enumerate(fields):
         lab = (labels or {}).get(name) or field_label(name)
@@ -317,6 +362,15 @@ def _default_entries(layer: str, fields: Sequence[str],
                             kind="categorized", geometry="line", field="mode",
                             classes=classes, qgis_name="Réseau de rues",
                             qgis_default=True)]
+    basemap = {"water": ("Plans d'eau", "#b9d7ee", 1.0), "waterways": ("Cours d'eau",
+                                                                          "#8fbbe0", 1.0),
+               "commune_labels": ("Noms des communes", "#333333", 1.0),
+               "street_limit": ("Limite des données de rues", "#7a3e00", 1.0)}
+    if layer in basemap:
+        name, colour, opacity = basemap[layer]
+        return [LegendEntry(view_id="", layer="", source_layer=layer, title=name,
+                            kind="single", geometry="fill", color=colour, opacity=opacity,
+                            qgis_name=name, qgis_default=True)]
     return [LegendEntry(view_id="", layer="", source_layer=layer, title=layer,
                         kind="single", geometry="fill", color="#8c8c8c", opacity=0.6,
                         qgis_name="Contours", qgis_default=False)]
@@ -324,7 +378,8 @@ def _default_entries(layer: str, fields: Sequence[str],
 
 def build_qgis_styles(views: Iterable[View], layers: Mapping[str, Any], *,
                       labels: Mapping[str, FieldLabel] | None = None,
-                      category_labels: Mapping[str, str] | None = None) -> list[QgisStyle]:
+                      category_labels: Mapping[str, str] | None = None,
+                      latitude: float = 46.5) -> list[QgisStyle]:
     """QGIS styles for the GeoPackage layers: one per (legend entry, layer), plus
     defaults for layers no view styles. Exactly one style per layer is the default.
 
@@ -346,7 +401,8 @@ def build_qgis_styles(views: Iterable[View], layers: Mapping[str, Any], *,
                 seen.add((layer, entry.qgis_name))
                 fields = [c for c in gdf.columns if c != gdf.geometry.name]
                 qml = legend_qml(entry, fields=fields, labels=labels,
-                                 geometry_type=_geom_type(gdf))
+                                 geometry_type=_geom_type(gdf), layer=layer,
+                                 latitude=latitude)
                 out.append(QgisStyle(layer=layer, name=entry.qgis_name, qml=qml,
                                      description=f"{view.title} : {entry.title}",
                                      default=entry.qgis_default))
@@ -356,7 +412,8 @@ def build_qgis_styles(views: Iterable[View], layers: Mapping[str, Any], *,
         if styled and layer not in {"facilities", "network_edges"}:
             continue
         for entry in _default_entries(layer, fields, category_labels or {}):
-            qml = legend_qml(entry, fields=fields, labels=labels, geometry_type=_geom_type(gdf))
+            qml = legend_qml(entry, fields=fields, labels=labels, geometry_type=_geom_type(gdf),
+                             label_field="nom" if layer == "commune_labels" else None)
             out.append(QgisStyle(layer=layer, name=entry.qgis_name, qml=qml,
                                  description=entry.title, default=entry.qgis_default))
     return _one_default_per_layer(out)

@@ -198,8 +198,7 @@ def _tile_frame(gdf: gpd.GeoDataFrame, columns: Sequence[str],
         elif kind == "bool":
             data[col] = values.astype("boolean")
         else:
-            data[col] = values.map(lambda v: None if _clean_value(v, "string") is None
-                                   else _clean_value(v, "string")).astype("string")
+            data[col] = values.astype("string")
     return gpd.GeoDataFrame(data, geometry=geoms[keep].to_numpy(), crs=gdf.crs)
 
 
@@ -426,6 +425,10 @@ def write_pmtiles(gpkg: str | Path, path: str | Path, *, settings: Settings | No
                f"--name={town.get('nom', gpkg.stem)} ({town.get('insee', gpkg.stem)})",
                f"--description=pvdgeo : indicateurs de {town.get('nom', gpkg.stem)}",
                f"--attribution={attribution}",
+               # every point at every zoom of its layer (tippecanoe's default drops
+               # points below the base zoom, e.g. commune label points at zoom 11);
+               # --drop-densest-as-needed still keeps tiles under the size limit
+               "--drop-rate=1",
                "--drop-densest-as-needed", f"--maximum-tile-bytes={s.max_tile_bytes}",
                "--detect-shared-borders",
                # each layer from its own minimum zoom

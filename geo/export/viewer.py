@@ -28,13 +28,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pmtiles.reader import MmapSource, Reader
 
-from geo._io import atomic_path, write_json_atomic
+from geo._io import atomic_path, read_parquet_metadata, write_json_atomic
 from geo.errors import InputFileError
+from geo.export.captions import SOURCE_LABELS, view_status
 from geo.export.fields import CLC_LEVEL1_LABELS, category_labels, field_labels
 from geo.export.layers import read_town_card
+from geo.export.metadata import attribution_html
 from geo.export.views import STYLES_DIR, View, load_views
+from geo.facilities import COUNTS_FILE
 from geo.network import MODE_LABELS_FR
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -56,6 +60,12 @@ _VENDOR = (
     ("pmtiles", "package.json", "pmtiles/package.json"),  # BSD-3-Clause; no LICENSE file
     ("fflate", "esm/browser.js", "fflate/browser.js"),
     ("fflate", "LICENSE", "fflate/LICENSE"),
+    # map label fonts (font-faces of tiles/basemap/basemap.json), SIL OFL 1.1
+    *(("@fontsource/noto-sans", f"files/noto-sans-{subset}-{face}.woff2",
+       f"fonts/noto-sans-{subset}-{face}.woff2")
+      for subset in ("latin", "latin-ext") for face in ("400-normal", "700-normal",
+                                                         "400-italic")),
+    ("@fontsource/noto-sans", "LICENSE", "fonts/LICENSE-noto-sans.txt"),
 )
 
 #: Labels of coded values shown in popups.
@@ -72,9 +82,7 @@ _VALUE_LABELS = {
         "cycleway": "piste cyclable", "track": "chemin agricole ou forestier",
         "steps": "escalier", "bridleway": "chemin équestre",
     },
-    "source": {"osm": "OpenStreetMap", "bpe": "INSEE BPE", "museofile": "Muséofile",
-               "cinemas": "CNC", "festivals": "ministère de la Culture",
-               "eoliennes": "Géorisques", "france_services": "ANCT (France services)"},
+    "source": SOURCE_LABELS,
 }
 
 
@@ -95,7 +103,46 @@ def _read_pmtiles(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         return dict(reader.header()), dict(reader.metadata())
 
 
-def _town_entry(folder: Path, out_dir: Path) -> dict[str, Any] | None:
+def _national_counts(s: Settings) -> tuple[pd.DataFrame | None, str | None]:
+    """The national facility counts per commune (indexed by insee) and the name of
+    their BPE source, when ``data/interim/facilities_communes.parquet`` exists."""
+    path = s.interim_dir / COUNTS_FILE
+    if not path.is_file():
+        return None, None
+    try:
+        table = pd.read_parquet(path).set_index("insee")
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("%s unreadable, access views without the BPE count: %s", path, exc)
+        return None, None
+    bpe = str(read_parquet_metadata(path).get("vintages", {}).get("bpe", ""))
+    vintage = bpe.split(": ", 1)[-1].split(" (")[0] if bpe else ""
+    return table, f"la Base permanente des équipements (INSEE{', ' + vintage if vintage else ''})"
+
+
+def _view_statuses(folder: Path, insee: str, meta: dict[str, Any], views: Sequence[View],
+                   national: pd.DataFrame | None, national_source: str | None,
+                   labels: dict[str, str]) -> dict[str, Any]:
+    layer_fields = {vl["id"]: set(vl.get("fields", {})) for vl in meta.get("vector_layers", [])}
+    fac_path = folder / "facilities.parquet"
+    fac = None
+    if fac_path.is_file():
+        try:
+            fac = pd.read_parquet(fac_path, columns=["category", "subcategory", "source"])
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("%s unreadable; access views say no facility: %s", fac_path, exc)
+    counts = None
+    if national is not None and insee in national.index:
+        counts = {k: float(v) for k, v in national.loc[insee].items()
+                  if str(k).startswith("n_") and pd.notna(v) and not isinstance(v, str)}
+    return {v.id: view_status(v, layer_fields, facilities=fac, labels=labels,
+                              osm_date=meta.get("pvdgeo", {}).get("osm_date"),
+                              national_counts=counts, national_source=national_source)
+            .as_json() for v in views}
+
+
+def _town_entry(folder: Path, out_dir: Path, *, views: Sequence[View] = (),
+                national: pd.DataFrame | None = None, national_source: str | None = None,
+                labels: dict[str, str] | None = None) -> dict[str, Any] | None:
     insee = folder.name
     pmtiles = folder / f"{insee}.pmtiles"
     if not pmtiles.is_file():
@@ -129,6 +176,9 @@ def _town_entry(folder: Path, out_dir: Path) -> dict[str, Any] | None:
         "town_bounds": info.get("town_bounds"),
         "layers": [vl["id"] for vl in meta.get("vector_layers", [])],
         "attribution": meta.get("attribution", ""),
+        "attribution_html": attribution_html(str(meta.get("attribution", ""))),
+        "views": _view_statuses(folder, insee, meta, views, national, national_source,
+                                labels or {}),
         "build_date": info.get("build_date"),
         "osm_date": info.get("osm_date"),
         "cog_year": info.get("cog_year"),
@@ -136,12 +186,20 @@ def _town_entry(folder: Path, out_dir: Path) -> dict[str, Any] | None:
     }
 
 
-def town_index(settings: Settings | None = None) -> list[dict[str, Any]]:
-    """Every built town of ``data/out`` (folders holding ``<insee>.pmtiles``), by name."""
+def town_index(settings: Settings | None = None, *,
+               views: Sequence[View] | None = None) -> list[dict[str, Any]]:
+    """Every built town of ``data/out`` (folders holding ``<insee>.pmtiles``), by name,
+    with the status of each of ``views`` (default ``tiles/styles``) for it
+    (:func:`geo.export.captions.view_status`)."""
     s = settings or get_settings()
     if not s.out_dir.is_dir():
         return []
-    entries = [_town_entry(p, s.out_dir) for p in sorted(s.out_dir.iterdir()) if p.is_dir()]
+    views = load_views() if views is None else views
+    national, national_source = _national_counts(s)
+    labels = category_labels(s)
+    entries = [_town_entry(p, s.out_dir, views=views, national=national,
+                           national_source=national_source, labels=labels)
+               for p in sorted(s.out_dir.iterdir()) if p.is_dir()]
     return sorted((e for e in entries if e), key=lambda e: (e["nom"], e["insee"]))
 
 
@@ -162,7 +220,7 @@ def write_town_index(settings: Settings | None = None, *,
     folder = viewer_dir(s)
     views = load_views() if views is None else views
     with _index_lock(folder):
-        towns = town_index(s)
+        towns = town_index(s, views=views)
         names = {f for t in towns for f in t.pop("fields")}
         for view in views:
             names |= {f for p in view.popup.values() for f in p.get("fields", [])}
@@ -203,14 +261,15 @@ def build_viewer(settings: Settings | None = None, *, styles_dir: Path | None = 
     views = load_views(styles_dir or STYLES_DIR)
     for pkg, name, dest in _VENDOR:
         _copy(modules / pkg / name, folder / "vendor" / dest)
-    for view in views:
-        _copy(view.path, folder / "styles" / f"{view.id}.json")
+    for view in views:  # the styles composed with the basemap
+        write_json_atomic(folder / "styles" / f"{view.id}.json", view.style)
     for src in sorted(VIEWER_SRC.iterdir()):
         if src.is_file():
             _copy(src, folder / src.name)
     write_json_atomic(folder / "views.json", {"views": [
         {"id": v.id, "title": v.title, "description": v.description, "order": v.order,
-         "style": f"styles/{v.id}.json"} for v in views]})
+         "style": f"styles/{v.id}.json", "framing": v.framing, "min_zoom": v.min_zoom}
+        for v in views]})
     write_town_index(s, views=views)
     index = folder / "index.html"
     log.info("viewer: built %s (%d views)", index, len(views))

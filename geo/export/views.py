@@ -13,12 +13,31 @@ the symbology everywhere:
   ``qgis_layers`` and ``qgis_default``;
 - ``pvdgeo:popup``: per style layer, the popup ``title`` and the ``fields`` shown.
 
+The view's ``pvdgeo:view`` may also say how the view opens and what it measures:
+``framing`` (``town``: the town's outline, default; ``catchment``: every commune of the
+catchment, for views comparing communes), ``min_zoom`` (the view opens at least at this
+zoom, e.g. where streets appear) and ``measures`` (``category``: the facility category
+whose points the access times lead to; ``key_subcategories``: those whose absence is
+worth saying). A legend entry's ``also_layers`` names other style layers drawn with the
+same classes (e.g. the resolution-8 hexagons shown at low zoom in place of the
+resolution-9 ones); a popup's ``when`` maps a field to a ``[field, value]`` condition
+(brand and chain only for shops).
+
+Every view is composed with the basemap (``tiles/basemap/basemap.json``,
+:func:`compose_style`): its layers carry a ``pvdgeo:slot`` (background, land, water,
+fills, streets, lines, boundaries, points, labels) and the view's layers go in the slot
+of their type (``fill`` -> fills, ``line`` -> lines, ``circle`` -> points) unless their
+own metadata names one. :attr:`View.style` is the composed style; the viewer publishes
+it. :func:`tile_fields` lists, per tile layer, the attributes the composed styles read.
+
 The styles' single vector source ``pvdgeo`` points at ``pmtiles://town.pmtiles``; the
-viewer (and any front end) replaces that URL with the town's archive.
+viewer (and any front end) replaces that URL with the town's archive, and the fonts'
+relative URLs (``vendor/fonts/...``) with its own copies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -29,11 +48,15 @@ from geo.errors import InputFileError
 from geo.settings import PROJECT_ROOT
 
 __all__ = [
+    "BASEMAP_FILE",
+    "SLOTS",
     "SOURCE_ID",
     "STYLES_DIR",
     "LegendClass",
     "LegendEntry",
     "View",
+    "compose_style",
+    "load_basemap",
     "load_views",
     "tile_fields",
 ]
@@ -42,6 +65,13 @@ __all__ = [
 STYLES_DIR = PROJECT_ROOT / "tiles" / "styles"
 #: Id of the vector source every style reads.
 SOURCE_ID = "pvdgeo"
+#: The basemap every view is drawn on.
+BASEMAP_FILE = PROJECT_ROOT / "tiles" / "basemap" / "basemap.json"
+#: Drawing order of the basemap and view layers (``pvdgeo:slot``).
+SLOTS = ("background", "land", "water", "fills", "streets", "lines", "boundaries", "points",
+         "labels")
+_DEFAULT_SLOT = {"background": "background", "fill": "fills", "line": "lines",
+                 "circle": "points", "symbol": "labels"}
 
 _KINDS = {"graduated", "categorized", "single"}
 
@@ -82,6 +112,12 @@ class LegendEntry:
     qgis_name: str = ""
     qgis_layers: tuple[str, ...] = ()
     qgis_default: bool = False
+    #: Other style layers drawn with the same classes (``also_layers``).
+    also_layers: tuple[str, ...] = ()
+    #: Zoom range ``(minzoom, maxzoom)`` of the style layer drawing each source layer
+    #: (None where unbounded): QGIS scale-dependent visibility.
+    zooms: dict[str, tuple[float | None, float | None]] = dataclasses.field(
+        default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +132,11 @@ class View:
     style: dict[str, Any] = field(repr=False)
     legend: tuple[LegendEntry, ...] = ()
     popup: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: ``town`` or ``catchment``: what the view opens on.
+    framing: str = "town"
+    min_zoom: float | None = None
+    #: ``category`` and ``key_subcategories`` of the facilities an access view leads to.
+    measures: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source_layers(self) -> set[str]:
@@ -120,6 +161,7 @@ class View:
             lyr = by_id.get(layer_id)
             if lyr is not None and "source-layer" in lyr:
                 out.setdefault(lyr["source-layer"], set()).update(popup.get("fields", []))
+                out[lyr["source-layer"]].update(c[0] for c in popup.get("when", {}).values())
         return out
 
 
@@ -175,11 +217,56 @@ def _sort(layer: dict[str, Any]) -> tuple[str, bool] | None:
     return None
 
 
-def _parse(path: Path) -> View:
+def load_basemap(path: Path | None = None) -> dict[str, Any]:
+    """The basemap style fragment (``tiles/basemap/basemap.json``)."""
+    path = Path(path) if path is not None else BASEMAP_FILE
     try:
-        style = json.loads(path.read_text(encoding="utf-8"))
-        meta = style["metadata"]
+        base = json.loads(path.read_text(encoding="utf-8"))
+        layers = base["layers"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputFileError(f"{path}: not a pvdgeo basemap ({type(exc).__name__}: {exc})"
+                             ) from None
+    for lyr in layers:
+        slot = lyr.get("metadata", {}).get("pvdgeo:slot")
+        if slot not in SLOTS:
+            raise InputFileError(f"{path}: layer {lyr.get('id')!r} needs a pvdgeo:slot, one "
+                                 f"of {', '.join(SLOTS)}")
+    return dict(base)
+
+
+def _slot(layer: dict[str, Any]) -> str:
+    slot = layer.get("metadata", {}).get("pvdgeo:slot") or _DEFAULT_SLOT.get(layer["type"])
+    return slot if slot in SLOTS else "fills"
+
+
+def compose_style(view_style: dict[str, Any], basemap: dict[str, Any]) -> dict[str, Any]:
+    """A view's style drawn on the basemap: the basemap's fonts, source attribution and
+    layers, ordered by slot (the view's layers after the basemap's in each slot). A view
+    layer with the id of a basemap layer replaces it."""
+    own = {lyr["id"] for lyr in view_style["layers"]}
+    layers = [lyr for lyr in basemap["layers"] if lyr["id"] not in own]
+    layers += view_style["layers"]
+    layers.sort(key=lambda lyr: SLOTS.index(_slot(lyr)))  # stable: order kept in a slot
+    out = {k: v for k, v in view_style.items() if k != "layers"}
+    out["sources"] = {k: {**basemap.get("sources", {}).get(k, {}), **v}
+                      for k, v in view_style["sources"].items()}
+    if "font-faces" in basemap:
+        out["font-faces"] = basemap["font-faces"]
+    out["layers"] = layers
+    return out
+
+
+def _zoom_range(layer: dict[str, Any]) -> tuple[float | None, float | None]:
+    lo, hi = layer.get("minzoom"), layer.get("maxzoom")
+    return (float(lo) if lo is not None else None, float(hi) if hi is not None else None)
+
+
+def _parse(path: Path, basemap: dict[str, Any]) -> View:
+    try:
+        raw_style = json.loads(path.read_text(encoding="utf-8"))
+        meta = raw_style["metadata"]
         view = meta["pvdgeo:view"]
+        style = compose_style(raw_style, basemap)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputFileError(f"{path}: not a pvdgeo view style (needs metadata "
                              f"'pvdgeo:view'; {type(exc).__name__}: {exc})") from None
@@ -200,6 +287,13 @@ def _parse(path: Path) -> View:
         if raw["kind"] == "single" and not raw.get("color"):
             raise InputFileError(f"{where}: a single legend needs 'color'")
         filt = raw.get("filter")
+        also = tuple(raw.get("also_layers", []))
+        missing = [a for a in also if a not in layers]
+        if missing:
+            raise InputFileError(f"{where}: also_layers {missing} not in the style")
+        zooms = {}
+        for lid in (raw["layer"], *also):
+            zooms[layers[lid]["source-layer"]] = _zoom_range(layers[lid])
         legend.append(LegendEntry(
             view_id=view["id"], layer=raw["layer"], source_layer=raw["source_layer"],
             title=raw["title"], kind=raw["kind"], geometry=layer["type"],
@@ -213,19 +307,29 @@ def _parse(path: Path) -> View:
             qgis_name=raw.get("qgis_name") or view["title"],
             qgis_layers=tuple(raw.get("qgis_layers") or [raw["source_layer"]]),
             qgis_default=bool(raw.get("qgis_default", False)),
+            also_layers=also, zooms=zooms,
         ))
+    framing = view.get("framing", "town")
+    if framing not in ("town", "catchment"):
+        raise InputFileError(f"{path}: framing must be 'town' or 'catchment', got {framing!r}")
     return View(id=view["id"], order=int(view.get("order", 99)), title=view["title"],
                 description=view.get("description", ""), path=path, style=style,
-                legend=tuple(legend), popup=dict(meta.get("pvdgeo:popup", {})))
+                legend=tuple(legend), popup=dict(meta.get("pvdgeo:popup", {})),
+                framing=framing,
+                min_zoom=float(view["min_zoom"]) if view.get("min_zoom") is not None else None,
+                measures=dict(view.get("measures", {})))
 
 
-def load_views(styles_dir: Path | None = None) -> list[View]:
-    """Every view style of ``styles_dir`` (default ``tiles/styles``), in view order."""
+def load_views(styles_dir: Path | None = None, *,
+               basemap: Path | None = None) -> list[View]:
+    """Every view style of ``styles_dir`` (default ``tiles/styles``), composed with the
+    basemap (default ``tiles/basemap/basemap.json``), in view order."""
     folder = Path(styles_dir) if styles_dir is not None else STYLES_DIR
     paths = sorted(folder.glob("*.json"))
     if not paths:
         raise InputFileError(f"{folder}: no MapLibre style (*.json) found")
-    views = [_parse(p) for p in paths]
+    base = load_basemap(basemap)
+    views = [_parse(p, base) for p in paths]
     ids = [v.id for v in views]
     if len(set(ids)) != len(ids):
         raise InputFileError(f"{folder}: duplicate view ids in {ids}")

@@ -386,6 +386,15 @@ def _rel(path: Path, folder: Path) -> str:
         return str(path)
 
 
+def osm_extract_input(insee: str, folder: Path, s: Settings) -> dict[str, str | None]:
+    """The version of the town's extract cut from a national PBF, when there is one (an
+    input of the stages that read OSM: facilities and access)."""
+    from geo.extracts import town_extract
+
+    extract = town_extract(insee, s)
+    return {"osm_extract": file_digest(extract) if extract is not None else None}
+
+
 def touch(paths: Iterable[Path]) -> None:
     """Set the modification time of existing files to now (make sees them fresh)."""
     now = time.time_ns()

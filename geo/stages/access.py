@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from geo import access, communes, network, sources, streets
-from geo.extracts import town_extract
+from geo.errors import GeoError
 from geo.settings import Settings
-from geo.stages._core import Stage, file_digest
+from geo.stages._core import Stage, osm_extract_input
 
 __all__ = ["STAGE", "access_files", "run"]
 
@@ -53,15 +53,9 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
              if d.kind in ("osm", "roads", "dem")]
     try:
         members = communes.read_catchment(folder / communes.CATCHMENT_FILE).insee_codes
-    except Exception:  # no catchment yet: the card stage runs first and this is recomputed
+    except GeoError:  # no catchment yet: the card stage runs first and this is recomputed
         members = [insee]
     return [*local, *(d.id for d in streets.street_datasets(members, s))]
-
-
-def _extra(insee: str, folder: Path, s: Settings) -> dict[str, str | None]:
-    """The town's extract cut from a national PBF, when there is one."""
-    extract = town_extract(insee, s)
-    return {"osm_extract": file_digest(extract) if extract is not None else None}
 
 
 STAGE = Stage(
@@ -71,7 +65,7 @@ STAGE = Stage(
     run=run,
     upstream=("card", "facilities"),
     datasets=_datasets,
-    extra=_extra,
+    extra=osm_extract_input,
     requires=(communes.CATCHMENT_FILE, "facilities.parquet"),
     produces=tuple(access_files()),
 )

@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from geo import communes, facilities, sources
-from geo.extracts import town_extract
 from geo.settings import Settings
-from geo.stages._core import Stage, file_digest
+from geo.stages._core import Stage, osm_extract_input
 
 __all__ = ["STAGE", "run"]
 
@@ -33,12 +32,6 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
     return [*osm, *REGISTERS, *xy, "communes_cog", "communes_polygons"]
 
 
-def _extra(insee: str, folder: Path, s: Settings) -> dict[str, str | None]:
-    """The town's extract cut from a national PBF, when there is one."""
-    extract = town_extract(insee, s)
-    return {"osm_extract": file_digest(extract) if extract is not None else None}
-
-
 STAGE = Stage(
     name="facilities",
     description="facility points of the town and its catchment",
@@ -46,7 +39,7 @@ STAGE = Stage(
     run=run,
     upstream=("card",),
     datasets=_datasets,
-    extra=_extra,
+    extra=osm_extract_input,
     requires=(communes.CATCHMENT_FILE,),
     produces=("facilities.parquet",),
 )

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from geo import sources
+from geo.errors import GeoError
 from geo.export import gpkg, tiles
 from geo.settings import Settings
 from geo.stages._core import Stage
@@ -39,9 +40,15 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
 
 
 def _prepare(s: Settings) -> None:
-    """Every national dataset fetched: the GeoPackage lists them in its provenance."""
+    """Every national dataset fetched: the GeoPackage lists them in its provenance (when
+    they cannot be fetched, it lists those that are; its fingerprint says which)."""
     catalogue = sources.load_catalogue(s)
-    sources.fetch([d.id for d in catalogue.values() if d.scope == "national"], settings=s)
+    try:
+        sources.fetch([d.id for d in catalogue.values() if d.scope == "national"],
+                      settings=s)
+    except GeoError as exc:
+        log.warning("publish: not every national dataset could be fetched (%s); the "
+                    "provenance lists those present", exc)
 
 
 STAGE = Stage(

@@ -58,7 +58,7 @@ from geo._io import (
     write_parquet,
 )
 from geo.errors import DataSourceError, InputFileError, MissingColumnsError
-from geo.settings import Settings, get_settings
+from geo.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
     "MissingInputError",
@@ -576,9 +576,19 @@ def evaluate_group(theme: Theme, ind: ThemeIndicator, table: pd.DataFrame,
 # --- the cached national table -------------------------------------------------------------------
 
 
+#: The entry modules of a theme table's build (make's ``CODE_themes``, :mod:`geo._make`).
+CODE_MODULES = ("geo.themes", "geo.cli.themes")
+
+
 def _inputs(theme: Theme, vintages: Sequence[Vintage], s: Settings) -> list[Path]:
-    return [*(v.path for v in vintages), theme.module_file, Path(__file__),
-            Path(communes.__file__), s.interim_dir / "communes.parquet"]
+    """What a theme table depends on: its files, the code it runs (every ``geo`` module
+    the themes import, make's prerequisites ``CODE_themes``), the catalogue and the
+    commune reference."""
+    from geo._make import code_files
+
+    code = [PROJECT_ROOT / f for f in code_files(CODE_MODULES)]
+    return [*(v.path for v in vintages), theme.module_file, *code, Path(s.catalogue_file),
+            s.interim_dir / "communes.parquet"]
 
 
 def commune_table(theme: Theme, settings: Settings | None = None) -> pd.DataFrame:

@@ -204,9 +204,9 @@ def write_synthetic_town(town_dir: Path, *, streets: bool = True, landcover: boo
 
 def layer_names(streets: bool = True, landcover: bool = False) -> list[str]:
     """Layers a GeoPackage of the synthetic town holds."""
-    names = ["communes", "h3_r8", "h3_r9", "facilities"]
-    names += ["landcover"] if landcover else []
-    return names + (["isochrones", "network_edges"] if streets else [])
+    names = ["communes", "h3_r8", "h3_r9", "facilities", "commune_labels"]
+    names += ["landcover", "water"] if landcover else []  # CORINE 512: a water body
+    return names + (["isochrones", "network_edges", "street_limit"] if streets else [])
 
 
 __all__ = ["OTHER_TOWN", "TOWN", "layer_names", "write_synthetic_town"]

@@ -36,8 +36,10 @@ def _legend(view_id: str, layer: str):
     return next(e for e in view.legend if e.layer == layer)
 
 
-#: Layers of the demo town run (streets, no land cover in the Ain).
-DEMO_LAYERS = {"communes", "h3_r8", "h3_r9", "isochrones", "network_edges", "facilities"}
+#: Layers of the demo town run (streets, no land cover in the Ain), with the basemap
+#: layers derived from them.
+DEMO_LAYERS = {"communes", "h3_r8", "h3_r9", "isochrones", "network_edges", "facilities",
+               "water", "waterways", "street_limit", "commune_labels"}
 
 
 def test_layers_crs_and_counts(town_gpkg: Path, town_dir: Path) -> None:
@@ -125,24 +127,27 @@ def test_graduated_qml_matches_the_map_legend(town_gpkg: Path) -> None:
     entry = _legend("apl", "apl-communes")
     root = _qml(town_gpkg, "communes", entry.qgis_name)
     renderer = root.find("renderer-v2")
-    assert renderer.get("type") == "graduatedSymbol"
-    assert renderer.get("attr") == entry.field == "apl_mg"
-    ranges = renderer.findall("ranges/range")
-    assert sorted(r.get("label") for r in ranges) == sorted(c.label for c in entry.classes)
+    # rules, so that communes without a value are drawn in the "donnée non disponible"
+    # class like on the web map (QGIS's graduated renderer would leave them out)
+    assert renderer.get("type") == "RuleRenderer"
+    rules = renderer.findall("rules/rule")
+    assert [r.get("label") for r in rules] == [c.label for c in entry.classes] + [
+        "donnée non disponible"]
+    assert rules[-1].get("filter") == '"apl_mg" IS NULL'
     colours = {s.get("name"): s.find("layer/Option/Option[@name='color']").get("value")
                for s in renderer.findall("symbols/symbol")}
-    for c in entry.classes:
-        r = next(r for r in ranges if r.get("label") == c.label)
+    for c, r in zip(entry.classes, rules, strict=False):
         rgb = ",".join(str(int(c.color[i:i + 2], 16)) for i in (1, 3, 5))
         assert colours[r.get("symbol")].startswith(rgb + ",")
-    # MapLibre's step puts a value equal to a break in the upper class: so must QGIS
-    for i, c in enumerate(entry.classes):
-        assert _qgis_range(ranges, c.min) == c.label
-        if i and c.min is not None:
-            assert _qgis_range(ranges, c.min - 1e-6) == entry.classes[i - 1].label
+        # MapLibre's step puts a value equal to a break in the upper class: so does QGIS
+        want = f'"apl_mg" >= {float(c.min or 0)!r}'
+        if c.max is not None:
+            want += f' AND "apl_mg" < {float(c.max)!r}'
+        assert r.get("filter") == want
     # French field aliases with units
     aliases = {a.get("field"): a.get("name") for a in root.findall("aliases/alias")}
-    assert aliases["apl_mg"] == "APL médecins généralistes (consultations/hab./an)"
+    assert aliases["apl_mg"] == ("APL médecins généralistes de 65 ans et moins "
+                                 "(consultations/hab./an)")
     assert aliases["population"] == "Population (hab.)"
 
 
@@ -200,8 +205,9 @@ def test_land_cover_and_missing_optional_layers(publish_settings: Settings,
                                                 tmp_path: Path) -> None:
     folder = write_synthetic_town(tmp_path / TOWN, streets=False, landcover=True, card=False)
     out = build_gpkg(TOWN, settings=publish_settings, town_dir=folder)
+    # (and the waterways of the demo town's catalogued OSM extract, on the basemap)
     assert set(map(str, pyogrio.list_layers(out)[:, 0])) == {
-        *layer_names(streets=False, landcover=True), "layer_styles"}
+        *layer_names(streets=False, landcover=True), "waterways", "layer_styles"}
     corine = _qml(out, "landcover", "CORINE Land Cover (niveau 1)").find("renderer-v2")
     assert (corine.get("type"), corine.get("attr")) == ("categorizedSymbol", "clc_level1")
     cells = pyogrio.read_dataframe(out, layer="h3_r9")
@@ -332,3 +338,34 @@ def test_communes_from_the_reference_when_not_aggregated(mirror_settings: Settin
     assert sorted(communes["insee"]) == sorted(catchment(TOWN, settings=mirror_settings)
                                                .insee_codes)
     assert "apl_mg" not in communes.columns  # no indicator is invented
+
+
+def test_qgis_metadata_scales_and_licences(town_gpkg: Path) -> None:
+    """QGIS shows licence and rights in Layer Properties (its own XML in gpkg_metadata),
+    and the H3 resolutions' default styles do not overlap (scale-dependent visibility)."""
+    with closing(sqlite3.connect(town_gpkg)) as con:
+        rows = con.execute(
+            "SELECT r.table_name, m.metadata FROM gpkg_metadata m JOIN "
+            "gpkg_metadata_reference r ON r.md_file_id = m.id WHERE m.md_standard_uri = "
+            "'http://mrcc.com/qgis.dtd' AND m.md_scope = 'dataset' AND "
+            "r.reference_scope = 'table'").fetchall()
+    docs = {t: ET.fromstring(x.split("\n", 1)[1]) for t, x in rows}
+    assert set(docs) == DEMO_LAYERS
+    h3 = docs["h3_r9"]
+    assert h3.findtext("title") == "Hexagones H3 (résolution 9)"
+    assert h3.findtext("language") == "fr"
+    assert {e.text for e in h3.findall("license")} == {"Licence Ouverte 2.0", "ODbL 1.0"}
+    rights = [e.text for e in h3.findall("rights")]
+    assert "© contributeurs OpenStreetMap (ODbL)" in rights and "DREES" in rights
+    assert not any("Copernicus" in r for r in rights)  # no land cover in the Ain
+    assert h3.find("links/link").get("url").startswith("https://")
+    styles = {(r["f_table_name"], r["styleName"]): r for r in read_layer_styles(town_gpkg)}
+    r8 = ET.fromstring(styles[("h3_r8", "Accès santé à pied")]["styleQML"].split("\n", 1)[1])
+    r9 = ET.fromstring(styles[("h3_r9", "Accès santé à pied")]["styleQML"].split("\n", 1)[1])
+    assert r8.get("hasScaleBasedVisibilityFlag") == r9.get("hasScaleBasedVisibilityFlag") == "1"
+    # r9 from the street scale down, r8 above it: the two ranges meet, never overlap
+    assert float(r9.get("maxScale")) == 0 and float(r8.get("maxScale")) == float(
+        r9.get("minScale")) > 0
+    assert float(r8.get("minScale")) > float(r8.get("maxScale"))
+    assert styles[("h3_r8", "Accès santé à pied")]["useAsDefault"]
+    assert styles[("h3_r9", "Accès santé à pied")]["useAsDefault"]

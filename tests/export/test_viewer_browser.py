@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyogrio
 import pytest
 from browser.harness import ARTIFACTS, run_script
@@ -48,7 +49,14 @@ def test_no_console_error(browser_run: dict) -> None:
 def test_every_view_renders_features(browser_run: dict) -> None:
     views = load_views()
     assert [v["id"] for v in browser_run["views"]] == [v.id for v in views]
+    # no land cover in the Ain: the land-cover view is offered greyed out, with the reason
+    sols = _view(browser_run, "occupation_sols")["status"]
+    assert sols["available"] is False and sols["disabled"] == "true"
+    assert sols["reason"] == "Pas d'occupation des sols (CORINE Land Cover) pour cette ville."
     for view, shown in zip(views, browser_run["views"], strict=True):
+        if not shown["status"]["available"]:
+            assert view.id == "occupation_sols"
+            continue
         assert set(shown["counts"]) == {e.layer for e in view.legend}
         assert sum(shown["counts"].values()) > 0, (view.id, shown["counts"])
         assert f"view={view.id}" in shown["url"]
@@ -67,21 +75,19 @@ def test_popups_legends_and_links_in_french(browser_run: dict, town_gpkg: Path) 
         assert "Temps jusqu'à l'équipement le plus proche : santé\t" in popup
         assert "Type de voie (OSM)\t" in popup
     else:
-        assert popup.startswith("Hexagone H3 (résolution 9)")
+        assert popup.startswith("Hexagone de 0,1 km²")
+        assert re.search(r"^Commune\t\S", popup, re.M)  # the hexagon's commune
         assert "Temps médian à pied : santé" in popup
     assert re.search(r"\t\d+(,\d)? min\n", popup), popup  # French decimals, unit
     # the commune under the centre, with its APL as in the GeoPackage, in French
     apl = _view(browser_run, "apl")["popup"]
     nom = re.search(r"^Commune\t(.+)$", apl, re.M)[1]
     communes = pyogrio.read_dataframe(town_gpkg, layer="communes").set_index("nom")
-    shown = re.search(r"^APL médecins généralistes\t(\d+(?:,\d{1,2})?) consultations/hab\./an$",
-                      apl, re.M)
+    shown = re.search(r"^APL médecins généralistes de 65 ans et moins\t(\d+(?:,\d{1,2})?) "
+                      r"consultations/hab\./an$", apl, re.M)
     assert shown, apl
     assert float(shown[1].replace(",", ".")) == pytest.approx(communes.loc[nom, "apl_mg"],
                                                               abs=0.006)
-    legend = "\n".join(_view(browser_run, "occupation_sols")["legend"])
-    assert "territoires artificialisés" in legend
-    assert "Pour cette ville : donnée non disponible." in legend  # no land cover in the Ain
     assert browser_run["towns"] == [OTHER_TOWN[0], TOWN]  # by name: Gourdon, Pont-de-Veyle
     links = {a["text"].split(" (")[0]: a["href"] for a in browser_run["links"]}
     assert links["GeoPackage pour QGIS"] == f"../{TOWN}/{TOWN}.gpkg"
@@ -100,11 +106,72 @@ def test_town_picker_and_missing_layers(browser_run: dict) -> None:
     and its land-cover view draws the classes."""
     other = browser_run["other"]
     assert other["town"] == OTHER_TOWN[0] and f"town={OTHER_TOWN[0]}" in other["url"]
-    assert other["view"] == "isochrones"  # the view is kept when the town changes
-    assert other["counts"] == {"isochrones-pied": 0, "isochrones-velo": 0}
-    assert "Pas de couche « isochrones » pour cette ville : donnée non disponible." in (
-        "\n".join(other["legend"]))
+    # no streets: the isochrones view is not shown empty; the first view with data is,
+    # and a message says why
+    assert other["view"] == other["first_available"] != "isochrones"
+    assert other["message"].startswith("Isochrones : Pas de réseau de rues pour cette ville")
     assert other["landcover"]["sols-h3"] > 0
     zoomed = other["landcoverZoom15"]
     assert zoomed["sols-corine"] > 0 and zoomed["sols-h3"] == 0
     assert browser_run["errors"] == []
+
+
+# --- basemap, labels, legends that match the map (issue 12) ------------------------------
+
+
+def test_commune_names_render_from_local_fonts(browser_run: dict) -> None:
+    assert "Pont-de-Veyle" in browser_run["labels"]  # the first view, on the town
+    names = _view(browser_run, "apl")["labels"]  # the whole catchment
+    assert "Pont-de-Veyle" in names and len(names) >= 5, names
+    # the fonts come from the viewer's own copy of the npm package, nothing from a CDN
+    assert browser_run["fonts"] and all("/viewer/vendor/fonts/" in f for f in browser_run["fonts"])
+    assert all(f.startswith("http://127.0.0.1") for f in browser_run["fonts"])
+
+
+def test_first_render_is_not_one_flat_colour(browser_run: dict) -> None:
+    checked = 0
+    for shown in browser_run["views"]:
+        if not shown["status"]["available"]:
+            continue
+        for layer, classes in shown["classes"].items():
+            if len(set(classes["all"]) - {"nodata"}) >= 2:  # the data varies
+                assert len(classes["rendered"]) >= 2, (shown["id"], layer, classes)
+                checked += 1
+    assert checked >= 4  # hexagons of both access views, APL, shops, culture...
+    assert _view(browser_run, "apl")["classes"]["apl-communes"]["rendered"]
+
+
+def test_legend_swatches_are_the_rendered_fill(browser_run: dict) -> None:
+    from browser.png import read_png
+
+    compared = 0
+    for shown in browser_run["views"]:
+        for sample in shown.get("swatches", []):
+            by_label = {s["label"]: s for s in sample["swatches"]}
+            for label, got in sample["map_colours"].items():
+                if got["samples"] < 15 or got["share"] < 0.5:
+                    continue  # a class seen in a few pixels only (edges, outlines)
+                image = read_png(Path(by_label[label]["path"]))
+                h, w = image.shape[:2]
+                swatch = image[h // 2, w // 2, :3].astype(int)
+                diff = np.abs(swatch - np.array(got["rgb"])).max()
+                assert diff <= 3, (shown["id"], sample["layer"], label, swatch.tolist(),
+                                   got["rgb"], sample["zoom"])
+                compared += 1
+    assert compared >= 8
+
+
+def test_access_map_says_what_it_measures(browser_run: dict) -> None:
+    summary = _view(browser_run, "acces_sante_pied")["summary"]
+    assert summary.startswith("Ce que mesure la carte : 5 équipements de santé localisés "
+                              "(OpenStreetMap 2022-03-11) : ")
+    assert "pharmacie 1" in summary and "médecin généraliste 1" in summary
+    # streets-level views open where the streets are drawn
+    assert _view(browser_run, "acces_sante_pied")["zoom"] >= 13
+
+
+def test_unknown_town_is_a_message(browser_run: dict) -> None:
+    unknown = browser_run["unknown"]
+    assert unknown["state"] == "unknown-town" and not unknown["hidden"]
+    assert unknown["message"].startswith("Aucune ville « 99999 » n'est publiée")
+    assert unknown["town"] == ""  # no other town shown in its place

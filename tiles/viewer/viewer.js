@@ -5,8 +5,16 @@
 // styles' "pvdgeo" source points at pmtiles://town.pmtiles; it is replaced with the
 // chosen town's archive. URL parameters: ?town=<insee>&view=<view id>.
 //
-// For tests and scripts, window.pvdViewer exposes the map, setView, setTown and
-// renderedCounts(); <body data-state> is "ready" once the current view has rendered.
+// Each town entry says, per view, whether the town has its data (views[id].available,
+// with the reason when not: the view is offered greyed out) and what an access map
+// measures (views[id].summary). A view opens on the town (framing "town", at least at
+// its min_zoom) or on the whole catchment ("catchment"). Legend swatches are drawn as
+// the map draws the layer: the layer's opacity at the current zoom over the basemap's
+// land colour.
+//
+// For tests and scripts, window.pvdViewer exposes the map, setView, setTown,
+// renderedCounts() and swatchColours(); <body data-state> is "ready" once the current
+// view has rendered, "unknown-town" when ?town= names no published town.
 
 import * as maplibregl from "maplibre-gl";
 import { Protocol } from "pmtiles";
@@ -52,7 +60,10 @@ async function styleFor(town, view) {
   const style = structuredClone(state.styles.get(view.id));
   const source = style.sources.pvdgeo;
   source.url = "pmtiles://" + new URL(town.pmtiles, window.location.href).href;
-  if (town.attribution) source.attribution = town.attribution;
+  if (town.attribution_html || town.attribution) source.attribution = town.attribution_html || town.attribution;
+  for (const faces of Object.values(style["font-faces"] ?? {}))  // fonts copied from npm
+    for (const face of Array.isArray(faces) ? faces : [faces])
+      if (face.url) face.url = new URL(face.url, window.location.href).href;
   delete style.center;
   delete style.zoom;
   return style;
@@ -60,6 +71,15 @@ async function styleFor(town, view) {
 
 function legendOf(view) {
   return state.styles.get(view.id)?.metadata?.["pvdgeo:legend"] ?? [];
+}
+
+// The style layers drawn by a legend entry (its layer and its also_layers).
+function entryLayers(entry) {
+  return [entry.layer, ...(entry.also_layers ?? [])];
+}
+
+function viewStatus(town, view) {
+  return town?.views?.[view.id] ?? { available: true, reason: "", summary: "" };
 }
 
 function popupsOf(view) {
@@ -91,6 +111,7 @@ function formatValue(field, value, view) {
   if (typeof value === "boolean") return value ? "oui" : "non";
   if (typeof value === "number") {
     if (unit === "%") return `${numberFormat(1).format(value * 100)} %`;
+    if (unit === "hab.") return `${Number.isInteger(value) ? "" : "≈ "}${numberFormat(0).format(value)} hab.`;
     const digits = Number.isInteger(value) ? 0 : unit === "min" || Math.abs(value) >= 10 ? 1 : 2;
     const text = numberFormat(digits).format(value);
     return unit ? `${text} ${unit}` : text;
@@ -100,12 +121,63 @@ function formatValue(field, value, view) {
 
 // --- legend --------------------------------------------------------------------------
 
-function swatch(geometry, color, dashed) {
+// A zoom-dependent opacity (a number, or ["interpolate", ["linear"], ["zoom"], z0, v0, ...]
+// as the styles write it) at `zoom`.
+function opacityAt(value, zoom) {
+  if (typeof value === "number") return value;
+  if (!Array.isArray(value) || value[0] !== "interpolate" || !Array.isArray(value[2]) || value[2][0] !== "zoom") return 1;
+  const stops = [];
+  for (let i = 3; i + 1 < value.length; i += 2) stops.push([value[i], value[i + 1]]);
+  if (zoom <= stops[0][0]) return stops[0][1];
+  for (let i = 1; i < stops.length; i += 1) {
+    const [z0, v0] = stops[i - 1];
+    const [z1, v1] = stops[i];
+    if (zoom <= z1) return v0 + (v1 - v0) * (zoom - z0) / (z1 - z0);
+  }
+  return stops[stops.length - 1][1];
+}
+
+function landColour(view) {
+  return state.styles.get(view.id)?.metadata?.["pvdgeo:basemap"]?.land
+    ?? state.basemapLand ?? "#ffffff";
+}
+
+// The style layer of an entry that the map draws at `zoom` (the resolution-8 hexagons in
+// a wide view, the resolution-9 ones closer).
+function layerAtZoom(entry, zoom) {
+  const layers = state.styles.get(state.view.id)?.layers ?? [];
+  const candidates = entryLayers(entry).map((id) => layers.find((l) => l.id === id)).filter(Boolean);
+  return candidates.find((l) => (l.minzoom ?? 0) <= zoom && zoom < (l.maxzoom ?? 99)) ?? candidates[0];
+}
+
+function swatch(geometry, color, dashed, opacity = 1, land = "#ffffff") {
   const kind = geometry === "circle" ? "circle" : geometry === "line" ? "line" : "fill";
   const node = el("span", { class: `swatch ${kind}${dashed ? " dashed" : ""}`, "aria-hidden": "true" });
   if (kind === "line") node.style.borderTopColor = color;
-  else node.style.background = color;
+  else if (kind === "fill") {  // the class colour at the layer's opacity over the land colour
+    node.style.background = land;
+    const paint = el("span", { class: "swatch-paint" });
+    paint.style.background = color;
+    paint.style.opacity = String(opacity);
+    node.append(paint);
+  } else node.style.background = color;
   return node;
+}
+
+function currentOpacity(entry) {
+  const zoom = map ? map.getZoom() : 13;
+  const layer = layerAtZoom(entry, zoom);
+  const paint = layer?.paint ?? {};
+  return opacityAt(paint["fill-opacity"] ?? paint["line-opacity"] ?? paint["circle-opacity"] ?? 1, zoom);
+}
+
+// Keep fill swatches in step with the map's zoom-dependent opacity.
+function refreshSwatches() {
+  for (const entry of legendOf(state.view)) {
+    const block = $("legend").querySelector(`[data-layer="${CSS.escape(entry.layer)}"]`);
+    const opacity = String(currentOpacity(entry));
+    for (const paint of block?.querySelectorAll(".swatch-paint") ?? []) paint.style.opacity = opacity;
+  }
 }
 
 function renderLegend(view) {
@@ -129,10 +201,14 @@ function renderLegend(view) {
     }
     const items = el("ul");
     const classes = entry.kind === "single" ? [{ color: entry.color, label: entry.label }] : entry.classes;
-    for (const c of classes) items.append(el("li", {}, swatch(geometry, c.color, dashed), el("span", { text: c.label })));
-    if (entry.nodata) items.append(el("li", {}, swatch(geometry, entry.nodata.color, dashed), el("span", { text: entry.nodata.label })));
+    const opacity = currentOpacity(entry);
+    const land = landColour(view);
+    const item = (c) => el("li", { "data-color": c.color }, swatch(geometry, c.color, dashed, opacity, land), el("span", { text: c.label }));
+    for (const c of classes) items.append(item(c));
+    if (entry.nodata) items.append(item(entry.nodata));
+    const rule = entry.rule ? el("p", { class: "muted legend-rule", text: entry.rule }) : null;
     root.append(el("div", { class: "legend-block", "data-layer": entry.layer },
-      el("h3", { text: title }), items,
+      el("h3", { text: title }), items, rule,
       el("p", { class: "legend-note", hidden: true })));
   }
 }
@@ -145,11 +221,12 @@ function annotateLegend(view) {
     if (!note) continue;
     let text = "";
     const published = state.town.layers ?? [];
+    const layers = entryLayers(entry).filter((id) => map.getLayer(id));
     if (!published.includes(entry.source_layer))
       text = `Pas de couche « ${entry.source_layer} » pour cette ville : ${NODATA}.`;
-    else if (!map.getLayer(entry.layer)) text = `Couche absente : ${NODATA}.`;
+    else if (!layers.length) text = `Couche absente : ${NODATA}.`;
     else {
-      const features = map.queryRenderedFeatures({ layers: [entry.layer] });
+      const features = map.queryRenderedFeatures({ layers });
       if (features.length === 0) text = "Aucun élément à cette échelle ou dans cette partie de la carte.";
       else if (entry.field && !features.some((f) => f.properties[entry.field] !== undefined))
         text = `Pour cette ville : ${NODATA}.`;
@@ -170,6 +247,8 @@ function onClick(event) {
   const spec = popups[feature.layer.id];
   const rows = el("tbody");
   for (const field of spec.fields) {
+    const when = spec.when?.[field];  // e.g. brand and chain only for shops
+    if (when && feature.properties[when[0]] !== when[1]) continue;
     const info = fieldInfo(field);
     const text = formatValue(field, feature.properties[field], state.view);
     rows.append(el("tr", {}, el("th", { text: info.label }),
@@ -203,18 +282,49 @@ function renderTownInfo(town) {
   }
   if (town.portrait) links.append(el("li", {}, el("a", { href: town.portrait, text: "Portrait de la ville" })));
   links.append(el("li", {}, el("a", { href: town.pmtiles, download: "", text: "Tuiles vectorielles (PMTiles)" })));
-  $("provenance").textContent = town.attribution ? `Sources : ${town.attribution}` : "";
+  const provenance = $("provenance");
+  provenance.replaceChildren();
+  if (town.attribution_html || town.attribution) {
+    const credit = el("span");
+    credit.innerHTML = town.attribution_html || town.attribution;  // escaped in Python
+    provenance.append("Sources : ", credit);
+  }
 }
 
 function renderViews() {
   const root = $("views");
   root.replaceChildren();
   for (const view of state.views) {
-    const button = el("button", { type: "button", role: "radio", "data-view-id": view.id, text: view.title,
-      "aria-checked": String(view.id === state.view?.id) });
-    button.addEventListener("click", () => setView(view.id));
+    const status = viewStatus(state.town, view);
+    const button = el("button", { type: "button", role: "radio", "data-view-id": view.id,
+      "aria-checked": String(view.id === state.view?.id), "aria-disabled": String(!status.available) },
+      el("span", { text: view.title }),
+      status.available ? null : el("span", { class: "unavailable", text: "pas de données pour cette ville" }));
+    if (!status.available) button.title = status.reason;
+    button.addEventListener("click", () => {
+      if (viewStatus(state.town, view).available) setView(view.id);
+      else showMessage(`${view.title} : ${viewStatus(state.town, view).reason}`);
+    });
     root.append(button);
   }
+}
+
+function renderViewInfo(view) {
+  $("view-description").textContent = view.description;
+  const status = viewStatus(state.town, view);
+  const summary = $("view-summary");
+  summary.textContent = status.summary ? `Ce que mesure la carte : ${status.summary}` : "";
+  summary.hidden = !status.summary;
+}
+
+// Where a view opens: the town (at least at the view's min_zoom) or the catchment.
+function frame(view, animate = false) {
+  const town = state.town;
+  const bounds = view.framing === "catchment" ? town.bounds : (town.town_bounds ?? town.bounds);
+  map.fitBounds(bounds, { padding: 40, animate });
+  if (view.min_zoom && map.getZoom() < view.min_zoom) map.jumpTo({ zoom: view.min_zoom });
+  state.framedBy = view.framing;
+  state.userMoved = false;
 }
 
 function markReady(view) {
@@ -229,7 +339,7 @@ async function applyStyle() {
   const view = state.view;
   const style = await styleFor(state.town, view);
   renderLegend(view);
-  $("view-description").textContent = view.description;
+  renderViewInfo(view);
   for (const button of $("views").querySelectorAll("button"))
     button.setAttribute("aria-checked", String(button.dataset.viewId === view.id));
   const idle = new Promise((resolve) => map.once("idle", resolve));
@@ -243,30 +353,68 @@ async function setView(id) {
   const view = state.views.find((v) => v.id === id);
   if (!view) throw new Error(`vue inconnue : ${id}`);
   if (view === state.view && document.body.dataset.state === "ready") return;
+  if (!state.town || !map) {  // no town chosen yet (unknown ?town=): remember the view
+    state.view = view;
+    for (const button of $("views").querySelectorAll("button"))
+      button.setAttribute("aria-checked", String(button.dataset.viewId === view.id));
+    return;
+  }
   popup?.remove();
+  showMessage("");
   state.view = view;
   updateUrl();
+  // a new view opens on its own framing, unless the user has moved the map since
+  if (!state.userMoved || state.framedBy === undefined) frame(view);
   await applyStyle();
+}
+
+// The first view of `town` that has data: `wanted` when it has, else the first available.
+function viewFor(town, wanted) {
+  if (wanted && viewStatus(town, wanted).available) return wanted;
+  return state.views.find((v) => viewStatus(town, v).available) ?? wanted ?? state.views[0];
 }
 
 async function setTown(insee) {
   const town = state.towns.find((t) => t.insee === insee);
   if (!town) throw new Error(`ville inconnue : ${insee}`);
   popup?.remove();
+  showMessage("");
   state.town = town;
   $("town").value = town.insee;
+  $("town").querySelector('option[value=""]')?.remove();
   renderTownInfo(town);
+  const wanted = state.view;
+  state.view = viewFor(town, wanted);
+  if (wanted && state.view !== wanted)
+    showMessage(`${wanted.title} : ${viewStatus(town, wanted).reason} Vue « ${state.view.title} » affichée.`);
+  renderViews();
   updateUrl();
-  map.fitBounds(town.town_bounds ?? town.bounds, { padding: 40, animate: false });
+  if (!map) { await startMap(); return; }
+  frame(state.view);
   await applyStyle();
 }
 
 function renderedCounts() {
   const counts = {};
   for (const entry of legendOf(state.view)) {
-    counts[entry.layer] = map.getLayer(entry.layer) ? map.queryRenderedFeatures({ layers: [entry.layer] }).length : 0;
+    const layers = entryLayers(entry).filter((id) => map.getLayer(id));
+    counts[entry.layer] = layers.length ? map.queryRenderedFeatures({ layers }).length : 0;
   }
   return counts;
+}
+
+// The legend swatches' colours as the page paints them (class colour at the layer's
+// opacity over the land colour), per legend layer: [{label, color, rgb: [r, g, b]}].
+function swatchColours() {
+  const out = {};
+  for (const block of $("legend").querySelectorAll(".legend-block")) {
+    out[block.dataset.layer] = [...block.querySelectorAll("li")].map((li) => {
+      const box = li.querySelector(".swatch").getBoundingClientRect();
+      return { label: li.innerText, color: li.dataset.color,
+        x: box.left + box.width / 2, y: box.top + box.height / 2 };
+    });
+  }
+  return out;
 }
 
 // --- start ---------------------------------------------------------------------------
@@ -285,26 +433,47 @@ async function main() {
     return;
   }
   const params = new URLSearchParams(window.location.search);
-  state.town = state.towns.find((t) => t.insee === params.get("town")) ?? state.towns[0];
-  state.view = state.views.find((v) => v.id === params.get("view")) ?? state.views[0];
-
+  const asked = params.get("town");
   const select = $("town");
   for (const town of state.towns) select.append(el("option", { value: town.insee, text: `${town.nom} (${town.insee})` }));
-  select.value = state.town.insee;
   select.addEventListener("change", () => setTown(select.value));
+  const wanted = state.views.find((v) => v.id === params.get("view")) ?? state.views[0];
+  state.view = wanted;
+  state.town = asked ? state.towns.find((t) => t.insee === asked) : state.towns[0];
+  if (!state.town) {  // never show another town in its place
+    select.prepend(el("option", { value: "", text: "— choisir une ville —" }));
+    select.value = "";
+    renderViews();
+    showMessage(`Aucune ville « ${asked} » n'est publiée dans ce visualiseur. Choisissez une des ${state.towns.length} villes de la liste.`);
+    document.body.dataset.state = "unknown-town";
+    return;
+  }
+  select.value = state.town.insee;
+  state.view = viewFor(state.town, wanted);
+  if (state.view !== wanted)
+    showMessage(`${wanted.title} : ${viewStatus(state.town, wanted).reason} Vue « ${state.view.title} » affichée.`);
   renderViews();
   renderTownInfo(state.town);
+  await startMap();
+}
 
+async function startMap() {
   const protocol = new Protocol();
   maplibregl.addProtocol("pmtiles", protocol.tile);
   map = new maplibregl.Map({
     container: "map",
     style: await styleFor(state.town, state.view),
-    bounds: state.town.town_bounds ?? state.town.bounds,
+    bounds: state.view.framing === "catchment" ? state.town.bounds : (state.town.town_bounds ?? state.town.bounds),
     fitBoundsOptions: { padding: 40 },
     attributionControl: { compact: false },
     maxZoom: 18,
+    canvasContextAttributes: { preserveDrawingBuffer: true },  // pixel reads by the tests
   });
+  if (state.view.min_zoom && map.getZoom() < state.view.min_zoom) map.jumpTo({ zoom: state.view.min_zoom });
+  state.framedBy = state.view.framing;
+  state.userMoved = false;
+  map.on("movestart", (event) => { if (event.originalEvent) state.userMoved = true; });
+  map.on("zoomend", refreshSwatches);
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
   map.on("error", (event) => {
@@ -319,9 +488,9 @@ async function main() {
     map.getCanvas().style.cursor = hit ? "pointer" : "";
   });
   renderLegend(state.view);
-  $("view-description").textContent = state.view.description;
+  renderViewInfo(state.view);
   updateUrl();
-  window.pvdViewer = { map, setView, setTown, renderedCounts, state };
+  window.pvdViewer = { map, setView, setTown, renderedCounts, swatchColours, state };
   map.once("idle", () => markReady(state.view));
 }
 
