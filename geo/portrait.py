@@ -797,15 +797,16 @@ def build_portrait(
         "france": ((1 + national["croissance_depuis_2016"].reindex(years)) * 100).to_numpy(),
     })
     missing = [f"{_BY_KEY[k].label} : {why}" for k, why in reasons.items()]
+    theme_sections = themes.portrait_sections(code, selection.peers["insee"], settings=s)
     return Portrait(
         insee=code, card=card, peers=selection, table=out, peer_values=peer_values,
         history=history, missing=missing,
         built=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         vintages=_vintages(s),
         facility_trend=facility_trends.town_trend(code, selection.peers["insee"], settings=s),
-        theme_sections=themes.portrait_sections(code, selection.peers["insee"], settings=s),
+        theme_sections=theme_sections,
         distinctions=distinguishing_indicators(out, min_peers=selection.min_count),
-        sources=_sources_fr(s),
+        sources=_sources_fr(s, themes.section_datasets(theme_sections)),
     )
 
 
@@ -836,13 +837,13 @@ def _french(text: str) -> str:
     return text
 
 
-def _sources_fr(s: Settings) -> list[dict[str, str]]:
+def _sources_fr(s: Settings, extra: Iterable[str] = ()) -> list[dict[str, str]]:
     """The national sources of the portrait, in French (data, producer, vintage,
-    licence, link)."""
+    licence, link); ``extra``: more dataset ids (the themes' downloaded files)."""
     out = []
     for ds_id in ("communes_cog", "populations", "apl_mg", "pvd", "acv", "centralite",
                   "densite", "bpe_2013_counts", "museofile", "cinemas", "festivals",
-                  "eoliennes", "landcover_communes"):
+                  "eoliennes", "landcover_communes", *extra):
         try:
             ds = sources.get_dataset(ds_id, s)
         except UnknownDatasetError:  # a trimmed catalogue: leave the line out

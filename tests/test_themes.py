@@ -445,6 +445,11 @@ def test_portrait_has_one_section_per_theme(themed, tmp_path):
         t.loc[peers, "effectifs_salaries_fin"].sum()
         / t.loc[peers, "population_fin"][t.loc[peers, "effectifs_salaries_fin"].notna()].sum()
         * 10_000)
+    # every downloaded theme file is cited with its licence in the sources table
+    cited = {r["donnees"]: r for r in p.sources}
+    for i in THEME_IDS:
+        ds = sources.get_dataset(i, themed)
+        assert cited[ds.title]["licence"] == ds.licence and cited[ds.title]["lien"]
     html = portrait.render_portrait_html(p)
     assert html.count('<section id="theme-') == len(themes.THEMES)
     assert "Donnée manquante" not in html

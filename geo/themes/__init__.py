@@ -81,6 +81,7 @@ __all__ = [
     "portrait_sections",
     "render_portrait_sections",
     "render_typology_section",
+    "section_datasets",
     "status",
     "typology_table",
     "write_portrait_sections",
@@ -392,6 +393,14 @@ def portrait_sections(insee: str, peers: Iterable[str], *,
     france = communes.typology_groups(ref)["France"].to_numpy()
     peer_list = list(peers)
     return [_section(t, insee, peer_list, s, ref, france) for t in THEMES]
+
+
+def section_datasets(sections: Iterable[ThemeSection]) -> list[str]:
+    """The catalogue ids of the files the available sections were built from (for the
+    portrait's table of sources and licences)."""
+    return list(dict.fromkeys(str(v["dataset"]) for sec in sections
+                              if sec.state == "disponible"
+                              for v in sec.meta.get("vintages", [])))
 
 
 def _render_section(sec: ThemeSection) -> str:
