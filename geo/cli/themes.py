@@ -39,14 +39,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"wrote {path}")
     states = themes.status(settings)
     width = max(len(k) for k in states["theme"])
-    print(f"{'thème':<{width}}  {'statut':<10} titre")
+    print(f"{'theme':<{width}}  {'status':<10} title (French)")
     for r in states.itertuples():
         print(f"{r.theme:<{width}}  {r.statut:<10} {r.titre}")
         if r.manquants:
-            print(f"{'':<{width}}  {'':<10} manquants : {r.manquants}")
+            print(f"{'':<{width}}  {'':<10} missing: {r.manquants}")
     missing = " ".join(m for m in states["manquants"] if m)
     if missing:
-        print(f"Pour télécharger les fichiers manquants (internet) : pvdgeo fetch {missing}")
+        print(f"To download the missing files (needs internet): pvdgeo fetch {missing}")
     if args.table:
         table = themes.indicator_table(settings)
         periods = table.attrs.get("periods", {})
