@@ -731,7 +731,15 @@ def test_france_services_counted_per_commune(counts, shared_data, mirror_setting
         p = f["properties"]
         if "itinerante" in normalize_text(p["categorie"]):
             continue
-        code = code_map.get(str(p["insee_com"]).zfill(5))
+        code = code_map.get(str(p["insee_com"]).zfill(5))  # None: unknown, left out
+        if not re.fullmatch(r"[0-9][0-9AB][0-9]{3}", str(p["insee_com"]).zfill(5)):
+            # a malformed code ("2B14"): the commune its point falls in
+            to_l93 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
+            where = shapely.Point(to_l93.transform(p["LONGITUDE"], p["LATITUDE"]))
+            corse = communes.commune_polygons(
+                sorted({c for c in code_map.values() if c.startswith("2B")}), crs="EPSG:2154",
+                settings=mirror_settings)
+            code = corse["insee"].iloc[int(np.argmin(corse.distance(where).to_numpy()))]
         if code is not None:
             expected[code] = expected.get(code, 0) + 1
     got = counts.set_index("insee")["n_france_services"]

@@ -134,7 +134,7 @@ def test_read_only_output_folder_fails_before_the_work(mirror_settings, tmp_path
     proc = _in_tmpfs(folder, f"exec {PVDGEO} -q access 01306 --out {folder}/01306",
                      readonly=True, prepare=f"mkdir {folder}/01306", env=_cli_env(mirror_settings))
     line = _assert_one_error_line(proc)
-    assert line == (f"pvdgeo access: error: output folder {folder}/01306 is not writable: "
+    assert line == (f"pvdgeo access: error: town folder {folder}/01306 is not writable: "
                     "read-only file system; write to a writable folder (the command's "
                     "output option, or data_dir)")
     proc = _in_tmpfs(folder, f"exec {PVDGEO} -q facilities 01306 --out {folder}/new/f.parquet",
@@ -315,7 +315,8 @@ def test_apl_header_only_empty_and_not_numbers(shared_data, tmp_path, caplog) ->
         indicators.read_apl_file(header, prof)
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
-    with pytest.raises(InputFileError, match=r"APL file \(médecins généralistes\): .*empty"
+    with pytest.raises(InputFileError,
+                       match=r"APL file \(médecins généralistes de 65 ans et moins\): .*empty"
                        r"\.csv is empty \(no header line\)"):
         indicators.read_apl_file(empty, prof)
     words = tmp_path / "words.csv"

@@ -322,7 +322,8 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
 @pytest.mark.browser
 def test_portrait_html_renders_in_chromium(mirror_settings, tmp_path):
     p = portrait.build_portrait("46127", settings=mirror_settings)
-    html, _, pairs, *_ = portrait.write_portrait(p, tmp_path, settings=mirror_settings)
+    written = {q.name: q for q in portrait.write_portrait(p, tmp_path, settings=mirror_settings)}
+    html, pairs = written["portrait.html"], written["portrait_pairs.csv"]
     text = html.read_text(encoding="utf-8")
     assert "<script" not in text and "http://" not in text.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
@@ -626,7 +627,8 @@ def test_portrait_synthesis_france_and_print(mirror_settings, tmp_path):
         eq.at[("France", "sante"), "pour_10k"], rel=1e-6)
     assert t.at["n_sante_per_10k", "valeur_france"] > 10  # not the 0.0 median of villages
     assert t.at["n_sante_per_10k", "reference_france"] == "moyenne pondérée par la population"
-    html, csv_path, *_ = portrait.write_portrait(p, tmp_path, settings=mirror_settings)
+    written = {q.name: q for q in portrait.write_portrait(p, tmp_path, settings=mirror_settings)}
+    html, csv_path = written["portrait.html"], written["portrait.csv"]
     text = html.read_text(encoding="utf-8")
     assert 'id="synthese"' in text and "Ce qui distingue la commune" in text
     for phrase in d["phrase"]:

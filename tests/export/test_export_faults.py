@@ -84,7 +84,8 @@ def test_full_disk_during_the_geopackage_write(town_dir: Path, publish_settings:
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"pvdgeo publish: error: cannot write {folder}/{TOWN}.gpkg: no space left on the "
+        f"pvdgeo publish: error: town {TOWN}, stage publish: cannot write {folder}/{TOWN}.gpkg: "
+        "no space left on the "
         "device; free some space, or write to another disk (the command's output option)")
     left = (tmp_path / "ls").read_text().split()
     assert f"{TOWN}.gpkg" not in left and not [n for n in left if ".part" in n]
