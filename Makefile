@@ -10,6 +10,7 @@
 #   make data                    fetch every national dataset into data/raw/
 #   make facility-counts         facility counts per commune for all France (data/interim/)
 #   make facility-trends         BPE counts of every vintage and their changes (data/interim/)
+#   make themes                  Data Territoria themes: tables of the downloaded ones, status
 #   make portrait INSEE=46127    the town portrait compared with similar towns (portrait.html)
 #   make typology-stats          national statistics by typology (data/national/typologie/)
 #   make landcover-communes      CORINE shares of every commune land cover covers (data/interim/)
@@ -56,7 +57,7 @@ WEB_STAMP  := node_modules/.installed
 .PHONY: install install-web test lint demo town data bench bench-pvd serve viewer clean \
 	distclean help batch \
 	facility-counts facility-trends portrait typology-stats \
-	landcover-communes
+	landcover-communes themes
 .DEFAULT_GOAL := help
 
 help:
@@ -142,14 +143,36 @@ $(FACILITY_TRENDS): $(REFERENCE) $(BPE_VINTAGES) $(CODE_facility_trends) \
 
 facility-trends: $(FACILITY_TRENDS)
 
+# Data Territoria themes (geo.themes): jobs, housing prices, commuting, higher education,
+# demography, renewable production, energy consumption. One national commune table per
+# theme whose files are downloaded (none is in the test mirror: `pvdgeo themes` prints
+# the `pvdgeo fetch ...` command of the missing ones); a theme without its files has no
+# rule here, and the typology statistics and portraits report it as missing input.
+THEMES := emploi logement mobilite etudiants demographie energie_production \
+	energie_consommation
+THEME_TABLES :=
+define THEME_RULE
+THEME_RAW_$(1) := $$(wildcard $$(RAW_GROUP_theme_$(1)))
+ifneq ($$(THEME_RAW_$(1)),)
+THEME_TABLES += $(INTERIM)/theme_$(1)_communes.parquet
+$(INTERIM)/theme_$(1)_communes.parquet: $(REFERENCE) $$(THEME_RAW_$(1)) $$(CODE_themes) \
+		$(DATA)/sources.toml | $(VENV_STAMP)
+	$(PVDGEO) themes --build $(1)
+endif
+endef
+$(foreach t,$(THEMES),$(eval $(call THEME_RULE,$(t))))
+
+themes: $(THEME_TABLES) | $(VENV_STAMP)
+	$(PVDGEO) themes
+
 # National statistics by typology (geo.portrait): population per year and period, APL,
 # facilities per 10,000 inhabitants and their change over BPE vintages for petites/
-# moyennes/grandes villes, PVD and ACV.
+# moyennes/grandes villes, PVD and ACV; one table per Data Territoria theme downloaded.
 NATIONAL := $(DATA)/national
 TYPOLOGY_STATS := $(NATIONAL)/typologie/index.html
-$(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) \
-		$(CODE_typology_stats) $(wildcard $(INTERIM)/landcover_communes.parquet) \
-		| $(VENV_STAMP)
+$(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(THEME_TABLES) \
+		$(RAW_GROUP_apl) $(CODE_typology_stats) \
+		$(wildcard $(INTERIM)/landcover_communes.parquet) | $(VENV_STAMP)
 	$(PVDGEO) typology-stats --out $(@D)
 
 typology-stats: $(TYPOLOGY_STATS)
@@ -259,7 +282,8 @@ TOWN_OUTPUTS += $(AGGREGATE)
 # medians, HTML + CSV. Reads the national tables and the commune layer of every town run
 # present (the peers' local indicators); the town's own layer when it exists.
 PORTRAIT := $(OUT)/portrait.html
-$(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) $(FACILITIES) \
+$(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(THEME_TABLES) \
+		$(RAW_GROUP_apl) $(FACILITIES) \
 		$(OUT)/communes.parquet $(LANDCOVER_COMMUNES) $(CODE_portrait) \
 		$(call STAMP,portrait) | $(VENV_STAMP)
 	$(PVDGEO) portrait $(INSEE) --out $(OUT)

@@ -44,12 +44,19 @@ __all__ = [
     "decoupage_epci",
     "decoupage_population_history",
     "drees_apl_xlsx",
+    "esr_atlas_effectifs",
+    "geo_dvf_ventes",
     "geoapi_communes_geojson",
     "gzip_csv_strip_bom",
     "insee_appartenance_zip",
     "insee_bpe_counts_xlsx",
     "insee_bpe_xy_zip",
+    "insee_mobpro_flux",
+    "insee_serie_historique",
+    "odre_registre_installations",
+    "ore_consommation_communes",
     "semicolon_csv_to_gz",
+    "urssaf_effectifs_communes",
 ]
 
 log = logging.getLogger(__name__)
@@ -794,3 +801,54 @@ def geoapi_communes_geojson(paths: Sequence[Path], out: Path) -> None:
         _write_bytes(gpkg.read_bytes(), out)
     finally:
         gpkg.unlink(missing_ok=True)
+
+
+# --- Data Territoria themes (geo.themes): each theme module reads its producer's file ------
+
+
+def _theme_converter(module: str, paths: Sequence[Path], out: Path) -> None:
+    """Run ``geo.themes.<module>.convert`` (imported late: the themes import this module)."""
+    import importlib
+
+    importlib.import_module(f"geo.themes.{module}").convert(paths, out)
+
+
+def urssaf_effectifs_communes(paths: Sequence[Path], out: Path) -> None:
+    """Urssaf commune x APE export -> sums per commune, sector and year
+    (:mod:`geo.themes.emploi`)."""
+    _theme_converter("emploi", paths, out)
+
+
+def geo_dvf_ventes(paths: Sequence[Path], out: Path) -> None:
+    """geo-dvf ``full.csv.gz`` of a year -> the single-good sales (:mod:`geo.themes.logement`)."""
+    _theme_converter("logement", paths, out)
+
+
+def insee_mobpro_flux(paths: Sequence[Path], out: Path) -> None:
+    """INSEE MOBPRO detail file (zip with CSV, or Parquet) -> weighted commune flows by mode
+    (:mod:`geo.themes.mobilite`)."""
+    _theme_converter("mobilite", paths, out)
+
+
+def esr_atlas_effectifs(paths: Sequence[Path], out: Path) -> None:
+    """MESR atlas export -> enrolments per commune, rentrée and group of programmes
+    (:mod:`geo.themes.etudiants`)."""
+    _theme_converter("etudiants", paths, out)
+
+
+def insee_serie_historique(paths: Sequence[Path], out: Path) -> None:
+    """INSEE séries historiques zip -> one row per commune and intercensal period
+    (:mod:`geo.themes.demographie`)."""
+    _theme_converter("demographie", paths, out)
+
+
+def odre_registre_installations(paths: Sequence[Path], out: Path) -> None:
+    """ODRÉ register snapshot -> sums per commune and sector
+    (:mod:`geo.themes.energie_production`)."""
+    _theme_converter("energie_production", paths, out)
+
+
+def ore_consommation_communes(paths: Sequence[Path], out: Path) -> None:
+    """Agence ORE commune file -> sums per commune, year, energy and sector
+    (:mod:`geo.themes.energie_consommation`)."""
+    _theme_converter("energie_consommation", paths, out)

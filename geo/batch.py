@@ -164,7 +164,7 @@ def prepare_national(codes: Sequence[str], settings: Settings | None = None) -> 
     polygons, the national facility counts (and their trends over BPE vintages) and APL
     tables, the land cover per commune, the unpacked road archives and the towns' own
     datasets (OSM extracts, land cover, elevation)."""
-    from geo import facilities, facility_trends, indicators, landcover
+    from geo import facilities, facility_trends, indicators, landcover, themes
 
     s = settings or get_settings()
     t0 = time.perf_counter()
@@ -172,6 +172,7 @@ def prepare_national(codes: Sequence[str], settings: Settings | None = None) -> 
     communes.commune_polygons(codes[:1], crs="EPSG:4326", settings=s)
     facilities.facilities_by_commune(s)
     facility_trends.facility_trends_by_commune(s)  # read by every portrait
+    themes.build_available(s)  # the Data Territoria themes whose files are downloaded
     indicators.apl_by_commune(s)
     lc_path = s.interim_dir / "landcover_communes.parquet"
     if not lc_path.exists():

@@ -71,6 +71,7 @@ from geo import (
     landcover,
     network,
     sources,
+    themes,
 )
 from geo import _report as report
 from geo import _svg as svg
@@ -638,6 +639,8 @@ class Portrait:
     vintages: dict[str, str] = field(default_factory=dict)
     #: The change of the town's offer between BPE vintages (None when unavailable).
     facility_trend: facility_trends.TownTrend | None = None
+    #: One section per Data Territoria theme (jobs, housing...; missing ones say so).
+    theme_sections: list[themes.ThemeSection] = field(default_factory=list)
     #: What distinguishes the town (:func:`distinguishing_indicators` of ``table``).
     distinctions: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: The sources, in French: donnees, producteur, millesime, licence, lien.
@@ -794,14 +797,16 @@ def build_portrait(
         "france": ((1 + national["croissance_depuis_2016"].reindex(years)) * 100).to_numpy(),
     })
     missing = [f"{_BY_KEY[k].label} : {why}" for k, why in reasons.items()]
+    theme_sections = themes.portrait_sections(code, selection.peers["insee"], settings=s)
     return Portrait(
         insee=code, card=card, peers=selection, table=out, peer_values=peer_values,
         history=history, missing=missing,
         built=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         vintages=_vintages(s),
         facility_trend=facility_trends.town_trend(code, selection.peers["insee"], settings=s),
+        theme_sections=theme_sections,
         distinctions=distinguishing_indicators(out, min_peers=selection.min_count),
-        sources=_sources_fr(s),
+        sources=_sources_fr(s, themes.section_datasets(theme_sections)),
     )
 
 
@@ -832,13 +837,13 @@ def _french(text: str) -> str:
     return text
 
 
-def _sources_fr(s: Settings) -> list[dict[str, str]]:
+def _sources_fr(s: Settings, extra: Iterable[str] = ()) -> list[dict[str, str]]:
     """The national sources of the portrait, in French (data, producer, vintage,
-    licence, link)."""
+    licence, link); ``extra``: more dataset ids (the themes' downloaded files)."""
     out = []
     for ds_id in ("communes_cog", "populations", "apl_mg", "pvd", "acv", "centralite",
                   "densite", "bpe_2013_counts", "museofile", "cinemas", "festivals",
-                  "eoliennes", "landcover_communes"):
+                  "eoliennes", "landcover_communes", *extra):
         try:
             ds = sources.get_dataset(ds_id, s)
         except UnknownDatasetError:  # a trimmed catalogue: leave the line out
@@ -1187,6 +1192,12 @@ def _section_method(p: Portrait) -> str:
     )
 
 
+def _section_themes(p: Portrait) -> str:
+    """The Data Territoria themes (:mod:`geo.themes`), one section each; a theme whose
+    files are not downloaded says so."""
+    return themes.render_portrait_sections(p.theme_sections)
+
+
 #: The portrait's sections, in page order: ``(id, render)``. Add a section by inserting
 #: a pair here (or pass ``sections`` to :func:`render_portrait_html`).
 PORTRAIT_SECTIONS: tuple[tuple[str, Callable[[Portrait], str]], ...] = (
@@ -1197,6 +1208,7 @@ PORTRAIT_SECTIONS: tuple[tuple[str, Callable[[Portrait], str]], ...] = (
     ("population", _section_population),
     ("indicateurs", _section_indicators),
     ("evolution_equipements", _section_facility_trend),
+    ("themes", _section_themes),  # issue 15: one section per Data Territoria theme
     ("manquants", _section_missing),
     ("methode", _section_method),
 )
@@ -1213,7 +1225,6 @@ def render_portrait_html(
     return report.page(title, body, css=report.CSS + PRINT_CSS)
 
 
-
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.6g")
@@ -1222,8 +1233,9 @@ def _write_csv(df: pd.DataFrame, path: Path) -> Path:
 
 def write_portrait(p: Portrait, out_dir: Path | None = None, *,
                    settings: Settings | None = None) -> list[Path]:
-    """Write ``portrait.html``, ``portrait.csv``, ``portrait_pairs.csv`` and, with the
-    facility trends, ``portrait_evolution_equipements.csv``.
+    """Write ``portrait.html``, ``portrait.csv``, ``portrait_pairs.csv``, with the
+    facility trends ``portrait_evolution_equipements.csv`` and with the Data Territoria
+    themes ``portrait_themes.csv`` (:mod:`geo.themes`).
 
     Default folder: ``data/out/<insee>/``. Returns the paths written.
     """
@@ -1241,6 +1253,9 @@ def write_portrait(p: Portrait, out_dir: Path | None = None, *,
     if p.facility_trend is not None:
         paths.append(facility_trends.write_town_trend(
             p.facility_trend, folder / "portrait_evolution_equipements.csv"))
+    if p.theme_sections:
+        paths.append(themes.write_portrait_sections(p.theme_sections,
+                                                    folder / "portrait_themes.csv", p.insee))
     return paths
 
 
@@ -1655,7 +1670,9 @@ def write_typology_stats(
 ) -> list[Path]:
     """Write the national statistics by typology into ``out_dir``: one CSV per table
     (``typologie_<table>.csv``), SVG charts (``typologie_<chart>.svg``) and ``index.html``,
-    with the facility trends over BPE vintages (:mod:`geo.facility_trends`).
+    with the facility trends over BPE vintages (:mod:`geo.facility_trends`) and the Data
+    Territoria themes (:func:`geo.themes.write_typology_themes`: one table per theme, or
+    the theme reported as missing input).
 
     ``tables`` defaults to :func:`typology_tables`. Returns the paths written.
     """
@@ -1669,11 +1686,12 @@ def write_typology_stats(
         write_text_atomic(path, '<?xml version="1.0" encoding="utf-8"?>\n' + chart + "\n")
         paths.append(path)
     trend_paths, trend_html = facility_trends.write_typology_trends(out, settings=s)  # issue 16
-    paths += trend_paths
+    theme_paths, theme_html = themes.write_typology_themes(out, settings=s)  # issue 15
+    paths += trend_paths + theme_paths
     index = out / "index.html"
     write_text_atomic(index, render_typology_html(
         tables, threshold=s.apl_threshold, cog_year=s.cog_year, charts=charts,
-        extra_sections=[trend_html] if trend_html else []))
+        extra_sections=[*([trend_html] if trend_html else []), *theme_html]))
     paths.append(index)
     log.info("wrote %d files to %s", len(paths), out)
     return paths

@@ -327,8 +327,9 @@ def test_portrait_shows_the_offer_over_time(mirror_settings, raw, tmp_path):
         html = portrait.render_portrait_html(p)
         assert 'id="evolution-equipements"' in html and "SIRENE" in html
         paths = portrait.write_portrait(p, tmp_path / code, settings=mirror_settings)
-        assert paths[-1].name == "portrait_evolution_equipements.csv"
-        back = pd.read_csv(paths[-1], dtype={"insee": str})
+        trend_csv = tmp_path / code / "portrait_evolution_equipements.csv"
+        assert trend_csv in paths
+        back = pd.read_csv(trend_csv, dtype={"insee": str})
         assert (back["insee"] == code).all() and "pairs_perte_dernier" in back.columns
 
 

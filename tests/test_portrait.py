@@ -307,7 +307,8 @@ def test_portrait_reads_town_runs_and_national_tables(local_settings, ref):
     assert "temps non calculé" in t.at["walk_boulangerie_minutes_median", "note"]
     paths = portrait.write_portrait(p, settings=s)
     assert [x.name for x in paths] == ["portrait.html", "portrait.csv", "portrait_pairs.csv",
-                                       "portrait_evolution_equipements.csv"]
+                                       "portrait_evolution_equipements.csv",
+                                       "portrait_themes.csv"]
     csv = pd.read_csv(out / "01306" / "portrait.csv", dtype={"insee": str})
     assert (csv["insee"] == "01306").all()
     musee = csv.set_index("indicateur").loc["n_musee"]

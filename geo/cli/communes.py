@@ -37,7 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", metavar="DIR",
                    help="also write the national tables (population per year, growth per "
                    "period, APL, facilities per 10,000 inhabitants and their change between "
-                   "BPE vintages) as CSV, SVG charts and index.html into DIR")
+                   "BPE vintages, and one table per Data Territoria theme: jobs, housing, "
+                   "commuting, students, demography, energy; a theme without its files is "
+                   "reported missing, see `pvdgeo themes`) as CSV, SVG charts and "
+                   "index.html into DIR")
     t.set_defaults(func=run_typology_stats)
 
     w = sub.add_parser(

@@ -1,7 +1,7 @@
 """Portrait stage: the town compared with similar towns (``portrait.html``,
-``portrait.csv``, ``portrait_pairs.csv``, ``portrait_evolution_equipements.csv``), from the
-national tables and the rows of every town run present (the peers' local indicators:
-access times, land cover)."""
+``portrait.csv``, ``portrait_pairs.csv``, ``portrait_evolution_equipements.csv``,
+``portrait_themes.csv``), from the national tables and the rows of every town run present
+(the peers' local indicators: access times, land cover)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from geo import indicators, portrait
+from geo import indicators, portrait, themes
 from geo.settings import Settings
 from geo.stages._core import STATE_DIR, Stage, TownState
 
@@ -30,7 +30,8 @@ def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
 def _national(s: Settings) -> list[Path]:
     return [s.interim_dir / name for name in
             ("communes.parquet", "facilities_communes.parquet", "apl_communes.parquet",
-             "landcover_communes.parquet", "facility_trends_communes.parquet")]
+             "landcover_communes.parquet", "facility_trends_communes.parquet")] + \
+        themes.national_inputs(s)
 
 
 #: Files of a town run the portraits compare (:func:`geo.portrait.local_rows`).
@@ -78,6 +79,11 @@ def town_runs_digest(s: Settings) -> str:
     return _runs_cache[cache_key]
 
 
+def _prepare(s: Settings) -> None:
+    """Build the tables of the themes whose files are downloaded (geo.themes)."""
+    themes.build_available(s)
+
+
 STAGE = Stage(
     name="portrait",
     description="portrait against similar towns",
@@ -85,8 +91,9 @@ STAGE = Stage(
     run=run,
     upstream=("card", "facilities", "aggregate"),
     produces=("portrait.html", "portrait.csv", "portrait_pairs.csv",
-              "portrait_evolution_equipements.csv"),
+              "portrait_evolution_equipements.csv", "portrait_themes.csv"),
     datasets=_datasets,
     national=_national,
     extra=_extra,
+    prepare=_prepare,
 )
