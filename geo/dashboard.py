@@ -37,9 +37,10 @@ its percentile among them :func:`geo.portrait.percentile_rank`, given only when 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -812,36 +813,76 @@ def compare_towns(dashboard: Dashboard, codes: Iterable[str], *,
     out: dict[str, TownComparison] = {}
     codes = list(dict.fromkeys(codes))
     t0 = time.perf_counter()
-    for i, code in enumerate(codes, start=1):
-        selection = portrait.find_peers(code, settings=s, reference=reference)
-        own = values[position.get_loc(selection.insee)]
-        peer_rows = position.get_indexer(selection.peers["insee"])
-        peer_values = values[peer_rows[peer_rows >= 0]]
-        rows = []
-        for j, ind in enumerate(dashboard.indicators):
-            v = own[j]
-            pv = peer_values[:, j]
-            pv = pv[~np.isnan(pv)]
-            enough = pv.size >= min_peers and not np.isnan(v)
-            median = float(np.median(pv)) if pv.size else np.nan
-            rows.append({
-                "indicateur": ind.key, "libelle": ind.label, "unite": ind.unit,
-                "sens": ind.sens, "valeur": v, "valeur_texte": ind.format(v),
-                "mediane_pairs": median,
-                "mediane_pairs_texte": ind.format(median),
-                "n_pairs": int(pv.size),
-                "percentile_pairs": portrait.percentile_rank(v, pv) if enough else np.nan,
-                "part_pairs_inferieurs": float((pv < v).mean()) if enough else np.nan,
-                "part_pairs_superieurs": float((pv > v).mean()) if enough else np.nan,
-                "mediane_france": france_median[j],
-                "n_france": int(france_n[j]),
-            })
-        frame = pd.DataFrame(rows)
-        frame["percentile_pairs"] = frame["percentile_pairs"].astype(float)
-        out[selection.insee] = TownComparison(
-            selection.insee, selection, frame,
-            portrait.distinguishing_indicators(frame, min_peers=min_peers))
-        if i % 200 == 0:
-            log.info("dashboard: %d/%d towns compared with their peers (%.0f s)", i,
-                     len(codes), time.perf_counter() - t0)
+    with _widening_summary(len(codes)):
+        for i, code in enumerate(codes, start=1):
+            comp = _compare_one(code, dashboard, values, position, reference, france_median,
+                                france_n, min_peers, s)
+            out[comp.insee] = comp
+            if i % 200 == 0:
+                log.info("dashboard: %d/%d towns compared with their peers (%.0f s)", i,
+                         len(codes), time.perf_counter() - t0)
     return out
+
+
+class _WideningCounter(logging.Filter):
+    """Counts (and keeps out of the log) find_peers' per-town "widened" warnings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "widened to" in record.getMessage():
+            self.count += 1
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _widening_summary(n_towns: int) -> Iterator[None]:
+    """One summary line instead of one warning per town whose peer rule was widened (each
+    panel says it)."""
+    counter = _WideningCounter()
+    peers_log = logging.getLogger(portrait.__name__)
+    peers_log.addFilter(counter)
+    try:
+        yield
+    finally:
+        peers_log.removeFilter(counter)
+        if counter.count:
+            log.info("dashboard: the peer rule was widened for %d of %d towns (fewer than "
+                     "settings.peer_min_count peers; their panel says so)", counter.count,
+                     n_towns)
+
+
+def _compare_one(code: str, dashboard: Dashboard, values: np.ndarray, position: pd.Index,
+                 reference: pd.DataFrame, france_median: np.ndarray, france_n: np.ndarray,
+                 min_peers: int, s: Settings) -> TownComparison:
+    """:func:`compare_towns` of one town."""
+    selection = portrait.find_peers(code, settings=s, reference=reference)
+    own = values[position.get_loc(selection.insee)]
+    peer_rows = position.get_indexer(selection.peers["insee"])
+    peer_values = values[peer_rows[peer_rows >= 0]]
+    rows = []
+    for j, ind in enumerate(dashboard.indicators):
+        v = own[j]
+        pv = peer_values[:, j]
+        pv = pv[~np.isnan(pv)]
+        enough = pv.size >= min_peers and not np.isnan(v)
+        median = float(np.median(pv)) if pv.size else np.nan
+        rows.append({
+            "indicateur": ind.key, "libelle": ind.label, "unite": ind.unit,
+            "sens": ind.sens, "valeur": v, "valeur_texte": ind.format(v),
+            "mediane_pairs": median,
+            "mediane_pairs_texte": ind.format(median),
+            "n_pairs": int(pv.size),
+            "percentile_pairs": portrait.percentile_rank(v, pv) if enough else np.nan,
+            "part_pairs_inferieurs": float((pv < v).mean()) if enough else np.nan,
+            "part_pairs_superieurs": float((pv > v).mean()) if enough else np.nan,
+            "mediane_france": france_median[j],
+            "n_france": int(france_n[j]),
+        })
+    frame = pd.DataFrame(rows)
+    frame["percentile_pairs"] = frame["percentile_pairs"].astype(float)
+    return TownComparison(selection.insee, selection, frame,
+                          portrait.distinguishing_indicators(frame, min_peers=min_peers))

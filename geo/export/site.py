@@ -789,6 +789,7 @@ def build_site(settings: Settings | None = None, *, out_dir: Path | None = None,
                           compared=len(comparisons), indicators=len(board.indicators),
                           csv=csv_path, table=parquet, commune_tiles=commune_tiles,
                           cell_tiles=cell_tiles, seconds=seconds)
-    log.info("site: %s (%d communes, %d compared towns, %d indicators) in %.0f s", out,
-             summary.communes, summary.compared, summary.indicators, seconds["total"])
+    log.info("site: %s (%d communes, %d compared towns, %d indicators) in %.0f s (%s)", out,
+             summary.communes, summary.compared, summary.indicators, seconds["total"],
+             ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total"))
     return summary

@@ -321,13 +321,18 @@ async function applyState() {
   readyResolve();
 }
 
-function startMap() {
+// The map, on `initial` ({center, zoom}) or on France (the site's bounds for a regional
+// site).
+function startMap(initial = null) {
   maplibregl.addProtocol("pmtiles", new Protocol().tile);
+  const framing = initial ?? {
+    bounds: state.config.tiles.regional ? state.config.tiles.bounds : METRO_BOUNDS,
+    fitBoundsOptions: { padding: 10 },
+  };
   map = new maplibregl.Map({
     container: "map",
     style: mapStyle(),
-    bounds: state.config.tiles.regional ? state.config.tiles.bounds : METRO_BOUNDS,
-    fitBoundsOptions: { padding: 10 },
+    ...framing,
     minZoom: state.config.tiles.commune_zooms[0],
     maxZoom: 15,
     attributionControl: { compact: false },
@@ -726,11 +731,15 @@ async function selectCommune(i, { fly = true } = {}) {
   const opened = renderPanel(i);
   map?.resize();  // the panel takes its place beside the map on wide screens
   if (fly && map && c.lon[i] !== null) {
-    if (state.view !== "carte") setView("carte");
+    if (state.view !== "carte" && fly !== "jump") setView("carte");
     const panel = $("panel");
     const overlay = getComputedStyle(panel).position === "absolute";
-    map.flyTo({ center: [c.lon[i], c.lat[i]], zoom: c.z[i] ?? 11, speed: 2.4, essential: true,
-      padding: overlay ? { top: 10, left: 10, right: 10, bottom: panel.offsetHeight } : 0 });
+    // on a phone the panel covers the lower half of the map: the town goes above it, a
+    // little further out
+    const camera = { center: [c.lon[i], c.lat[i]], zoom: (c.z[i] ?? 11) - (overlay ? 1 : 0),
+      padding: overlay ? { top: 10, left: 10, right: 10, bottom: panel.offsetHeight } : 0 };
+    if (fly === "jump") map.jumpTo(camera);
+    else map.flyTo({ ...camera, speed: 2.4, essential: true });
   }
   await opened;
   $("panel").focus({ preventScroll: true });
@@ -911,7 +920,8 @@ async function main() {
     messages.push(`Indicateur inconnu : « ${url.indicateur} » ; « ${state.indicator.label} » est affiché.`);
   ensureValues(state.indicator.key);  // fetched while the map starts
   if (!config.tiles.communes) throw new Error("le site n'a pas d'archive de tuiles (pvdgeo site sans --no-tiles)");
-  const styleLoaded = startMap();
+  // France at once; on the town named in the URL once the communes are known
+  let styleLoaded = url.commune ? null : startMap();
   const communes = await communesLoaded;
   state.communes = communes;
   communes.insee.forEach((code, i) => state.index.set(code, i));
@@ -937,12 +947,17 @@ async function main() {
   }
   if (messages.length) showMessage(messages.join(" "), url.commune && target === null ? "unknown-commune" : "warning");
   updateUrl();
+  if (!styleLoaded) {
+    const at = target !== null && communes.lon[target] !== null
+      ? { center: [communes.lon[target], communes.lat[target]], zoom: communes.z[target] ?? 11 } : null;
+    styleLoaded = startMap(at);
+  }
   await styleLoaded;
   window.pvdSite = { map, state, setIndicator, setMode, setFilters, selectCommune, search, setView, viewCsv,
     ready: () => readyPromise, classColour };
   if (url.vue === "tableau") await setView("tableau");
   const applied = applyState();
-  if (target !== null) await selectCommune(target, { fly: true });
+  if (target !== null) await selectCommune(target, { fly: "jump" });
   await applied;
 }
 
