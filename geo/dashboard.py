@@ -8,7 +8,8 @@ Everything the dashboard shows is declared once, here:
   the theme covers);
 - :data:`SOURCE_TABLES`: the national commune tables the indicators come from, each a
   reader ``settings -> SourceData`` (a frame indexed by ``insee`` and the catalogue
-  datasets of its columns). A table that cannot be read (not built, no source) leaves
+  datasets of its columns); :func:`interim_table` makes one for a table of
+  ``data/interim/``. A table that cannot be read (not built, no source) leaves
   its indicators missing, never zero, and the reason is kept (:attr:`Dashboard.missing`);
 - :data:`INDICATORS`: one :class:`DashboardIndicator` per indicator: key (the column
   name of the table, the CSV and the site), French label and unit, theme, the source
@@ -59,7 +60,7 @@ from geo import (
 )
 from geo._categories import load_categories
 from geo._io import read_parquet_metadata
-from geo.errors import GeoError, InputFileError, SettingsError
+from geo.errors import GeoError, InputFileError, MissingColumnsError, SettingsError
 from geo.export.classes import ClassRule, class_breaks, graduated_classes
 from geo.portrait import Indicator, PeerSelection
 from geo.settings import Settings, get_settings
@@ -80,6 +81,7 @@ __all__ = [
     "compare_towns",
     "dashboard_table",
     "indicator_classes",
+    "interim_table",
     "national_medians",
     "read_source_tables",
     "universe_mask",
@@ -235,22 +237,30 @@ def _read_facilities(s: Settings) -> SourceData:
                       column_datasets=datasets)
 
 
-def _read_landcover(s: Settings) -> SourceData:
-    path = s.interim_dir / landcover_file()
-    if not path.is_file():
-        raise InputFileError(f"{path} does not exist (make landcover-communes)")
-    frame = pd.read_parquet(path).set_index("insee")
-    meta = read_parquet_metadata(path)
-    ids = meta.get("clc_sources") or ()
-    if isinstance(ids, str):  # stored as the text of a list by older builds
-        ids = [x.strip(" '\"") for x in ids.strip("[]").split(",") if x.strip()]
-    return SourceData(frame.drop(columns=[c for c in ("nom", "departement") if c in frame]),
-                      datasets=tuple(str(i) for i in ids) or ("clc2018_lot",))
+def interim_table(key: str, filename: str, description: str, *,
+                  datasets: tuple[str, ...] = (), datasets_metadata: str = "") -> SourceTable:
+    """A source table read from ``data/interim/<filename>`` (a national commune table
+    with an ``insee`` column): the simplest way to add a theme's table to
+    :data:`SOURCE_TABLES`. ``datasets``: its catalogue datasets, or ``datasets_metadata``:
+    the key of its Parquet metadata (``pvdgeo``) that lists them."""
 
+    def read(s: Settings) -> SourceData:
+        path = s.interim_dir / filename
+        if not path.is_file():
+            raise InputFileError(f"{path} does not exist ({description})")
+        frame = pd.read_parquet(path)
+        if "insee" not in frame.columns:
+            raise MissingColumnsError(str(path), ["insee"], list(frame.columns))
+        frame = frame.set_index(frame["insee"].astype(str)).drop(
+            columns=[c for c in ("insee", "nom", "departement", "geometry") if c in frame])
+        ids: Any = datasets
+        if datasets_metadata:
+            ids = read_parquet_metadata(path).get(datasets_metadata) or datasets
+            if isinstance(ids, str):  # a list stored as its text
+                ids = [x.strip(" '\"") for x in ids.strip("[]").split(",") if x.strip()]
+        return SourceData(frame, datasets=tuple(str(i) for i in ids))
 
-def landcover_file() -> str:
-    """Name of the national land-cover table in ``data/interim``."""
-    return "landcover_communes.parquet"
+    return SourceTable(key, description, read)
 
 
 def _read_trends(s: Settings) -> SourceData:
@@ -333,9 +343,9 @@ SOURCE_TABLES: dict[str, SourceTable] = {t.key: t for t in (
     SourceTable("facilities", "national facility counts per commune "
                 "(data/interim/facilities_communes.parquet, make facility-counts)",
                 _read_facilities),
-    SourceTable("landcover", "CORINE shares per commune "
-                "(data/interim/landcover_communes.parquet, make landcover-communes)",
-                _read_landcover),
+    interim_table("landcover", "landcover_communes.parquet",
+                  "CORINE shares per commune: make landcover-communes",
+                  datasets=("clc2018_lot",), datasets_metadata="clc_sources"),
     SourceTable("trends", "BPE vintages compared per commune "
                 "(data/interim/facility_trends_communes.parquet, make facility-trends)",
                 _read_trends),

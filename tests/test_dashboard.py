@@ -11,7 +11,7 @@ from scipy import stats
 from geo import communes, dashboard, facilities, facility_trends, indicators, portrait
 from geo._categories import load_categories
 from geo.dashboard import DashboardIndicator, SourceData
-from geo.errors import SettingsError
+from geo.errors import InputFileError, SettingsError
 
 TOWN = "01306"  # Pont-de-Veyle, PVD
 
@@ -240,3 +240,31 @@ def test_comparison_with_peers(board, mirror_settings) -> None:
     for r in d.itertuples():
         assert r.phrase.startswith(r.libelle)
         assert "communes comparables (médiane : " in r.phrase
+
+
+def test_a_theme_table_from_data_interim(tmp_path) -> None:
+    """What issue 15's themes do: a national table in data/interim, one SourceTable, one
+    indicator; a table not built yet leaves its indicator missing, with the reason."""
+    from geo._io import write_parquet
+    from geo.settings import load_settings
+
+    s = load_settings(environ={}, data_dir=tmp_path / "data")
+    table = dashboard.interim_table("emplois", "emplois_communes.parquet",
+                                    "private jobs per commune: pvdgeo fetch urssaf",
+                                    datasets_metadata="sources")
+    tables, missing = {}, {}
+    with pytest.raises(InputFileError, match=r"emplois_communes\.parquet does not exist"):
+        table.read(s)
+    ref = _reference(4)
+    write_parquet(pd.DataFrame({"insee": ref["insee"][:3], "nom": "x",
+                                "emplois_prives": [10.0, 0.0, 5.0]}),
+                  s.interim_dir / "emplois_communes.parquet",
+                  metadata={"sources": ["urssaf_emplois"]})
+    tables["emplois"] = table.read(s)
+    ind = DashboardIndicator(key="emplois_prives", label="Emplois salariés privés",
+                             unit="nombre", theme="population", tables=("emplois",), digits=0)
+    board = dashboard.dashboard_table(ref, tables, indicators=[ind], missing=missing)
+    assert board.table["emplois_prives"].tolist()[:3] == [10.0, 0.0, 5.0]
+    assert np.isnan(board.table["emplois_prives"].iloc[3])
+    assert board.sources["emplois_prives"] == ("urssaf_emplois",)
+    assert dashboard.indicator_classes(board)["emplois_prives"] is not None

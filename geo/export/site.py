@@ -80,6 +80,7 @@ from geo.errors import GeoError, UnknownDatasetError
 from geo.export.tiles import (
     _TMP_PREFIX,
     PMTilesSummary,
+    _rewrite_metadata,
     _run_tippecanoe,
     _sweep_tile_inputs,
     check_pmtiles,
@@ -325,26 +326,11 @@ def _tippecanoe_archive(path: Path, layers: Mapping[str, gpd.GeoDataFrame], *,
             cmd.append("--named-layer=" + json.dumps({"file": str(src), "layer": lname}))
         _run_tippecanoe(cmd, inputs)
         with atomic_path(path) as tmp:
-            _with_metadata(raw, tmp, {"pvdgeo": {"fingerprint": fingerprint,
-                                                 "software": f"pvdgeo {__version__}"}})
+            _rewrite_metadata(raw, tmp, {"pvdgeo": {"fingerprint": fingerprint,
+                                                    "software": f"pvdgeo {__version__}"}}, {})
             summary = check_pmtiles(tmp, layers=list(layers), min_zoom=zooms[0],
                                     max_zoom=zooms[1])
     return replace(summary, path=path)
-
-
-def _with_metadata(src: Path, dest: Path, extra: Mapping[str, Any]) -> None:
-    from pmtiles.reader import MmapSource, Reader, all_tiles
-    from pmtiles.tile import zxy_to_tileid
-    from pmtiles.writer import Writer
-
-    with src.open("rb") as fin, dest.open("wb") as fout:
-        reader = Reader(MmapSource(fin))
-        header, metadata = reader.header(), reader.metadata()
-        metadata.update(extra)
-        writer = Writer(fout)
-        for (z, x, y), data in all_tiles(reader.get_bytes):
-            writer.write_tile(zxy_to_tileid(z, x, y), data)
-        writer.finalize(dict(header), metadata)
 
 
 def _programme_code(pvd: pd.Series, acv: pd.Series) -> pd.Series:
@@ -613,6 +599,16 @@ def _filters(table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _remove_stale(folder: Path, keep: Collection[str]) -> None:
+    """Remove the JSON files of ``folder`` an earlier build wrote that this one did not
+    (a town no longer compared, an indicator left out of the registry)."""
+    stale = [p for p in folder.glob("*.json") if p.name not in keep]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("site: removed %d file(s) of an earlier build from %s", len(stale), folder)
+
+
 def _copy(src: Path, dest: Path) -> None:
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
@@ -703,6 +699,8 @@ def build_site(settings: Settings | None = None, *, out_dir: Path | None = None,
         write_json_atomic(out / "data" / "fiches" / f"{code}.json",
                           town_sheet(comp, card, _links(code, s.out_dir)), indent=None,
                           separators=(",", ":"))
+    _remove_stale(out / "data" / "fiches", {f"{c}.json" for c in comparisons})
+    _remove_stale(out / "data" / "valeurs", {f"{i.key}.json" for i in board.indicators})
     seconds["json"] = time.perf_counter() - t
 
     t = time.perf_counter()
