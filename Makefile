@@ -90,9 +90,17 @@ lint: $(VENV_STAMP)
 # data/raw/datasets.mk is generated from the catalogue: one RAW_<id> variable and one
 # fetch rule per dataset, so stages below can name their raw inputs as prerequisites.
 
-$(RAW)/datasets.mk: $(DATA)/sources.toml geo/sources.py | $(VENV_STAMP)
+$(RAW)/datasets.mk: $(DATA)/sources.toml geo/sources.py geo/_make.py | $(VENV_STAMP)
 	@mkdir -p $(@D)
-	$(PVDGEO) -q fetch --make-rules > $@.tmp && mv $@.tmp $@
+	$(PVDGEO) -q make-rules datasets > $@.tmp && mv $@.tmp $@
+
+# data/raw/code.mk: CODE_<stage> and CODE_<national table>, every source file a recipe's
+# command runs (its modules and every geo module they import, found in their imports, and
+# the data files read as code), so editing any of them rebuilds what depends on it.
+GEO_SOURCES := $(shell find geo -name '*.py' 2>/dev/null)
+$(RAW)/code.mk: $(GEO_SOURCES) | $(VENV_STAMP)
+	@mkdir -p $(@D)
+	$(PVDGEO) -q make-rules code > $@.tmp && mv $@.tmp $@
 
 # Generated fragments are read only for goals that need data (not for a bare `make`,
 # which shows the help, nor for install, lint or clean).
@@ -100,7 +108,7 @@ NO_DATA_GOALS := install install-web help clean distclean lint
 NEEDS_DATA := $(if $(filter $(NO_DATA_GOALS),$(or $(MAKECMDGOALS),help)),,yes)
 
 ifeq ($(NEEDS_DATA),yes)
--include $(RAW)/datasets.mk
+-include $(RAW)/datasets.mk $(RAW)/code.mk
 endif
 
 data: $(VENV_STAMP)
@@ -109,7 +117,7 @@ data: $(VENV_STAMP)
 # --- national reference tables -----------------------------------------------------
 
 REFERENCE := $(INTERIM)/communes.parquet
-$(REFERENCE): $(RAW_GROUP_reference) geo/communes.py $(DATA)/departements.csv | $(VENV_STAMP)
+$(REFERENCE): $(RAW_GROUP_reference) $(CODE_reference) | $(VENV_STAMP)
 	$(PVDGEO) commune --build-reference
 
 # Facility counts per category and per 10,000 inhabitants for every commune (BPE 2013
@@ -117,7 +125,7 @@ $(REFERENCE): $(RAW_GROUP_reference) geo/communes.py $(DATA)/departements.csv | 
 FACILITY_COUNTS := $(INTERIM)/facilities_communes.parquet
 $(FACILITY_COUNTS): $(REFERENCE) $(RAW_bpe_2013_counts) $(RAW_museofile) $(RAW_cinemas) \
 		$(RAW_festivals) $(RAW_eoliennes) $(RAW_france_services) $(RAW_communes_polygons) \
-		geo/facilities.py geo/_categories.py $(DATA)/categories.toml | $(VENV_STAMP)
+		$(CODE_facility_counts) | $(VENV_STAMP)
 	$(PVDGEO) facilities --counts --out $@
 
 facility-counts: $(FACILITY_COUNTS)
@@ -129,9 +137,8 @@ BPE_VINTAGES := $(RAW_bpe_2009_counts) $(RAW_bpe_2013_counts) \
 	$(wildcard $(RAW_bpe_xy_2018) $(RAW_bpe_xy_2019) $(RAW_bpe_xy_2020) $(RAW_bpe_xy_2021) \
 	$(RAW_bpe_xy))
 FACILITY_TRENDS := $(INTERIM)/facility_trends_communes.parquet
-$(FACILITY_TRENDS): $(REFERENCE) $(BPE_VINTAGES) geo/facility_trends.py geo/facilities.py \
-		geo/_categories.py geo/communes.py geo/cli/facilities.py $(DATA)/categories.toml \
-		$(DATA)/bpe_passage.toml $(DATA)/sources.toml | $(VENV_STAMP)
+$(FACILITY_TRENDS): $(REFERENCE) $(BPE_VINTAGES) $(CODE_facility_trends) \
+		geo/cli/facilities.py $(DATA)/bpe_passage.toml $(DATA)/sources.toml | $(VENV_STAMP)
 	$(PVDGEO) facilities --trends --out $@
 
 facility-trends: $(FACILITY_TRENDS)
@@ -139,12 +146,11 @@ facility-trends: $(FACILITY_TRENDS)
 # National statistics by typology (geo.portrait): population per year and period, APL,
 # facilities per 10,000 inhabitants and their change over BPE vintages for petites/
 # moyennes/grandes villes, PVD and ACV.
-PORTRAIT_CODE := geo/portrait.py geo/indicators.py geo/facility_trends.py geo/_svg.py \
-	geo/_report.py
 NATIONAL := $(DATA)/national
 TYPOLOGY_STATS := $(NATIONAL)/typologie/index.html
 $(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) \
-		$(PORTRAIT_CODE) $(wildcard $(INTERIM)/landcover_communes.parquet) | $(VENV_STAMP)
+		$(CODE_typology_stats) $(wildcard $(INTERIM)/landcover_communes.parquet) \
+		| $(VENV_STAMP)
 	$(PVDGEO) typology-stats --out $(@D)
 
 typology-stats: $(TYPOLOGY_STATS)
@@ -155,7 +161,7 @@ typology-stats: $(TYPOLOGY_STATS)
 LANDCOVER_COMMUNES := $(INTERIM)/landcover_communes.parquet
 $(LANDCOVER_COMMUNES): $(REFERENCE) $(RAW_communes_polygons) \
 		$(wildcard $(RAW_GROUP_landcover) $(RAW_GROUP_communes_fullres)) $(DATA)/sources.toml \
-		geo/landcover.py geo/communes.py | $(VENV_STAMP)
+		$(CODE_landcover_communes) | $(VENV_STAMP)
 	$(PVDGEO) aggregate --landcover-communes --out $@
 
 landcover-communes: $(LANDCOVER_COMMUNES)
@@ -170,13 +176,23 @@ landcover-communes: $(LANDCOVER_COMMUNES)
 # a half-written file and targets are never deleted on error (.PRECIOUS below): a second
 # run of the same town waits for the first instead of racing it.
 
-STAGE_CORE := geo/stages/__init__.py geo/stages/_core.py geo/_locks.py geo/_logging.py \
-              geo/_io.py geo/settings.py geo/sources.py geo/cli/__init__.py geo/cli/town.py
+# Settings stamps: the settings each stage reads (.pvdgeo/settings-<stage>.json),
+# rewritten only when they change, so a setting given by pvdgeo.toml, GEO_* or --set
+# reruns what depends on it. Remade on every run (a short process), seen as changed
+# only when the values are.
+STAMPS := $(OUT)/.pvdgeo
+STAMP = $(STAMPS)/settings-$(1).json
+$(foreach s,card facilities access aggregate publish portrait,$(call STAMP,$(s))) &: \
+		FORCE | $(VENV_STAMP)
+	@$(PVDGEO) -q settings-stamps $(INSEE) --out $(OUT)
+
+FORCE:
+.PHONY: FORCE
 
 TOWN_CARD := $(OUT)/town.json
 CATCHMENT := $(OUT)/catchment.parquet
-$(TOWN_CARD) $(CATCHMENT) &: $(REFERENCE) $(RAW_communes_polygons) geo/communes.py \
-		geo/stages/card.py $(STAGE_CORE) | $(VENV_STAMP)
+$(TOWN_CARD) $(CATCHMENT) &: $(REFERENCE) $(RAW_communes_polygons) $(CODE_card) \
+		$(call STAMP,card) | $(VENV_STAMP)
 	$(PVDGEO) card $(INSEE) --out $(OUT)
 
 TOWN_OUTPUTS := $(TOWN_CARD) $(CATCHMENT)
@@ -184,13 +200,11 @@ TOWN_OUTPUTS := $(TOWN_CARD) $(CATCHMENT)
 # Facilities of the town and its catchment communes (geo.facilities): the town's OSM
 # extract when one is catalogued (RAW_TOWN_osm_<insee>), the national culture, energy and
 # public-service registers; the geolocated BPE too when downloaded (`pvdgeo fetch bpe_xy`).
-FACILITY_CODE := geo/facilities.py geo/_categories.py geo/_osm.py geo/communes.py \
-                 $(DATA)/categories.toml geo/stages/facilities.py geo/cli/facilities.py
 FACILITY_RAW  := $(RAW_museofile) $(RAW_cinemas) $(RAW_festivals) $(RAW_eoliennes) \
                  $(RAW_france_services)
 FACILITIES := $(OUT)/facilities.parquet
 $(FACILITIES): $(TOWN_CARD) $(CATCHMENT) $(RAW_TOWN_osm_$(INSEE)) $(FACILITY_RAW) \
-		$(FACILITY_CODE) $(STAGE_CORE) | $(VENV_STAMP)
+		$(CODE_facilities) $(call STAMP,facilities) | $(VENV_STAMP)
 	$(PVDGEO) facilities $(INSEE) --out $(OUT)
 TOWN_OUTPUTS += $(FACILITIES)
 
@@ -201,28 +215,28 @@ TOWN_OUTPUTS += $(FACILITIES)
 # commune's file in a département archive: data/raw/streets.mk names it); otherwise the
 # stage logs why in logs/access.log, so every town completes. ACCESS_OUTPUTS is empty for
 # towns without streets: later stages can list it as prerequisites.
-$(RAW)/streets.mk: $(DATA)/sources.toml geo/streets.py geo/sources.py | $(VENV_STAMP)
+$(RAW)/streets.mk: $(DATA)/sources.toml geo/streets.py geo/sources.py geo/_make.py \
+		| $(VENV_STAMP)
 	@mkdir -p $(@D)
-	$(PVDGEO) -q access --make-rules > $@.tmp && mv $@.tmp $@
+	$(PVDGEO) -q make-rules streets > $@.tmp && mv $@.tmp $@
 
 ifeq ($(NEEDS_DATA),yes)
 -include $(RAW)/streets.mk
 endif
 
 STREETS  := $(STREETS_$(INSEE))
-ACCESS_CODE := geo/network.py geo/streets.py geo/access.py geo/stages/access.py \
-               geo/cli/access.py
 ifneq ($(STREETS),)
 ACCESS_OUTPUTS := $(foreach m,walk bike,$(OUT)/access_$(m)_nodes.parquet \
                   $(OUT)/access_$(m)_edges.parquet $(OUT)/access_$(m)_facilities.parquet) \
                   $(OUT)/isochrones.parquet
 $(ACCESS_OUTPUTS) &: $(STREETS) $(FACILITIES) $(TOWN_CARD) $(RAW_TOWN_dem_$(INSEE)) \
-                     $(ACCESS_CODE) $(STAGE_CORE) | $(VENV_STAMP)
+                     $(CODE_access) $(call STAMP,access) | $(VENV_STAMP)
 	$(PVDGEO) access $(INSEE) --out $(OUT)
 TOWN_OUTPUTS += $(ACCESS_OUTPUTS)
 else
 ACCESS_OUTPUTS :=
-$(LOGS)/access.log: $(RAW)/streets.mk $(FACILITIES) | $(VENV_STAMP)
+$(LOGS)/access.log: $(RAW)/streets.mk $(FACILITIES) $(CODE_access) $(call STAMP,access) \
+		| $(VENV_STAMP)
 	$(PVDGEO) access $(INSEE) --out $(OUT)
 TOWN_OUTPUTS += $(LOGS)/access.log
 endif
@@ -234,12 +248,10 @@ endif
 # files are prerequisites once fetched ($(wildcard)): the stage fetches those covering
 # the town itself. H3_RES other than the default goes through the settings.
 H3_RES ?= 8 9
-AGGREGATE_CODE := geo/h3grid.py geo/landcover.py geo/indicators.py geo/stages/aggregate.py \
-                  geo/cli/aggregate.py
 AGGREGATE := $(foreach r,$(H3_RES),$(OUT)/h3_r$(r).parquet) $(OUT)/communes.parquet
 $(AGGREGATE) &: $(TOWN_CARD) $(FACILITIES) $(FACILITY_COUNTS) $(ACCESS_OUTPUTS) $(RAW_GROUP_apl) \
 		$(wildcard $(RAW_GROUP_landcover) $(RAW_GROUP_communes_fullres)) \
-		$(DATA)/sources.toml $(AGGREGATE_CODE) $(STAGE_CORE) | $(VENV_STAMP)
+		$(DATA)/sources.toml $(CODE_aggregate) $(call STAMP,aggregate) | $(VENV_STAMP)
 	$(PVDGEO) --set h3_resolutions=$(shell echo $(H3_RES) | tr ' ' ,) aggregate $(INSEE) \
 		--out $(OUT)
 TOWN_OUTPUTS += $(AGGREGATE)
@@ -249,8 +261,8 @@ TOWN_OUTPUTS += $(AGGREGATE)
 # present (the peers' local indicators); the town's own layer when it exists.
 PORTRAIT := $(OUT)/portrait.html
 $(PORTRAIT): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) $(FACILITIES) \
-		$(OUT)/communes.parquet $(LANDCOVER_COMMUNES) $(PORTRAIT_CODE) geo/stages/portrait.py \
-		geo/cli/portrait.py $(STAGE_CORE) | $(VENV_STAMP)
+		$(OUT)/communes.parquet $(LANDCOVER_COMMUNES) $(CODE_portrait) \
+		$(call STAMP,portrait) | $(VENV_STAMP)
 	$(PVDGEO) portrait $(INSEE) --out $(OUT)
 TOWN_OUTPUTS += $(PORTRAIT)
 
@@ -265,7 +277,6 @@ portrait: $(PORTRAIT)
 GPKG        := $(OUT)/$(INSEE).gpkg
 PMTILES     := $(OUT)/$(INSEE).pmtiles
 VIEWER      := $(DATA)/out/viewer
-PUBLISH_CODE:= $(wildcard geo/export/*.py) geo/stages/publish.py geo/cli/publish.py
 VIEWER_CODE := geo/export/viewer.py geo/export/views.py geo/export/fields.py \
                geo/export/captions.py
 # the view styles and the basemap every view is composed with
@@ -276,7 +287,7 @@ VIEWER_SRC  := $(wildcard tiles/viewer/*)
 
 # (the town's OSM extract, when catalogued, gives the basemap's water)
 $(GPKG) $(PMTILES) &: $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) \
-		$(PUBLISH_CODE) $(STYLES) $(STAGE_CORE) | $(VENV_STAMP)
+		$(CODE_publish) $(call STAMP,publish) $(STYLES) | $(VENV_STAMP)
 	$(PVDGEO) publish $(INSEE) --dir $(OUT)
 
 # The viewer lists every built town; it is rebuilt when this town's tiles or portrait change.

@@ -26,7 +26,7 @@ import lzma
 import re
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -540,12 +540,13 @@ _BPE_CODE = re.compile(r"^[A-G][0-9]{3}$")
 _BPE_COMMUNE_KEYS = ("depcom", "codgeo", "inseecom", "com", "code_commune")
 
 
-def _typequ_labels(year: int) -> dict[str, str]:
-    """TYPEQU code -> label of BPE ``year`` from the catalogued nomenclature."""
-    from geo.sources import ensure  # late import: geo.sources runs the converters
-
-    path = ensure("bpe_typequ")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+def _typequ_labels(year: int, nomenclature: Path | None) -> dict[str, str]:
+    """TYPEQU code -> label of BPE ``year`` from the nomenclature file (the catalogued
+    ``bpe_typequ``, passed in by :func:`geo.sources.fetch` as the converter's input)."""
+    if nomenclature is None:
+        raise InputFileError("the BPE table names its equipment types by label: the TYPEQU "
+                             "nomenclature (dataset bpe_typequ) is needed to read them")
+    table = pd.read_csv(nomenclature, dtype=str, keep_default_na=False)
     column = f"libelle_bpe{year}"
     columns = [column] if column in table else [c for c in table if c.startswith("libelle")]
     labels: dict[str, str] = {}
@@ -565,18 +566,21 @@ def _match_label(header: str, labels: dict[str, str]) -> str | None:
     return prefix[0] if len(prefix) == 1 else None
 
 
-def insee_bpe_counts_xlsx(paths: Sequence[Path], out: Path) -> None:
+def insee_bpe_counts_xlsx(paths: Sequence[Path], out: Path, *,
+                          inputs: Mapping[str, Path] | None = None) -> None:
     """INSEE BPE commune x equipment-type table (.xlsx) -> long format
     ``annee, depcom, typequ, libelle, nb_equip`` (non-zero counts only).
 
     The header row holds the commune code (``DEPCOM``/``CODGEO``/``INSEECOM``) and one
     column per equipment type, named by its TYPEQU code (labels then come from the
     adjacent label row, else the nomenclature) or by its label (mapped to the code with
-    the ``bpe_typequ`` nomenclature; labels truncated by Excel are matched by prefix).
+    the ``bpe_typequ`` nomenclature, ``inputs["bpe_typequ"]``; labels truncated by Excel
+    are matched by prefix).
     Rows follow the columns' order, communes sorted. The year comes from the output name
     (``bpe2013_...``) or the sheet's title cells.
     """
     (path,) = _one(paths, "insee_bpe_counts_xlsx")
+    nomenclature = (inputs or {}).get("bpe_typequ")
     sheets = _excel_sheets(path)
     sheet, h = _find_header(sheets, lambda cells: any(k in cells for k in _BPE_COMMUNE_KEYS),
                             path, "commune code (DEPCOM/CODGEO/INSEECOM)")
@@ -597,13 +601,13 @@ def insee_bpe_counts_xlsx(paths: Sequence[Path], out: Path) -> None:
         if _BPE_CODE.match(name):
             label = above[j] if above[j] and not _BPE_CODE.match(above[j]) else ""
             if not label:
-                labels = labels if labels is not None else _typequ_labels(year)
+                labels = labels if labels is not None else _typequ_labels(year, nomenclature)
                 label = labels.get(name, "")
             types.append((j, name, label))
             continue
         if _norm(name) in {"reg", "dep", "arr", "an", "annee", "pop", "population"}:
             continue
-        labels = labels if labels is not None else _typequ_labels(year)
+        labels = labels if labels is not None else _typequ_labels(year, nomenclature)
         code = _match_label(name, labels)
         if code is None:
             unknown.append(name)

@@ -69,17 +69,18 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
         return [0.0]
     if hi < lo:
         lo, hi = hi, lo
-    if hi == lo:
-        hi = lo + (abs(lo) or 1.0)
+    if hi - lo <= 1e-12 * max(1.0, abs(lo), abs(hi)):  # equal bounds, or nearly
+        hi = lo + (abs(lo) if abs(lo) > 1e-12 else 1.0)
     raw = (hi - lo) / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(lo / step) * step
     ticks, t = [], start
-    while t < hi + step * 0.5:
+    while True:  # up to the first tick at or above hi: the axis covers the data
         ticks.append(round(t, 10))
+        if t >= hi - step * 1e-9:
+            return ticks
         t += step
-    return ticks
 
 
 def _svg(width: float, height: float, title: str, body: list[str], css_class: str) -> str:

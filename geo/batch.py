@@ -109,8 +109,16 @@ def town_task(insee: str, settings: Settings, targets: Sequence[str] = FIRST_PAS
     for key, value in WORKER_ENV.items():
         os.environ.setdefault(key, value)
     start = time.perf_counter()
+    failure: stages.StageFailed | None = None
     with _PeakMemory() as mem:
-        record = stages.run_town(insee, list(targets), settings=settings, force=force)
+        try:
+            record = stages.run_town(insee, list(targets), settings=settings, force=force)
+        except stages.StageFailed as exc:
+            # raised again outside the handler: a failure without its chain of causes,
+            # which may not pickle (GDAL errors) on its way back from the worker
+            failure = stages.StageFailed(exc.insee, exc.stage, exc.message)
+    if failure is not None:
+        raise failure
     return {
         "insee": record.insee,
         "status": "built" if record.built else "up to date",

@@ -373,15 +373,17 @@ def build_reference(settings: Settings | None = None) -> pd.DataFrame:
     return ref
 
 
-def load_reference(settings: Settings | None = None) -> pd.DataFrame:
+def load_reference(settings: Settings | None = None, *, rebuild: bool = False
+                   ) -> pd.DataFrame:
     """The commune reference table (cached in ``data/interim/communes.parquet``).
 
-    Rebuilt when the cache is missing or older than its raw inputs or this module.
+    Rebuilt when the cache is missing or older than its raw inputs or this module, or
+    when ``rebuild`` (make, whose prerequisites say it is stale).
     """
     s = settings or get_settings()
     cache = s.interim_dir / "communes.parquet"
     inputs = [_raw(d, s) for d in REFERENCE_DATASETS] + [Path(__file__), _DEPARTEMENTS_FILE]
-    if is_stale(cache, inputs):
+    if rebuild or is_stale(cache, inputs):
         log.info("building the commune reference table from %d national datasets",
                  len(REFERENCE_DATASETS))
         ref = build_reference(s)

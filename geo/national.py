@@ -42,6 +42,7 @@ __all__ = [
     "POP_SHARE_MINUTES",
     "national_dir",
     "population_shares",
+    "read_cells",
     "read_towns_table",
     "town_row",
     "towns_table",
@@ -239,6 +240,30 @@ def write_national_tables(codes: Iterable[str] | None = None, *,
     log.info("national tables: %d towns in %s (%.0f s)", len(table), towns_path,
              time.perf_counter() - t0)
     return paths
+
+
+def read_cells(resolution: int = 9, *, departements: Iterable[str] | None = None,
+               settings: Settings | None = None) -> gpd.GeoDataFrame:
+    """The national H3 cells of the built towns at ``resolution`` (only ``departements``
+    when given), with ``departement`` as a string (``01``, ``2A``: a plain Parquet reader
+    would read the partition values ``departement=01`` as numbers)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    folder = national_dir(settings) / f"h3_r{resolution}"
+    if not folder.is_dir():
+        raise InputFileError(f"{folder} does not exist: run `pvdgeo batch` (or `pvdgeo "
+                             "national`) first")
+    part = ds.partitioning(pa.schema([("departement", pa.string())]), flavor="hive")
+    dataset = ds.dataset(folder, format="parquet", partitioning=part)
+    flt = ds.field("departement").isin(list(departements)) if departements else None
+    table = dataset.to_table(filter=flt)
+    if table.num_rows == 0:
+        return gpd.GeoDataFrame({"town": [], "departement": []},
+                                geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+    frame = table.to_pandas()
+    geometry = gpd.GeoSeries.from_wkb(frame.pop("geometry"), crs="EPSG:4326")
+    return gpd.GeoDataFrame(frame, geometry=geometry)
 
 
 def read_towns_table(settings: Settings | None = None) -> gpd.GeoDataFrame:

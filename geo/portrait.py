@@ -97,7 +97,6 @@ __all__ = [
     "percentile_rank",
     "render_portrait_html",
     "render_typology_html",
-    "town_runs_version",
     "town_values",
     "typology_tables",
     "write_portrait",
@@ -546,21 +545,6 @@ def local_rows(
     out = pd.DataFrame(rows)
     out.index.name = "insee"
     return out
-
-
-def town_runs_version(settings: Settings | None = None) -> str:
-    """The versions of every town run's comparison files under ``settings.out_dir``
-    (what :func:`local_rows` reads): a portrait is stale when this changes."""
-    s = settings or get_settings()
-    if not s.out_dir.is_dir():
-        return ""
-    parts = []
-    for town_dir in sorted(p for p in s.out_dir.iterdir()
-                           if p.is_dir() and _INSEE_DIR.fullmatch(p.name)):
-        version = _run_version(town_dir)
-        if version is not None:
-            parts.append(f"{town_dir.name}={version}")
-    return "\n".join(parts)
 
 
 def _run_version(town_dir: Path) -> str | None:

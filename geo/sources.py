@@ -41,6 +41,7 @@ import requests
 import urllib3
 from tqdm.auto import tqdm
 
+from geo import _convert
 from geo._insee import departement_of
 from geo._io import (
     COMPRESSED_SUFFIXES,
@@ -110,6 +111,8 @@ class Dataset:
     #: Name of the converter in :mod:`geo._convert` turning the official download into
     #: the mirror layout ('' when the official file already is in that layout).
     convert: str = ""
+    #: Other datasets the converter reads (fetched first, passed as ``inputs``).
+    inputs: tuple[str, ...] = ()
     #: sha256 of the catalogued vintage in mirror layout (before decompression).
     sha256: str = ""
     notes: str = ""
@@ -168,7 +171,7 @@ def load_catalogue(settings: Settings | None = None) -> dict[str, Dataset]:
             continue
         fields = {k: v for k, v in entry.items() if k in known and k not in {"id", "extra"}}
         extra = {k: v for k, v in entry.items() if k not in known}
-        for key in ("urls", "insee", "departements"):
+        for key in ("urls", "insee", "departements", "inputs"):
             if key in fields:
                 value = fields[key]
                 fields[key] = tuple([value] if isinstance(value, str) else value)
@@ -186,7 +189,7 @@ _SCOPES = ("national", "local", "production")
 def _check_entry(ds_id: str, fields: dict[str, Any]) -> list[str]:
     """Problems with the types and values of one catalogue entry."""
     problems = []
-    for key in ("urls", "insee", "departements"):
+    for key in ("urls", "insee", "departements", "inputs"):
         if not all(isinstance(v, str) and v for v in fields.get(key, ())):
             problems.append(f"{ds_id}: {key} must be a list of strings")
     if not isinstance(fields.get("decompress", False), bool):
@@ -555,7 +558,8 @@ def _download_to(ds: Dataset, tmp: Path, s: Settings) -> tuple[str, bool]:
             f"Without network, {_MIRROR_HINT}"
         )
     if ds.convert:
-        _run_converter(ds, downloads, tmp)
+        inputs = {i: _fetch_one(get_dataset(i, s), s, force=False) for i in ds.inputs}
+        _run_converter(ds, downloads, tmp, inputs)
     elif downloads[0] != tmp:
         downloads[0].replace(tmp)
     return " + ".join(ds.urls), False
@@ -586,15 +590,18 @@ def _from_mirror(ds: Dataset, tmp: Path, mirror: str, s: Settings) -> str:
     return str(src)
 
 
-def _run_converter(ds: Dataset, downloads: list[Path], out: Path) -> None:
-    """Turn the official download(s) into the mirror layout with ``ds.convert``."""
-    from geo import _convert
-
+def _run_converter(ds: Dataset, downloads: list[Path], out: Path,
+                   inputs: dict[str, Path]) -> None:
+    """Turn the official download(s) into the mirror layout with ``ds.convert``
+    (``inputs``: the local files of the datasets it reads, ``ds.inputs``)."""
     converter = getattr(_convert, ds.convert, None)
     if converter is None or ds.convert not in _convert.__all__:
         raise DataSourceError(f"dataset {ds.id}: unknown converter {ds.convert!r}")
     try:
-        converter(downloads, out)
+        if inputs:
+            converter(downloads, out, inputs=inputs)
+        else:
+            converter(downloads, out)
     except GeoError as exc:
         raise DataSourceError(
             f"dataset {ds.id}: the official download ({', '.join(ds.urls)}) could not be "

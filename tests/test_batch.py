@@ -18,7 +18,7 @@ import pytest
 from conftest import private_data
 from test_stages import assert_same_parquet
 
-from geo import batch, sources, stages, streets
+from geo import batch, national, sources, stages, streets
 from geo.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -62,9 +62,12 @@ def test_batch_equals_town_runs(first_batch, batch_settings, tmp_path):
     pdv = towns.set_index("insee").loc["01306"]
     assert pdv["has_streets"] and 0 <= pdv["walk_sante_pop_share_15min"] <= 1
     assert pd.isna(towns.set_index("insee").loc["71310"].get("walk_sante_minutes_median"))
-    cells = pd.read_parquet(batch_settings.data_dir / "national" / "h3_r9")
+    cells = national.read_cells(9, settings=batch_settings)
     assert set(cells["town"]) == set(TOWNS)
-    assert set(cells["departement"].astype(str)) == {"01", "46", "71"}
+    assert set(cells["departement"]) == {"01", "46", "71"}
+    assert cells.crs == "EPSG:4326" and cells.geometry.notna().all()
+    ain = national.read_cells(9, departements=["01"], settings=batch_settings)
+    assert set(ain["town"]) == {"01306"} and len(ain) == (cells["town"] == "01306").sum()
 
 
 def test_a_rerun_skips_done_towns(first_batch, batch_settings):
@@ -184,7 +187,7 @@ def test_batch_on_a_real_scheduler_and_two_workers(batch_settings):
 
         with Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
-        towns = ["01305", "10003"]
+        towns = ["10003", "27151"]  # not built by the other tests of this module
         result = batch.run_batch(towns, scheduler=address, settings=batch_settings)
         assert result.counts() == {"built": 2}
         pids = {result.outcomes[c].record["worker_pid"] for c in towns}

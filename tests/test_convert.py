@@ -57,9 +57,13 @@ def test_every_catalogued_converter_exists() -> None:
     names = {d.convert for d in sources.load_catalogue(load_settings(environ={})).values()}
     names.discard("")
     assert names == set(_convert.__all__) - {"POPULATION_VINTAGES"}
+    catalogue = sources.load_catalogue(load_settings(environ={}))
+    needs = {d.convert: set(d.inputs) for d in catalogue.values() if d.convert}
     for name in names:
         params = list(inspect.signature(getattr(_convert, name)).parameters)
-        assert params == ["paths", "out"], name
+        # a converter reading other datasets gets them as ``inputs``, named in the
+        # catalogue (no converter fetches a dataset itself)
+        assert params == (["paths", "out", "inputs"] if needs[name] else ["paths", "out"]), name
 
 
 # --- @etalab/decoupage-administratif: rebuild the JSON packages from the mirror -------------
@@ -388,7 +392,8 @@ def test_insee_bpe_counts_xlsx_round_trip(tmp_path: Path, use_settings, layout: 
     src.write_bytes(_workbook(head + [[_numeric_codes(d), "nom", *map(int, r)]
                                       for d, r in wide.iterrows()]))
     out = tmp_path / "bpe2009_nb_equip_commune_typequ_long.csv.gz"
-    _convert.insee_bpe_counts_xlsx([src], out)
+    nomenclature = {"bpe_typequ": sources.ensure("bpe_typequ", use_settings)}
+    _convert.insee_bpe_counts_xlsx([src], out, inputs=nomenclature)
     got = pd.read_csv(out, dtype=str)
     assert list(got.columns) == list(long.columns)
     assert list(dict.fromkeys(got.typequ)) == types  # the source's column order
@@ -399,6 +404,8 @@ def test_insee_bpe_counts_xlsx_round_trip(tmp_path: Path, use_settings, layout: 
 
     src.write_bytes(_workbook([["DEPCOM", "Piscine couverte olympique"], ["01001", 1]]))
     with pytest.raises(InputFileError, match="'Piscine couverte olympique' match no BPE 2009"):
+        _convert.insee_bpe_counts_xlsx([src], out, inputs=nomenclature)
+    with pytest.raises(InputFileError, match=r"nomenclature \(dataset bpe_typequ\) is needed"):
         _convert.insee_bpe_counts_xlsx([src], out)
 
 

@@ -91,7 +91,7 @@ def format_card(card: dict[str, Any]) -> str:
 
 def run_commune(args: argparse.Namespace, settings: Settings) -> int:
     if args.build_reference:
-        ref = communes.load_reference(settings)
+        ref = communes.load_reference(settings, rebuild=True)
         print(f"{len(ref)} communes, {int(ref['pvd'].sum())} PVD, {int(ref['acv'].sum())} ACV")
         return 0
     if not args.query:

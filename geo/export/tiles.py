@@ -198,8 +198,7 @@ def _tile_frame(gdf: gpd.GeoDataFrame, columns: Sequence[str],
         elif kind == "bool":
             data[col] = values.astype("boolean")
         else:
-            data[col] = values.map(lambda v: None if _clean_value(v, "string") is None
-                                   else _clean_value(v, "string")).astype("string")
+            data[col] = values.astype("string")
     return gpd.GeoDataFrame(data, geometry=geoms[keep].to_numpy(), crs=gdf.crs)
 
 

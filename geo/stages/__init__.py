@@ -261,6 +261,7 @@ def _run(code: str, todo: list[Stage], wanted: list[str], folder: Path, s: Setti
             if touch_targets and st.name in wanted:  # make: the target must look fresh
                 outs = [folder / n for n in state.stages[st.name].get("outputs", {})]
                 touch(outs)
+                touch([folder / "logs" / f"{st.name}.log"])  # a stage that wrote no file
                 state.stages[st.name]["outputs"] = {p.name: file_record(p) for p in outs}
                 state.write()
             record.stages.append(StageResult(st.name, "up to date", 0.0, 0.0,
@@ -269,16 +270,22 @@ def _run(code: str, todo: list[Stage], wanted: list[str], folder: Path, s: Setti
         marker.unlink(missing_ok=True)
         try:
             paths, wall, cpu = run_logged(st, code, folder, s, opts)
+        # not chained ("from None"): the cause may not pickle (a GDAL error), and the
+        # failure has to travel from a Dask worker to the batch; -v logs the traceback
         except GeoError as exc:
-            raise StageFailed(code, st.name, str(exc)) from exc
+            log.debug("stage %s of %s failed", st.name, code, exc_info=True)
+            raise StageFailed(code, st.name, str(exc)) from None
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             log.debug("stage %s of %s failed", st.name, code, exc_info=True)
-            raise StageFailed(code, st.name, f"{type(exc).__name__}: {exc}") from exc
+            raise StageFailed(code, st.name, f"{type(exc).__name__}: {exc}") from None
         outputs = {Path(p).name: file_record(Path(p)) for p in paths
                    if Path(p).parent.resolve() == folder.resolve() and Path(p).is_file()}
         # recorded with the inputs as they are now: datasets the stage fetched and national
         # tables it built are part of it, so that the next run finds it up to date
         fp = st.fingerprint(code, folder, s, state, _upstream_files(st, state))
+        if touch_targets and st.name in wanted:  # make: even a file left as it was is fresh
+            touch(folder / n for n in outputs)
+            outputs = {n: file_record(folder / n) for n in outputs}
         state.stages[st.name] = {
             "fingerprint": fp if not opts else f"custom:{fp}",
             "outputs": outputs,
