@@ -114,6 +114,20 @@ try {
   await page.screenshot({ path: join(artifacts, "site_panel.png") });
   await page.locator("#panel").screenshot({ path: join(artifacts, "site_panel_only.png") });
 
+  // homonyms and codes: the suggestions tell them apart by département
+  const suggestions = async (text) => {
+    await page.locator("#search").fill("");
+    await page.locator("#search").focus();
+    await page.keyboard.type(text, { delay: 10 });
+    await page.waitForSelector("#search-results li", { timeout: TIMEOUT_MS });
+    const found = await page.$$eval("#search-results li", (lis) => lis.map((li) => ({ insee: li.dataset.insee, text: li.innerText })));
+    await page.keyboard.press("Escape");
+    return found;
+  };
+  result.steps.search.homonyms = await suggestions(config.homonyms ?? "VERNON");
+  result.steps.search.code = await suggestions(config.code ?? "2A004");
+  result.steps.search.accents = await suggestions(config.accents ?? "saint etienne du bois");
+
   // 4. filters, table view, downloads
   if (config.filters.departement) await page.selectOption("#f-departement", config.filters.departement);
   if (config.filters.programme) await page.selectOption("#f-programme", config.filters.programme);

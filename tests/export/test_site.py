@@ -224,6 +224,13 @@ def test_search_opens_the_town_panel(browser_run: dict[str, Any]) -> None:
     assert search["options"][0]["text"].startswith("Pont-de-Veyle Ain (01)")
     assert search["commune"] == TOWN and f"commune={TOWN}" in search["url"]
     assert search["fiche"] == "1" and search["selected"] >= 1 and search["zoom"] > 10
+    # accents, case and punctuation ignored; homonyms told apart by their département
+    vernon = [o for o in search["homonyms"] if o["text"].startswith("Vernon ")]
+    assert {o["insee"] for o in vernon} == {"27681", "07336", "86284"}
+    assert vernon[0]["insee"] == "27681"  # the largest first
+    assert all(f"({o['insee'][:2]})" in o["text"] for o in vernon)
+    assert search["code"][0]["insee"] == "2A004" and "Ajaccio" in search["code"][0]["text"]
+    assert search["accents"][0]["insee"] == "01350"  # Saint-Étienne-du-Bois
     panel = search["panel"]
     for text in ("Pont-de-Veyle", "Commune 01306", "Ce qui distingue la commune",
                  "Points forts", "Points faibles", "communes comparables", "Indicateurs clés",

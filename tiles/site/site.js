@@ -503,7 +503,7 @@ function search(query, limit = 10) {
   const text = String(query ?? "").trim();
   if (!text) return [];
   const c = state.communes;
-  if (/^[0-9][0-9abAB]{0,4}$/.test(text) && /\d{2}/.test(text.slice(0, 2))) {
+  if (/^(\d{1,5}|2[abAB]\d{0,3})$/.test(text)) {
     const code = text.toUpperCase();
     const hits = [];
     for (let i = 0; i < c.insee.length; i += 1) if (c.insee[i].startsWith(code)) hits.push(i);
