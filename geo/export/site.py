@@ -186,13 +186,14 @@ def published_table(board: Dashboard) -> pd.DataFrame:
     :data:`SIGNIFICANT` significant digits, integer indicators as integers."""
     table = board.table.copy()
     for ind in board.indicators:
-        vals = _round(table[ind.key])
-        finite = vals[np.isfinite(vals)]
+        raw = pd.to_numeric(table[ind.key], errors="coerce").to_numpy("float64", na_value=np.nan)
+        finite = raw[np.isfinite(raw)]
+        # counts stay exact (a population above 10^6 is not rounded)
         if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 2**53:
-            table[ind.key] = pd.array([None if not np.isfinite(v) else int(v) for v in vals],
+            table[ind.key] = pd.array([None if not np.isfinite(v) else int(v) for v in raw],
                                       dtype="Int64")
         else:
-            table[ind.key] = vals
+            table[ind.key] = _round(raw)
     return table
 
 
@@ -203,6 +204,13 @@ def _json_number(v: Any) -> float | int | None:
     if not math.isfinite(f):
         return None
     return int(f) if f.is_integer() and abs(f) < 2**53 else f
+
+
+def _json_figure(v: Any) -> float | int | None:
+    """A figure as the site shows it: :func:`_json_number` rounded to :data:`SIGNIFICANT`
+    significant digits, as in the national table (integers as they are)."""
+    n = _json_number(v)
+    return n if n is None or isinstance(n, int) else _json_number(_round([n])[0])
 
 
 # --- compared towns --------------------------------------------------------------------------
@@ -390,18 +398,14 @@ def _town_cells(settings: Settings, fields: Sequence[str]) -> gpd.GeoDataFrame |
     """The built towns' H3 cells of :data:`CELL_RESOLUTION` (data/national), one row per
     cell (a cell in several catchments keeps the run of the town it lies in, else the
     first town's), with ``fields``."""
-    folder = national.national_dir(settings) / f"h3_r{CELL_RESOLUTION}"
-    parts = sorted(folder.glob("departement=*/part-0.parquet")) if folder.is_dir() else []
-    if not parts:
+    if not (national.national_dir(settings) / f"h3_r{CELL_RESOLUTION}").is_dir():
         return None
-    frames = []
-    for part in parts:
-        cells = gpd.read_parquet(part)
-        keep = ["town", "h3", *(c for c in ("population", "commune", *fields)
-                                if c in cells.columns)]
-        frames.append(cells[[*keep, cells.geometry.name]])
-    cells = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
-                             crs=frames[0].crs).to_crs("EPSG:4326")
+    cells = national.read_cells(CELL_RESOLUTION, settings=settings)
+    if cells.empty:
+        return None
+    keep = ["town", "h3", *(c for c in ("population", "commune", *fields)
+                            if c in cells.columns)]
+    cells = cells[[*keep, cells.geometry.name]].to_crs("EPSG:4326")
     own = (cells["commune"].astype(str) == cells["town"].astype(str)) \
         if "commune" in cells.columns else pd.Series(False, index=cells.index)
     cells = cells.assign(_own=own).sort_values(["h3", "_own", "town"],
@@ -454,7 +458,7 @@ def town_sheet(comparison: TownComparison, card: Mapping[str, Any],
     rows = {}
     for r in comparison.table.itertuples(index=False):
         pct = float(r.percentile_pairs)
-        rows[str(r.indicateur)] = [_json_number(r.valeur), _json_number(r.mediane_pairs),
+        rows[str(r.indicateur)] = [_json_figure(r.valeur), _json_figure(r.mediane_pairs),
                                    int(r.n_pairs),
                                    round(pct, 1) if math.isfinite(pct) else None]
     peers = sel.peers
@@ -577,7 +581,7 @@ def _indicator_config(board: Dashboard, classes: Mapping[str, IndicatorClasses |
             "classes": list(cls.classes) if cls else [],
             "rule": cls.rule if cls else "",
             "n": int(medians.at[ind.key, "n_france"]),
-            "mediane_france": _json_number(medians.at[ind.key, "mediane_france"]),
+            "mediane_france": _json_figure(medians.at[ind.key, "mediane_france"]),
         })
     return out
 

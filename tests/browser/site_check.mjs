@@ -8,8 +8,8 @@
 // 1. loads BASE_URL/site/ (the default indicator) and times the first render;
 // 2. screenshots the map, picks `other` in the indicator tree, screenshots it again
 //    (pytest compares the pixels);
-// 3. types `search` in the search box, takes the first suggestion with the keyboard and
-//    records the panel that opens;
+// 3. types `search` in the search box, takes the first suggestion with the keyboard,
+//    records the panel that opens and downloads its CSV; then homonyms, a code, accents;
 // 4. sets `filters`, opens the table view, downloads the national CSV and the view's CSV;
 // 5. reloads with ?commune=<unknown> and records the message;
 // 6. loads the panel on a phone-sized screen;
@@ -114,6 +114,14 @@ try {
   await page.screenshot({ path: join(artifacts, "site_panel.png") });
   await page.locator("#panel").screenshot({ path: join(artifacts, "site_panel_only.png") });
 
+  // the panel's figures as CSV
+  const sheetDl = page.waitForEvent("download");
+  await page.click("#download-sheet");
+  const sheetFile = await sheetDl;
+  result.steps.search.sheetCsv = join(artifacts, "site_sheet.csv");
+  result.steps.search.sheetCsvName = sheetFile.suggestedFilename();
+  await sheetFile.saveAs(result.steps.search.sheetCsv);
+
   // homonyms and codes: the suggestions tell them apart by département
   const suggestions = async (text) => {
     await page.locator("#search").fill("");
@@ -156,7 +164,8 @@ try {
     url: await page.evaluate(() => window.location.search),
     rows: Number(await page.evaluate(() => document.body.dataset.tableRows)),
     shown: await page.locator("#table tbody tr").count(),
-    headers: await page.$$eval("#table thead th", (ths) => ths.map((th) => th.innerText)),
+    headers: await page.$$eval("#table thead th button", (bs) => bs.map((b) => b.innerText)),
+    columnSources: await page.$$eval("#table thead a.col-source", (as) => as.map((a) => a.getAttribute("href"))),
     firstRows: await page.$$eval("#table tbody tr", (trs) => trs.slice(0, 5).map((tr) => tr.innerText)),
     sortedDesc, sortedAsc,
     national: nationalPath, nationalName: national.suggestedFilename(),

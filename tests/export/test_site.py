@@ -123,6 +123,10 @@ def test_national_csv_equals_the_national_table(site: SiteSummary,
         np.testing.assert_allclose(csv[ind.key].astype(float),
                                    board.table[ind.key].astype(float), rtol=1e-5, atol=0,
                                    equal_nan=True, err_msg=ind.key)
+    # counts are exact: Paris's population is not rounded to 6 significant digits
+    np.testing.assert_array_equal(csv["population"].to_numpy(float),
+                                  board.table["population"].to_numpy(float))
+    assert csv.set_index("insee").at["75056", "population"] > 10**6
     row = csv.set_index("insee").loc[TOWN]
     assert row["nom"] == "Pont-de-Veyle" and row["programme"] == "PVD"
     assert bool(row["commune_traitee"]) is True
@@ -240,6 +244,29 @@ def test_search_opens_the_town_panel(browser_run: dict[str, Any]) -> None:
 
 
 @pytest.mark.browser
+def test_town_panel_csv_holds_the_comparison(browser_run: dict[str, Any], site: SiteSummary,
+                                             site_data: dict[str, Any]) -> None:
+    search = browser_run["steps"]["search"]
+    assert search["sheetCsvName"] == f"pvdgeo_{TOWN}_comparaison.csv"
+    rows = _read_csv(Path(search["sheetCsv"])).set_index("indicateur")
+    config = {i["key"]: i for i in site_data["config"]["indicators"]}
+    assert list(rows.index) == list(config)  # every indicator, in the registry's order
+    assert set(rows["insee"]) == {TOWN} and set(rows["nom"]) == {"Pont-de-Veyle"}
+    sheet = json.loads((site.index.parent / "data" / "fiches" / f"{TOWN}.json")
+                       .read_text(encoding="utf-8"))
+    table = _read_csv(site.csv).set_index("insee")
+    for key, (value, median, n, pct) in sheet["rows"].items():
+        row = rows.loc[key]
+        assert row["libelle"] == config[key]["label"] and row["n_pairs"] == n
+        for got, want in ((row["valeur"], value), (row["mediane_pairs"], median),
+                          (row["percentile_pairs"], pct),
+                          (row["mediane_nationale"], config[key]["mediane_france"])):
+            assert (pd.isna(got) and want is None) or got == pytest.approx(want), key
+    assert rows.at["apl_mg", "valeur"] == pytest.approx(table.at[TOWN, "apl_mg"])
+    assert rows.at["apl_mg", "sources"] == "apl_mg"
+
+
+@pytest.mark.browser
 def test_switching_indicator_changes_the_colours(browser_run: dict[str, Any]) -> None:
     switch = browser_run["steps"]["switch"]
     assert switch["indicator"] == "n_commerces_per_10k"
@@ -277,6 +304,12 @@ def test_downloaded_csv_equals_the_national_table(browser_run: dict[str, Any],
         np.testing.assert_allclose(v[col].astype(float),
                                    wanted.loc[v.index, col].astype(float), equal_nan=True)
     assert "percentile_n_commerces_per_10k" in view.columns
+    # every figure links to its datasets: each indicator column to its entry in sources.html
+    sources_html = (site.index.parent / "sources.html").read_text(encoding="utf-8")
+    assert len(table["columnSources"]) == len(table["headers"]) - 5  # not the card columns
+    for href in table["columnSources"]:
+        assert href.startswith("sources.html#indicateur-")
+        assert f'id="{href.split("#")[1]}"' in sources_html, href
     assert "programme=pvd" in table["url"] and "departement=01" in table["url"]
     assert "vue=tableau" in table["url"]
     # sortable

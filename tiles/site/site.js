@@ -682,8 +682,11 @@ async function renderPanel(i) {
     ["viewer", "Carte détaillée de la commune"], ["portrait", "Portrait (comparaison détaillée)"],
     ["gpkg", "GeoPackage pour QGIS"], ["csv", "Indicateurs du portrait (CSV)"],
   ].filter(([k]) => links[k]).map(([k, label]) => el("li", {}, el("a", { href: links[k], text: label })));
+  if (sheet) linkItems.push(el("li", {}, el("button", { type: "button", id: "download-sheet", class: "linklike",
+    text: "Comparaison avec les pairs et la France (CSV)",
+    onclick: () => saveCsv(sheetCsv(i, sheet), `pvdgeo_${insee}_comparaison.csv`) })));
   if (linkItems.length) parts.push(el("ul", { class: "links", "aria-label": "Fichiers de la commune" }, linkItems));
-  else parts.push(el("p", { class: "muted", text: "Commune non traitée par pvdgeo : pas de carte détaillée (accès à pied et à vélo, cellules H3) ni de portrait." }));
+  if (!links.viewer && !links.portrait) parts.push(el("p", { class: "muted", text: "Commune non traitée par pvdgeo : pas de carte détaillée (accès à pied et à vélo, cellules H3) ni de portrait." }));
   if (sheet) {
     const strong = sheet.distinctions.filter((d) => d.cote === "fort");
     const weak = sheet.distinctions.filter((d) => d.cote === "faible");
@@ -824,7 +827,10 @@ async function renderTable() {
     state.sort = { key: col.key, dir: state.sort.key === col.key ? -state.sort.dir : (col.text ? 1 : -1) };
     state.page = 0;
     renderTable();
-  } })))));
+  } }),
+  // every figure links to its datasets (producer, vintage, licence) in sources.html
+  (col.ind || col.pct) ? el("a", { class: "src col-source", href: `sources.html#indicateur-${(col.ind ?? col.pct).key}`,
+    text: "source", title: `Sources et méthode : ${(col.ind ?? col.pct).label}` }) : null))));
   const tbody = $("table").tBodies[0];
   tbody.replaceChildren(...shown.map((i) => el("tr", { "data-insee": state.communes.insee[i] }, cols.map((col) => {
     const v = cellValue(col, i, cache);
@@ -857,16 +863,33 @@ async function viewCsv() {
   return "\ufeff" + lines.join("\r\n") + "\r\n";
 }
 
-async function downloadView() {
-  const text = await viewCsv();
+// A town's panel as CSV: one row per indicator with the town's value, its peers' median,
+// how many peers have a value, its percentile among them and the national median.
+function sheetCsv(i, sheet) {
+  const c = state.communes;
+  const lines = [["insee", "nom", "theme", "indicateur", "libelle", "unite", "valeur", "mediane_pairs",
+    "n_pairs", "percentile_pairs", "mediane_nationale", "sources"].join(",")];
+  for (const ind of state.config.indicators) {
+    const [value, median, n, pct] = sheet.rows[ind.key] ?? [null, null, 0, null];
+    lines.push([c.insee[i], c.nom[i], ind.theme, ind.key, ind.label, ind.unit, value, median, n, pct,
+      ind.mediane_france, ind.sources.join(" ")].map(csvField).join(","));
+  }
+  return "\ufeff" + lines.join("\r\n") + "\r\n";
+}
+
+function saveCsv(text, filename) {
   const blob = new Blob([text], { type: "text/csv;charset=utf-8" });
   const url = URL.createObjectURL(blob);
-  const parts = ["communes", state.indicator.key, ...Object.values(state.filters).filter(Boolean)];
-  const a = el("a", { href: url, download: `${parts.join("_").replace(/[^A-Za-z0-9_-]+/g, "-")}.csv` });
+  const a = el("a", { href: url, download: filename });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+async function downloadView() {
+  const parts = ["communes", state.indicator.key, ...Object.values(state.filters).filter(Boolean)];
+  saveCsv(await viewCsv(), `${parts.join("_").replace(/[^A-Za-z0-9_-]+/g, "-")}.csv`);
 }
 
 function setView(view) {
