@@ -124,8 +124,8 @@ def test_national_csv_equals_the_national_table(site: SiteSummary,
                                    board.table[ind.key].astype(float), rtol=1e-5, atol=0,
                                    equal_nan=True, err_msg=ind.key)
     # counts are exact: Paris's population is not rounded to 6 significant digits
-    np.testing.assert_array_equal(csv["population"].to_numpy(float),
-                                  board.table["population"].to_numpy(float))
+    np.testing.assert_array_equal(csv["population"].astype("float64").to_numpy(),
+                                  board.table["population"].astype("float64").to_numpy())
     assert csv.set_index("insee").at["75056", "population"] > 10**6
     row = csv.set_index("insee").loc[TOWN]
     assert row["nom"] == "Pont-de-Veyle" and row["programme"] == "PVD"
