@@ -18,7 +18,8 @@
 #   make bench                   benchmarks, figures in bench/results/
 #   make bench-pvd               the whole PVD list timed on this machine (about an hour)
 #   make viewer                  (re)build the map viewer of every built town
-#   make serve                   serve the viewer on http://127.0.0.1:$(PORT)/
+#   make site                    the national dashboard of every commune (data/out/site/)
+#   make serve                   serve the site and viewer on http://127.0.0.1:$(PORT)/
 #   make clean                   remove outputs (data/out, data/interim, data/national)
 #
 # Offline: GEO_MIRROR=../shared/data make demo  (a directory or an http(s):// base URL)
@@ -54,7 +55,7 @@ PORT   ?= 8765
 VENV_STAMP := $(VENV)/.installed
 WEB_STAMP  := node_modules/.installed
 
-.PHONY: install install-web test lint demo town data bench bench-pvd serve viewer clean \
+.PHONY: install install-web test lint demo town data bench bench-pvd serve viewer site clean \
 	distclean help batch \
 	facility-counts facility-trends portrait typology-stats \
 	landcover-communes themes
@@ -338,6 +339,16 @@ demo: $(VENV_STAMP)
 
 viewer: $(VENV_STAMP) $(WEB_STAMP)
 	$(PVDGEO) viewer
+
+# The national dashboard (geo.dashboard, geo.export.site): every commune on a France map,
+# any indicator of the national tables and of the built towns, town panels compared with
+# their peers, table view and CSV. Built from the towns built so far (run `make batch`
+# first for all of them); SITE_ARGS passes options (e.g. --departements 01 69).
+SITE_CODE := geo/dashboard.py geo/export/site.py geo/cli/site.py geo/portrait.py \
+	geo/export/classes.py $(wildcard tiles/site/*)
+site: $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) \
+		$(LANDCOVER_COMMUNES) $(SITE_CODE) | $(VENV_STAMP) $(WEB_STAMP)
+	$(PVDGEO) site $(SITE_ARGS)
 
 # Every PVD town on Dask distributed (geo.batch): resumable, failures in
 # data/national/batch/failures.csv, then data/national/towns.parquet and the portraits.

@@ -379,11 +379,14 @@ def find_peers(
     *,
     min_count: int | None = None,
     settings: Settings | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> PeerSelection:
     """The peers of a town under ``rule`` (default from settings), widened if needed.
 
     See the module doc for the rule and the widening order. The town is never its own
-    peer. Raises :class:`UnknownCommuneError` for an unknown town.
+    peer. Raises :class:`UnknownCommuneError` for an unknown town. ``reference``: the
+    commune reference (default :func:`geo.communes.load_reference`), to pass when
+    choosing the peers of many towns.
     """
     s = settings or get_settings()
     rule = rule or PeerRule.from_settings(s)
@@ -391,7 +394,7 @@ def find_peers(
     if min_count < 1:
         raise SettingsError(f"min_count must be >= 1, got {min_count!r}")
     code = communes.resolve_insee(insee, s)
-    ref = _with_programme(communes.load_reference(s))
+    ref = _with_programme(communes.load_reference(s) if reference is None else reference)
     town = ref.loc[ref["insee"] == code].iloc[0]
     ignored = tuple(c for c in rule.criteria if pd.isna(town[PEER_CRITERIA[c][0]]))
     if pd.isna(town["population"]):
@@ -435,7 +438,10 @@ def percentile_rank(value: float | None, others: Iterable[float | None]) -> floa
     ``value`` is missing or no other value is present.
     """
     own = svg.to_float(value)
-    vals = np.array([v for v in map(svg.to_float, others) if v is not None], dtype=float)
+    if isinstance(others, np.ndarray) and others.dtype.kind == "f":  # fast path, same values
+        vals = others[~np.isnan(others)]
+    else:
+        vals = np.array([v for v in map(svg.to_float, others) if v is not None], dtype=float)
     if own is None or vals.size == 0:
         return None
     if own == float(np.median(vals)):

@@ -6,7 +6,8 @@ requests (RFC 9110 section 14: ``206 Partial Content`` with ``Content-Range``, `
 when the range is outside the file, suffix ranges ``bytes=-N`` and open ranges
 ``bytes=N-``), ``Accept-Ranges``, an ``ETag``, and the MIME types the viewer needs
 (``.mjs``, ``.pmtiles``, ``.gpkg``). Multi-range requests get the whole file (allowed by
-the RFC). ``/`` redirects to the viewer.
+the RFC). ``/`` redirects to the dashboard site (``site/``) when it is built, else to
+the viewer.
 
 ``make serve`` runs ``python -m geo.export.serve --port 8765 data/out``.
 """
@@ -87,7 +88,9 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
     def send_head(self) -> BinaryIO | None:
         if self.path in {"", "/"}:
             self.send_response(HTTPStatus.FOUND)
-            self.send_header("Location", "/viewer/")
+            root = Path(self.directory)
+            home = "/site/" if (root / "site" / "index.html").is_file() else "/viewer/"
+            self.send_header("Location", home)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
@@ -188,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"serve: no viewer in {args.root}/viewer yet: run `make demo` (or `make "
               "viewer`) first", file=sys.stderr)
     print(f"Serving {Path(args.root).resolve()} at http://{host}:{port}/ "
-          f"(viewer: http://{host}:{port}/viewer/); Ctrl+C to stop", flush=True)
+          f"(dashboard: http://{host}:{port}/site/, viewer: http://{host}:{port}/viewer/); "
+          "Ctrl+C to stop", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -42,7 +42,8 @@ from geo.facilities import COUNTS_FILE
 from geo.network import MODE_LABELS_FR
 from geo.settings import PROJECT_ROOT, Settings, get_settings
 
-__all__ = ["VIEWER_DIRNAME", "build_viewer", "town_index", "viewer_dir", "write_town_index"]
+__all__ = ["VIEWER_DIRNAME", "build_viewer", "copy_vendor_files", "town_index", "viewer_dir",
+           "write_town_index"]
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,24 @@ def write_town_index(settings: Settings | None = None, *,
     return path
 
 
+def copy_vendor_files(dest: Path, *, node_modules: Path | None = None) -> None:
+    """Copy the front-end files installed by npm (MapLibre, PMTiles, fflate, the label
+    fonts, with their licences) into ``dest`` (the viewer's and the site's ``vendor``).
+
+    Raises
+    ------
+    InputFileError
+        When the npm packages are missing (run ``make install-web``).
+    """
+    modules = Path(node_modules) if node_modules is not None else NODE_MODULES
+    missing = [f"{pkg}/{name}" for pkg, name, _ in _VENDOR if not (modules / pkg / name).is_file()]
+    if missing:
+        raise InputFileError(f"{modules}: missing {', '.join(missing)}; install the web "
+                             "dependencies with `make install-web` (npm ci)")
+    for pkg, name, target in _VENDOR:
+        _copy(modules / pkg / name, dest / target)
+
+
 def build_viewer(settings: Settings | None = None, *, styles_dir: Path | None = None,
                  node_modules: Path | None = None) -> Path:
     """Build the static viewer into ``data/out/viewer`` and index the built towns.
@@ -252,15 +271,9 @@ def build_viewer(settings: Settings | None = None, *, styles_dir: Path | None = 
         When the npm packages are missing (run ``make install-web``).
     """
     s = settings or get_settings()
-    modules = Path(node_modules) if node_modules is not None else NODE_MODULES
     folder = viewer_dir(s)
-    missing = [f"{pkg}/{name}" for pkg, name, _ in _VENDOR if not (modules / pkg / name).is_file()]
-    if missing:
-        raise InputFileError(f"{modules}: missing {', '.join(missing)}; install the web "
-                             "dependencies with `make install-web` (npm ci)")
+    copy_vendor_files(folder / "vendor", node_modules=node_modules)
     views = load_views(styles_dir or STYLES_DIR)
-    for pkg, name, dest in _VENDOR:
-        _copy(modules / pkg / name, folder / "vendor" / dest)
     for view in views:  # the styles composed with the basemap
         write_json_atomic(folder / "styles" / f"{view.id}.json", view.style)
     for src in sorted(VIEWER_SRC.iterdir()):
