@@ -57,6 +57,7 @@ from geo import (
     national,
     network,
     portrait,
+    themes,
 )
 from geo._categories import load_categories
 from geo._io import read_parquet_metadata
@@ -129,6 +130,8 @@ THEMES: tuple[Theme, ...] = (
     Theme("evolution_equipements", "Évolution des équipements",
           "Évolution du nombre d'équipements pour 10 000 habitants entre le premier et le "
           "dernier millésime de la BPE disponibles, sur un champ constant de types."),
+    # the Data Territoria themes of geo.themes (emploi, logement, mobilité...)
+    *(Theme(key, label, description) for key, label, description in themes.DASHBOARD_THEMES),
 )
 _THEME_KEYS = {t.key for t in THEMES}
 
@@ -336,6 +339,15 @@ def _read_town_facilities(s: Settings) -> SourceData:
     return SourceData(frame, datasets=("osm",))
 
 
+def _theme_reader(key: str) -> Callable[[Settings], SourceData]:
+    """The reader of a theme's commune table (:func:`geo.themes.dashboard_source`; a
+    theme whose files are not downloaded raises its missing-input error)."""
+    def read(settings: Settings) -> SourceData:
+        frame, datasets, notes = themes.dashboard_source(key, settings)
+        return SourceData(frame, datasets=datasets, notes=notes)
+    return read
+
+
 SOURCE_TABLES: dict[str, SourceTable] = {t.key: t for t in (
     SourceTable("population", "legal populations of the commune reference "
                 "(data/interim/communes.parquet)", _read_population),
@@ -355,6 +367,8 @@ SOURCE_TABLES: dict[str, SourceTable] = {t.key: t for t in (
                 _read_town_runs),
     SourceTable("town_facilities", "facility points of the built towns in their commune "
                 "(data/out/<insee>/facilities.parquet)", _read_town_facilities),
+    *(SourceTable(f"theme_{t.key}", f"theme {t.key}: pvdgeo themes --build {t.key}",
+                  _theme_reader(t.key)) for t in themes.THEMES),
 )}
 
 
@@ -524,6 +538,8 @@ INDICATORS: tuple[DashboardIndicator, ...] = (
                          theme="evolution_equipements", digits=1, signed=True, sens="plus",
                          tables=("trends",), headline=k == "commerces")
       for k, label in _TRENDS.items()),
+    # the Data Territoria themes: declared by geo.themes, missing until downloaded
+    *(DashboardIndicator(**spec) for spec in themes.dashboard_specs()),
 )
 
 

@@ -538,3 +538,29 @@ def test_dashboard_source(themed, mirror_settings):
     assert notes["emplois_prives_debut"] == "2014"
     with pytest.raises(themes.MissingInputError):
         themes.dashboard_source("emploi", mirror_settings)
+
+
+def test_the_dashboard_offers_the_theme_indicators(themed, mirror_settings):
+    """Every theme indicator is in the dashboard's tree, under its theme, read from its
+    theme's table; without the files its table is reported missing and its values stay
+    missing (never 0)."""
+    from geo import dashboard
+
+    specs = themes.dashboard_specs()
+    offered = {i.key: i for i in dashboard.INDICATORS}
+    assert {d["key"] for d in specs} <= set(offered)
+    assert {k for k, *_ in themes.DASHBOARD_THEMES} <= {t.key for t in dashboard.THEMES}
+    ref = communes.load_reference(mirror_settings)
+    emploi_keys = [i.key for i in emploi.THEME.indicators]
+    chosen = [offered[k] for k in emploi_keys]
+    tables, missing = dashboard.read_source_tables(themed, names=["theme_emploi"])
+    assert not missing
+    board = dashboard.dashboard_table(ref, tables, indicators=chosen)
+    row = board.table.set_index("insee").loc["01306"]
+    assert row["emplois_prives"] == 80
+    assert board.notes["emplois_prives_evolution_pct"] == "2014 → 2024"
+    assert board.sources["emplois_prives"] == ("urssaf_effectifs_communes",)
+    tables, missing = dashboard.read_source_tables(mirror_settings, names=["theme_emploi"])
+    assert set(missing) == {"theme_emploi"} and "pvdgeo fetch" in missing["theme_emploi"]
+    board = dashboard.dashboard_table(ref, tables, indicators=chosen, missing=missing)
+    assert board.table[emploi_keys].isna().all().all()
