@@ -51,6 +51,9 @@ def _children_cpu() -> float:
 
 def _fresh(prepared: Path, dest: Path) -> Path:
     dest.mkdir(parents=True)
+    for tracked in (ROOT / "data").iterdir():  # the catalogues make's rules name
+        if tracked.is_file():
+            shutil.copyfile(tracked, dest / tracked.name)
     for sub in ("raw", "interim"):
         subprocess.run(["cp", "-al", str(prepared / sub), str(dest / sub)], check=True)
     return dest
