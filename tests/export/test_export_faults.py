@@ -41,9 +41,11 @@ def test_sigkill_during_the_geopackage_write_then_rerun(town_dir: Path,
     run = subprocess.Popen(argv, env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while not _temporaries(folder) and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    time.sleep(0.2)  # well inside the write (it takes seconds)
+    # killed as soon as SQLite has begun the GeoPackage's temporary (it exists only
+    # while the write runs; a fixed delay after it could land after the rename)
+    while (not any(n.endswith(".part.gpkg") for n in _temporaries(folder))
+           and run.poll() is None and time.monotonic() < deadline):
+        time.sleep(0.001)
     run.send_signal(signal.SIGKILL)
     run.wait(30)
     assert run.returncode == -signal.SIGKILL, "the write ended before it could be killed"
