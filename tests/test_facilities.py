@@ -726,6 +726,10 @@ def test_france_services_counted_per_commune(counts, shared_data, mirror_setting
     raw = json.loads((shared_data / "services/france_services_anct_2020-09.geojson")
                      .read_text(encoding="utf-8"))["features"]
     code_map = communes.current_code_map(mirror_settings)
+    # the file's one malformed code is Corsican ("2B14"): the commune its point falls in
+    corse = communes.commune_polygons(sorted({c for c in code_map.values() if c[:2] == "2B"}),
+                                      crs="EPSG:2154", settings=mirror_settings)
+    to_l93 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
     expected: dict[str, int] = {}
     for f in raw:
         p = f["properties"]
@@ -733,12 +737,7 @@ def test_france_services_counted_per_commune(counts, shared_data, mirror_setting
             continue
         code = code_map.get(str(p["insee_com"]).zfill(5))  # None: unknown, left out
         if not re.fullmatch(r"[0-9][0-9AB][0-9]{3}", str(p["insee_com"]).zfill(5)):
-            # a malformed code ("2B14"): the commune its point falls in
-            to_l93 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
             where = shapely.Point(to_l93.transform(p["LONGITUDE"], p["LATITUDE"]))
-            corse = communes.commune_polygons(
-                sorted({c for c in code_map.values() if c.startswith("2B")}), crs="EPSG:2154",
-                settings=mirror_settings)
             code = corse["insee"].iloc[int(np.argmin(corse.distance(where).to_numpy()))]
         if code is not None:
             expected[code] = expected.get(code, 0) + 1
