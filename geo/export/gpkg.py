@@ -48,7 +48,9 @@ from geo.settings import Settings, get_settings
 __all__ = [
     "LAYER_STYLES_DDL",
     "build_gpkg",
+    "dataset_document",
     "gpkg_path",
+    "published_provenance",
     "read_gpkg_provenance",
     "read_layer_styles",
     "write_gpkg",
@@ -357,6 +359,19 @@ def has_landcover(layers: Mapping[str, Any]) -> bool:
     return False
 
 
+def published_provenance(town: TownLayers, provenance: dict[str, Any]) -> dict[str, Any]:
+    """``provenance`` with the attribution of what the town's layers show (Copernicus
+    only with land cover)."""
+    return {**provenance, "attribution": attribution(
+        provenance.get("sources", []), landcover=has_landcover(town.layers))}
+
+
+def dataset_document(town: TownLayers, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The dataset-level document :func:`write_gpkg` stores (and
+    :func:`read_gpkg_provenance` reads back): what the tiles' metadata is made of."""
+    return _dataset_document(town, published_provenance(town, provenance))
+
+
 def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any],
                views: Sequence[View] | None = None,
                settings: Settings | None = None) -> Path:
@@ -381,8 +396,7 @@ def write_gpkg(town: TownLayers, path: str | Path, *, provenance: dict[str, Any]
         log.warning("%s: layer %s is empty; left out of the GeoPackage", town.insee, name)
     if not layers:
         raise InputFileError(f"town {town.insee}: every layer is empty; nothing to publish")
-    provenance = {**provenance, "attribution": attribution(
-        provenance.get("sources", []), landcover=has_landcover(layers))}
+    provenance = published_provenance(town, provenance)
     labels = field_labels({c for g in layers.values() for c in g.columns}, s)
     latitude = _latitude(layers)
     styles = build_qgis_styles(views, layers, labels=labels,

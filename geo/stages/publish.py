@@ -8,7 +8,7 @@ from pathlib import Path
 
 from geo import sources
 from geo.errors import GeoError
-from geo.export import gpkg, tiles
+from geo.export import gpkg, layers, metadata, tiles
 from geo.settings import Settings
 from geo.stages._core import Stage
 
@@ -20,17 +20,22 @@ log = logging.getLogger(__name__)
 def run(insee: str, *, out_dir: Path, settings: Settings, only: str | None = None
         ) -> list[Path]:
     """Write ``<insee>.gpkg`` then ``<insee>.pmtiles`` into ``out_dir`` (``only``:
-    ``"gpkg"`` or ``"tiles"``)."""
+    ``"gpkg"`` or ``"tiles"``; the tiles alone are made from the GeoPackage, both
+    together from the same layers read once)."""
     out_dir = Path(out_dir)
-    written: list[Path] = []
-    if only in (None, "gpkg"):
-        path = gpkg.build_gpkg(insee, settings=settings, town_dir=out_dir)
-        log.info("GeoPackage: %s (%.1f MB)", path, path.stat().st_size / 1e6)
-        written.append(path)
-    if only in (None, "tiles"):
-        summary = tiles.build_pmtiles(insee, settings=settings, town_dir=out_dir)
-        written.append(summary.path)
-    return written
+    if only == "tiles":
+        return [tiles.build_pmtiles(insee, settings=settings, town_dir=out_dir).path]
+    town = layers.read_town_layers(insee, settings=settings, town_dir=out_dir)
+    prov = metadata.town_provenance(insee, settings=settings, nom=town.nom)
+    path = gpkg.write_gpkg(town, out_dir / f"{insee}.gpkg", provenance=prov,
+                           settings=settings)
+    log.info("GeoPackage: %s (%.1f MB)", path, path.stat().st_size / 1e6)
+    if only == "gpkg":
+        return [path]
+    summary = tiles.write_town_pmtiles(town, out_dir / f"{insee}.pmtiles",
+                                       document=gpkg.dataset_document(town, prov),
+                                       settings=settings)
+    return [path, summary.path]
 
 
 def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:

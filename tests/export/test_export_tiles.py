@@ -169,3 +169,71 @@ def test_missing_gpkg_is_a_clear_error(publish_settings: Settings, tmp_path: Pat
     with pytest.raises(InputFileError, match=r"none\.gpkg: GeoPackage not found"):
         write_pmtiles(tmp_path / "none.gpkg", tmp_path / "none.pmtiles",
                       settings=publish_settings)
+
+
+def _tiles_bytes(path: Path) -> dict[tuple[int, int, int], bytes]:
+    from pmtiles.reader import MmapSource, Reader, all_tiles
+    with path.open("rb") as fh:
+        return dict(all_tiles(Reader(MmapSource(fh)).get_bytes))
+
+
+def test_tiles_from_the_layers_in_memory_equal_the_tiles_from_the_gpkg(
+        town_dir: Path, publish_settings: Settings, tmp_path: Path) -> None:
+    """The publish stage tiles the layers it wrote to the GeoPackage without reading it
+    back: the same tiles, byte for byte, as the archive made from the GeoPackage."""
+    from geo.export import gpkg, layers, metadata
+    s = publish_settings
+    town = layers.read_town_layers(TOWN, settings=s, town_dir=town_dir)
+    prov = metadata.town_provenance(TOWN, settings=s, nom=town.nom)
+    path = gpkg.write_gpkg(town, tmp_path / f"{TOWN}.gpkg", provenance=prov, settings=s)
+    from_gpkg = write_pmtiles(path, tmp_path / "from_gpkg.pmtiles", settings=s)
+    in_memory = tiles_module.write_town_pmtiles(
+        town, tmp_path / "in_memory.pmtiles", document=gpkg.dataset_document(town, prov),
+        settings=s)
+    a, b = _tiles_bytes(from_gpkg.path), _tiles_bytes(in_memory.path)
+    assert len(a) > 100 and a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+    assert in_memory.metadata["pvdgeo"] == from_gpkg.metadata["pvdgeo"]
+    assert in_memory.metadata["attribution"] == from_gpkg.metadata["attribution"]
+
+
+def test_in_memory_column_types_are_those_read_back_from_a_gpkg(tmp_path: Path) -> None:
+    """Nullable integers with a missing value are floats once read back from a
+    GeoPackage, an all-missing boolean is an object column: the in-memory path gives the
+    tiles the same attribute types."""
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import Point
+
+    from geo.export.layers import normalise_dtypes
+    frame = gpd.GeoDataFrame({
+        "n_full": pd.array([1, 2, 3], dtype="Int64"),
+        "n_gaps": pd.array([1, None, 3], dtype="Int64"),
+        "n_none": pd.array([None, None, None], dtype="Int64"),
+        "share": pd.array([0.5, None, 1.0], dtype="Float64"),
+        "flag": pd.array([True, False, True], dtype="boolean"),
+        "flag_gaps": pd.array([True, None, False], dtype="boolean"),
+        "flag_none": pd.array([None, None, None], dtype="boolean"),
+        "small": np.array([1, 2, 3], dtype="int8"),
+        "name": ["a", None, "c"],
+    }, geometry=[Point(0, 0), Point(1, 1), Point(2, 2)], crs="EPSG:4326")
+    pyogrio.write_dataframe(frame, tmp_path / "t.gpkg", layer="t", driver="GPKG")
+    back = normalise_dtypes(pyogrio.read_dataframe(tmp_path / "t.gpkg", layer="t",
+                                                   use_arrow=True))
+    memory = normalise_dtypes(tiles_module._as_read_back(frame))
+    assert tiles_module.attribute_types({"t": memory}) == \
+        tiles_module.attribute_types({"t": back})
+    assert tiles_module.attribute_types({"t": memory})["n_gaps"] == "float"
+
+
+def test_tippecanoe_temporary_files_go_to_memory_only_with_room(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(tiles_module, "_MEMORY_TMP", shm)
+    free = __import__("shutil").disk_usage(shm).free
+    assert tiles_module.tippecanoe_tmpdir(tmp_path / "beside", 1_000) == shm
+    # inputs so large that 20 times their size exceeds the free space: on the disk
+    assert tiles_module.tippecanoe_tmpdir(tmp_path / "beside", free) == tmp_path / "beside"
+    monkeypatch.setattr(tiles_module, "_MEMORY_TMP", tmp_path / "absent")
+    assert tiles_module.tippecanoe_tmpdir(tmp_path / "beside", 1_000) == tmp_path / "beside"
