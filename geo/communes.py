@@ -59,6 +59,7 @@ __all__ = [
     "load_reference",
     "metric_crs",
     "normalize_name",
+    "population_typologies",
     "population_typology",
     "read_catchment",
     "resolve_insee",
@@ -128,6 +129,17 @@ def population_typology(population: float | None) -> str | None:
     if population <= _TYPOLOGY_BOUNDS[1]:
         return TYPOLOGIES[1]
     return TYPOLOGIES[2]
+
+
+def population_typologies(populations: pd.Series) -> pd.Series:
+    """:func:`population_typology` of every value of ``populations`` (object Series of
+    class names, None where the population is unknown), vectorised."""
+    pop = pd.to_numeric(populations, errors="coerce").astype("float64").to_numpy()
+    low, high = _TYPOLOGY_BOUNDS
+    out = np.select([pop < low, pop <= high, pop > high], list(TYPOLOGIES),
+                    default=None).astype(object)
+    out[np.isnan(pop)] = None
+    return pd.Series(out, index=populations.index, dtype=object)
 
 
 # --- raw readers -------------------------------------------------------------------------
@@ -942,8 +954,7 @@ def typology_groups(ref: pd.DataFrame, *, year: int | None = None) -> dict[str, 
     """
     scope = ref["zone"].isin(NATIONAL_ZONES).fillna(False).astype(bool)
     typology = (ref["typologie"] if year is None
-                else ref[f"pop_{year}"].astype("Float64").map(
-                    lambda p: None if pd.isna(p) else population_typology(float(p))))
+                else population_typologies(ref[f"pop_{year}"]))
     groups = {t: (typology == t).fillna(False).astype(bool) & scope for t in TYPOLOGIES}
     groups["PVD"] = ref["pvd"].astype(bool) & scope
     groups["ACV"] = ref["acv"].astype(bool) & scope
@@ -970,7 +981,19 @@ def typology_stats(
             f"no legal population for year {year}; available: "
             + ", ".join(map(str, POPULATION_YEARS))
         )
-    ref = load_reference(settings)
+    s = settings or get_settings()
+    load_reference(s)  # built or rebuilt when stale
+    cache = s.interim_dir / "communes.parquet"
+    st = cache.stat()
+    # every portrait asks for the same national figures: once per reference version
+    return _typology_stats(str(cache.resolve()), st.st_mtime_ns, st.st_size, year,
+                           typology_year).copy()
+
+
+@lru_cache(maxsize=64)
+def _typology_stats(path: str, mtime_ns: int, size: int, year: int,
+                    typology_year: int | None) -> pd.DataFrame:
+    ref = read_parquet_cached(path)
     col = f"pop_{year}"
     groups = typology_groups(ref, year=year if typology_year is None else typology_year)
     total = ref.loc[groups["France"], col].sum()

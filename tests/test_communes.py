@@ -60,6 +60,20 @@ def test_typology_thresholds():
     assert communes.population_typology(None) is None
 
 
+def test_typologies_of_a_column_are_the_typology_of_each_value(ref):
+    """The vectorised form gives, value by value, the class of the scalar rule: at the
+    bounds, for a missing population and on every legal population of the reference."""
+    edges = pd.Series([0, 9_999, 10_000, 10_000.5, 100_000, 100_001, None], dtype="Float64")
+    assert communes.population_typologies(edges).tolist() == [
+        "petite ville", "petite ville", "ville moyenne", "ville moyenne", "ville moyenne",
+        "grande ville", None]
+    for year in (2016, 2023):
+        values = ref[f"pop_{year}"]
+        expected = [None if pd.isna(v) else communes.population_typology(float(v))
+                    for v in values]
+        assert communes.population_typologies(values).tolist() == expected
+
+
 def test_population_history_sums_merged_communes(ref, shared_data):
     """pop_2016 of a commune nouvelle is the sum of its former communes in 2016."""
     cog = _raw_csv(shared_data, "admin/communes_cog2026_decoupage_administratif.csv.gz")
