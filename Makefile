@@ -119,7 +119,7 @@ data: $(VENV_STAMP)
 
 REFERENCE := $(INTERIM)/communes.parquet
 $(REFERENCE): $(RAW_GROUP_reference) $(CODE_reference) | $(VENV_STAMP)
-	$(PVDGEO) commune --build-reference
+	$(PVDGEO) reference
 
 # Facility counts per category and per 10,000 inhabitants for every commune (BPE 2013
 # counts, or the geolocated BPE when downloaded; Muséofile, CNC, festivals, Géorisques).
@@ -127,7 +127,7 @@ FACILITY_COUNTS := $(INTERIM)/facilities_communes.parquet
 $(FACILITY_COUNTS): $(REFERENCE) $(RAW_bpe_2013_counts) $(RAW_museofile) $(RAW_cinemas) \
 		$(RAW_festivals) $(RAW_eoliennes) $(RAW_france_services) $(RAW_communes_polygons) \
 		$(CODE_facility_counts) | $(VENV_STAMP)
-	$(PVDGEO) facilities --counts --out $@
+	$(PVDGEO) facility-counts --out $@
 
 facility-counts: $(FACILITY_COUNTS)
 
@@ -140,7 +140,7 @@ BPE_VINTAGES := $(RAW_bpe_2009_counts) $(RAW_bpe_2013_counts) \
 FACILITY_TRENDS := $(INTERIM)/facility_trends_communes.parquet
 $(FACILITY_TRENDS): $(REFERENCE) $(BPE_VINTAGES) $(CODE_facility_trends) \
 		geo/cli/facilities.py $(DATA)/bpe_passage.toml $(DATA)/sources.toml | $(VENV_STAMP)
-	$(PVDGEO) facilities --trends --out $@
+	$(PVDGEO) facility-trends --out $@
 
 facility-trends: $(FACILITY_TRENDS)
 
@@ -179,13 +179,13 @@ $(TYPOLOGY_STATS): $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(THEME_TA
 typology-stats: $(TYPOLOGY_STATS)
 
 # CORINE shares of every commune a catalogued land-cover dataset covers (the Lot here;
-# production: pass the national CORINE with `pvdgeo aggregate --landcover-communes
+# production: pass the national CORINE with `pvdgeo landcover-communes
 # --landcover FILE`).
 LANDCOVER_COMMUNES := $(INTERIM)/landcover_communes.parquet
 $(LANDCOVER_COMMUNES): $(REFERENCE) $(RAW_communes_polygons) \
 		$(wildcard $(RAW_GROUP_landcover) $(RAW_GROUP_communes_fullres)) $(DATA)/sources.toml \
 		$(CODE_landcover_communes) | $(VENV_STAMP)
-	$(PVDGEO) aggregate --landcover-communes --out $@
+	$(PVDGEO) landcover-communes --out $@
 
 landcover-communes: $(LANDCOVER_COMMUNES)
 
@@ -312,7 +312,7 @@ VIEWER_SRC  := $(wildcard tiles/viewer/*)
 # (the town's OSM extract, when catalogued, gives the basemap's water)
 $(GPKG) $(PMTILES) &: $$(filter %.parquet,$$(TOWN_OUTPUTS)) $(TOWN_CARD) $(RAW_TOWN_osm_$(INSEE)) \
 		$(CODE_publish) $(call STAMP,publish) $(STYLES) | $(VENV_STAMP)
-	$(PVDGEO) publish $(INSEE) --dir $(OUT)
+	$(PVDGEO) publish $(INSEE) --out $(OUT)
 
 # The viewer lists every built town; it is rebuilt when this town's tiles or portrait change.
 $(VIEWER)/towns.json: $(PMTILES) $(VIEWER_SRC) $(STYLES) $(VIEWER_CODE) $(WEB_STAMP) \
@@ -343,7 +343,7 @@ viewer: $(VENV_STAMP) $(WEB_STAMP)
 # The national dashboard (geo.dashboard, geo.export.site): every commune on a France map,
 # any indicator of the national tables and of the built towns, town panels compared with
 # their peers, table view and CSV. Built from the towns built so far (run `make batch`
-# first for all of them); SITE_ARGS passes options (e.g. --departements 01 69).
+# first for all of them); SITE_ARGS passes options (e.g. --departement 01 69).
 SITE_CODE := geo/dashboard.py geo/export/site.py geo/cli/site.py geo/portrait.py \
 	geo/export/classes.py $(wildcard tiles/site/*)
 site: $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) \

@@ -29,7 +29,7 @@ NATIONAL_CODE: dict[str, tuple[str, ...]] = {
     "facility_counts": ("geo.facilities",),
     "facility_trends": ("geo.facility_trends",),
     "landcover_communes": ("geo.landcover", "geo.cli.aggregate"),
-    "typology_stats": ("geo.portrait", "geo.cli.communes"),
+    "typology_stats": ("geo.portrait", "geo.cli.portrait"),
     "themes": ("geo.themes", "geo.cli.themes"),
 }
 

@@ -283,7 +283,7 @@ def test_cli_bad_passage_exits_2(shared_data, mirror_settings, tmp_path, capsys)
     bad = tmp_path / "bad.toml"
     bad.write_text("version = 1\n[[link]]\nkind = 'x'\n", encoding="utf-8")
     code = main(["--mirror", str(shared_data), "--set", f"data_dir={mirror_settings.data_dir}",
-                 "--set", f"bpe_passage_file={bad}", "facilities", "--trends",
+                 "--set", f"bpe_passage_file={bad}", "facility-trends",
                  "--out", str(tmp_path / "t.parquet")])
     err = capsys.readouterr().err
     assert code == 2 and "kind 'x' is not one of" in err and "Traceback" not in err

@@ -114,7 +114,7 @@ def test_output_extension_decides_the_format(use_settings, tmp_path, capsys) -> 
         _io.write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
     with pytest.raises(BadArgumentError, match="written as JSON"):
         _io.write_json_atomic(tmp_path / "card.txt", {})
-    line = _cli_error(["aggregate", "--landcover-communes", "--out", str(tmp_path / "x.gpkg")],
+    line = _cli_error(["landcover-communes", "--out", str(tmp_path / "x.gpkg")],
                       capsys)
     assert "the land-cover table (--out) is written as Parquet" in line
 

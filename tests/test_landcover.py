@@ -312,7 +312,7 @@ def test_national_landcover_table_cli(use_settings, lot_shares, tmp_path):
     from geo.cli import main
 
     out = tmp_path / "landcover_communes.parquet"
-    assert main(["aggregate", "--landcover-communes", "--departement", "46",
+    assert main(["landcover-communes", "--departement", "46",
                  "--out", str(out)]) == 0
     table = pd.read_parquet(out).set_index("insee")
     assert len(table) == 312 and (table["departement"] == "46").all()

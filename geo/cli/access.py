@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from geo.cli._args import ListAction, add_insee, deprecated
 from geo.settings import Settings
 
 
@@ -20,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out). Streets come from the town's catalogued OSM extract or road lines "
         "unless --osm/--roads is given.",
     )
-    p.add_argument("insee", nargs="?", metavar="INSEE", help="town INSEE code (or name)")
-    p.add_argument("--mode", action="append", choices=["walk", "bike"],
-                   help="travel mode (repeatable; default both)")
+    add_insee(p, optional=True)
+    p.add_argument("--mode", action=ListAction, convert=_mode, metavar="MODE",
+                   help="travel modes: walk, bike (default both)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--osm", metavar="FILE", help="OSM XML (.osm, .osm.gz, .osm.bz2) or PBF")
     src.add_argument("--roads", metavar="FILE",
@@ -42,11 +43,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _mode(value: str) -> str:
+    from geo.network import MODES  # imported when used: geo.network loads the graph stack
+
+    if value not in MODES:
+        raise ValueError(value)
+    return value
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from geo import stages, streets
     from geo.cli.town import report_record
 
     if args.make_rules:
+        deprecated("pvdgeo access --make-rules", "pvdgeo make-rules streets")
         sys.stdout.write(streets.street_make_rules(settings))
         return 0
     if not args.insee:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from geo import batch, communes, extracts, national
+from geo.cli._args import add_departements
 from geo.errors import SettingsError
 from geo.settings import Settings
 
@@ -70,9 +71,9 @@ def add_town_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pvd", action="store_true",
                         help="every Petites Villes de Demain town")
     parser.add_argument("--acv", action="store_true", help="every Action Cœur de Ville town")
-    parser.add_argument("--departement", nargs="+", action="extend", default=[],
-                        metavar="DEP", help="with --pvd/--acv, only these départements; "
-                        "alone, every town of the programmes (PVD and ACV) in them")
+    add_departements(parser, help="with --pvd/--acv, only these départements; alone, "
+                     "every town of the programmes (PVD and ACV) in them (space- or "
+                     "comma-separated, repeatable)")
 
 
 def select_towns(args: argparse.Namespace, settings: Settings) -> list[str]:

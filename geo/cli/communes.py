@@ -1,4 +1,5 @@
-"""``pvdgeo commune`` (town card) and ``pvdgeo typology-stats`` (national figures)."""
+"""``pvdgeo commune`` (a commune's card), ``pvdgeo reference`` (the commune reference
+table) and ``pvdgeo towns`` (lists of towns)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from geo import communes
-from geo._io import check_output_file, ensure_writable_dir, write_json_atomic
+from geo._io import check_output_file, write_json_atomic
+from geo.cli._args import add_departements, add_insee, deprecated
 from geo.errors import UnknownCommuneError
 from geo.settings import Settings
 
@@ -19,29 +21,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print the card of a commune given by INSEE code (01306, 2A004) or by "
         "name ('pont de veyle'; add the département to disambiguate: 'Vernon 27').",
     )
-    p.add_argument("query", nargs="?", help="INSEE code or commune name")
+    add_insee(p, optional=True, help="INSEE code or commune name")
     p.add_argument("--json", metavar="FILE", help="also write the card (with catchment) as JSON")
     p.add_argument("--code", action="store_true",
                    help="print only the current INSEE code the query resolves to (a former "
                    "code, a municipal arrondissement such as 75101, or a name) and exit")
-    p.add_argument("--build-reference", action="store_true",
-                   help="(re)build data/interim/communes.parquet and exit")
+    # former mode flag, now the reference command
+    p.add_argument("--build-reference", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run_commune)
 
-    t = sub.add_parser(
-        "typology-stats",
-        help="communes and population by typology (petite/moyenne/grande ville, PVD, ACV)",
+    r = sub.add_parser(
+        "reference",
+        help="(re)build the commune reference table (data/interim/communes.parquet)",
+        description="Build the commune reference of the COG year from its national "
+        "datasets (COG, polygons, legal populations, programmes, typologies), merged "
+        "communes re-keyed, into data/interim/communes.parquet, and print its counts.",
     )
-    t.add_argument("--year", type=int, default=2023,
-                   help=f"legal population year ({', '.join(map(str, communes.POPULATION_YEARS))})")
-    t.add_argument("--out", metavar="DIR",
-                   help="also write the national tables (population per year, growth per "
-                   "period, APL, facilities per 10,000 inhabitants and their change between "
-                   "BPE vintages, and one table per Data Territoria theme: jobs, housing, "
-                   "commuting, students, demography, energy; a theme without its files is "
-                   "reported missing, see `pvdgeo themes`) as CSV, SVG charts and "
-                   "index.html into DIR")
-    t.set_defaults(func=run_typology_stats)
+    r.set_defaults(func=run_reference)
 
     w = sub.add_parser(
         "towns",
@@ -52,8 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--pvd", action="store_true", help="Petites Villes de Demain towns")
     w.add_argument("--acv", action="store_true", help="Action Cœur de Ville towns")
     w.add_argument("--typologie", choices=communes.TYPOLOGIES, help="population class")
-    w.add_argument("--departement", action="append", default=[], metavar="CODE",
-                   help="only these départements (repeatable)")
+    add_departements(w)
     w.set_defaults(func=run_towns)
 
 
@@ -92,51 +87,29 @@ def format_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_reference(args: argparse.Namespace, settings: Settings) -> int:
+    ref = communes.load_reference(settings, rebuild=True)
+    print(f"{len(ref)} communes, {int(ref['pvd'].sum())} PVD, {int(ref['acv'].sum())} ACV")
+    return 0
+
+
 def run_commune(args: argparse.Namespace, settings: Settings) -> int:
     if args.build_reference:
-        ref = communes.load_reference(settings, rebuild=True)
-        print(f"{len(ref)} communes, {int(ref['pvd'].sum())} PVD, {int(ref['acv'].sum())} ACV")
-        return 0
-    if not args.query:
+        deprecated("pvdgeo commune --build-reference", "pvdgeo reference")
+        return run_reference(args, settings)
+    if not args.insee:
         raise UnknownCommuneError("give an INSEE code or a commune name")
     if args.code:
-        print(communes.resolve_insee(args.query, settings))
+        print(communes.resolve_insee(args.insee, settings))
         return 0
     if args.json:
         check_output_file(args.json, "JSON", what="the town card (--json)")
-    card = communes.town_card(args.query, settings=settings)
+    card = communes.town_card(args.insee, settings=settings)
     print(format_card(card))
     if args.json:
         path = write_json_atomic(Path(args.json), card)
         print(f"wrote {path}")
     return 0
-
-
-def run_typology_stats(args: argparse.Namespace, settings: Settings) -> int:
-    if args.out:
-        ensure_writable_dir(args.out)
-    table = communes.typology_stats(args.year, settings=settings)
-    print(f"Population légale {args.year} par typologie (communes COG {settings.cog_year})")
-    print(f"{'groupe':<14}{'communes':>10}{'population':>14}{'part':>8}{'depuis 2016':>13}")
-    for r in table.itertuples():
-        print(f"{r.groupe:<14}{r.communes:>10,}{r.population:>14,}"
-              f"{r.part_population_nationale:>8.1%}{r.croissance_depuis_2016:>+13.2%}")
-    if args.out:
-        from geo import portrait  # national statistics by typology (issue 7)
-
-        tables = portrait.typology_tables(settings)
-        mg = tables["apl"][tables["apl"]["indicateur"] == "apl_mg"]
-        print(f"\nAPL médecins généralistes (DREES 2021), seuil {settings.apl_threshold:g}")
-        print(f"{'groupe':<14}{'médiane':>9}{'communes < seuil':>18}{'population < seuil':>20}")
-        for r in mg.itertuples():
-            print(f"{r.groupe:<14}{r.mediane:>9.2f}{r.part_communes_sous_seuil:>18.1%}"
-                  f"{r.part_population_sous_seuil:>20.1%}")
-        for path in portrait.write_typology_stats(Path(args.out), tables=tables,
-                                                  settings=settings):
-            print(f"wrote {path}")
-    return 0
-
-
 
 
 def run_towns(args: argparse.Namespace, settings: Settings) -> int:

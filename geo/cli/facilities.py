@@ -1,4 +1,5 @@
-"""``pvdgeo facilities``: a town's facilities, or the national facility counts per commune."""
+"""``pvdgeo facilities`` (a town's facilities), ``pvdgeo facility-counts`` (national counts
+per commune) and ``pvdgeo facility-trends`` (their change between BPE vintages)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from geo import communes, facilities, facility_trends, stages
 from geo._io import check_output_file
+from geo.cli._args import add_insee, deprecated
 from geo.cli.town import report_record
 from geo.errors import UnknownCommuneError
 from geo.settings import Settings
@@ -17,41 +19,65 @@ from geo.settings import Settings
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "facilities",
-        help="write a town's facilities (OSM, BPE, culture, energy) or the national counts",
-        description="Write the facilities of a town and its catchment communes to "
-        "data/out/INSEE/facilities.parquet (or --out) and print counts by category and "
-        "source. With --counts, write facility counts per category and per 10,000 "
-        "inhabitants for every commune of France (data/interim/"
-        f"{facilities.COUNTS_FILE}); with --trends, the counts of every BPE vintage on one "
-        f"nomenclature and their changes (data/interim/{facility_trends.TRENDS_FILE}).",
+        help="write a town's facilities (OSM, BPE, culture, energy, services)",
+        description="The facilities stage: the facilities of a town and its catchment "
+        "communes in data/out/INSEE/facilities.parquet (or --out) and their counts by "
+        "category and source. The national counts per commune are `pvdgeo "
+        "facility-counts`, their change between BPE vintages `pvdgeo facility-trends`.",
     )
-    p.add_argument("insee", nargs="?", help="INSEE code or name of the town")
+    add_insee(p, optional=True)
     p.add_argument("--out", metavar="DIR_OR_FILE",
                    help="town folder (default data/out/INSEE; the card stage runs first "
-                   "there if needed), or a .parquet file to write the table to; with "
-                   "--counts, the output Parquet file")
+                   "there if needed), or a .parquet file to write the table to")
     p.add_argument("--force", action="store_true", help="run even when up to date")
     p.add_argument("--osm", metavar="FILE",
                    help="OSM extract to read (default: the catalogued extract of the town)")
     p.add_argument("--bpe-xy", metavar="FILE",
                    help="geolocated BPE file (default: data/raw/bpe/BPE23.csv if downloaded)")
-    p.add_argument("--counts", action="store_true",
-                   help="national facility counts per commune instead of a town")
-    p.add_argument("--trends", action="store_true",
-                   help="national facility counts of every BPE vintage and their changes")
-    p.add_argument("--bpe", choices=("auto", "xy", "2013", "2009"), default="auto",
-                   help="BPE vintage of the national counts (default: the geolocated file "
-                   "when downloaded, else the 2013 counts)")
+    # former mode flags, now commands of their own
+    p.add_argument("--counts", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--trends", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--bpe", choices=_BPE_CHOICES, default="auto", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
+
+    c = sub.add_parser(
+        "facility-counts",
+        help="national facility counts per commune and per 10,000 inhabitants",
+        description="Count the facilities of every commune of France per category and "
+        "subcategory, and per 10,000 inhabitants, from the BPE, the registers and OSM; "
+        "check the registers' points against their commune polygons; write "
+        f"data/interim/{facilities.COUNTS_FILE} (or --out).",
+    )
+    c.add_argument("--out", metavar="FILE", help="output Parquet file")
+    c.add_argument("--bpe", choices=_BPE_CHOICES, default="auto",
+                   help="BPE vintage (default: the geolocated file when downloaded, else "
+                   "the 2013 counts)")
+    c.set_defaults(func=_run_counts)
+
+    t = sub.add_parser(
+        "facility-trends",
+        help="national facility counts of every BPE vintage and their changes",
+        description="Put every catalogued BPE vintage on one nomenclature "
+        "(data/bpe_passage.toml), count facilities per commune and vintage, per 10,000 "
+        "inhabitants, with their change and the 'last shop' flag; write "
+        f"data/interim/{facility_trends.TRENDS_FILE} (or --out).",
+    )
+    t.add_argument("--out", metavar="FILE", help="output Parquet file")
+    t.set_defaults(func=_run_trends)
+
+
+_BPE_CHOICES = ("auto", "xy", "2013", "2009")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.counts:
+        deprecated("pvdgeo facilities --counts", "pvdgeo facility-counts")
         return _run_counts(args, settings)
     if args.trends:
+        deprecated("pvdgeo facilities --trends", "pvdgeo facility-trends")
         return _run_trends(args, settings)
     if not args.insee:
-        raise UnknownCommuneError("give the INSEE code or name of a town (or --counts)")
+        raise UnknownCommuneError("give the INSEE code or name of a town")
     insee = communes.resolve_insee(args.insee, settings)
     if args.out and Path(args.out).suffix:  # one file, not a town folder
         check_output_file(Path(args.out), "Parquet", what="the facility table (--out)")

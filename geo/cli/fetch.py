@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from geo import sources
+from geo.cli._args import deprecated
 from geo.settings import Settings
 
 
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.make_rules:
+        deprecated("pvdgeo fetch --make-rules", "pvdgeo make-rules datasets")
         sys.stdout.write(sources.make_rules(settings))
         return 0
     catalogue = sources.load_catalogue(settings)

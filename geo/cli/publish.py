@@ -7,6 +7,7 @@ from pathlib import Path
 
 from geo import communes, stages
 from geo._io import ensure_writable_dir
+from geo.cli._args import add_insee, deprecated
 from geo.cli.town import report_record
 from geo.export import tiles, viewer
 from geo.settings import Settings
@@ -20,14 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "QGIS styles, provenance) and <insee>.pmtiles (EPSG:4326 vector tiles for the "
         "MapLibre styles in tiles/styles), then refresh the viewer's town index.",
     )
-    p.add_argument("insee", metavar="INSEE", help="INSEE code of the town, e.g. 01306")
+    add_insee(p, names=False)
     only = p.add_mutually_exclusive_group()
     only.add_argument("--gpkg", dest="only", action="store_const", const="gpkg",
                       help="only the GeoPackage")
     only.add_argument("--tiles", dest="only", action="store_const", const="tiles",
                       help="only the PMTiles (from an existing GeoPackage)")
-    p.add_argument("--dir", type=Path, metavar="DIR",
+    p.add_argument("--out", type=Path, metavar="DIR",
                    help="town folder (default data/out/<INSEE>)")
+    p.add_argument("--dir", type=Path, dest="old_dir", help=argparse.SUPPRESS)
     p.add_argument("--force", action="store_true", help="run even when up to date")
     p.set_defaults(func=run_publish)
 
@@ -42,8 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     insee = communes.validate_insee(args.insee)
+    if args.old_dir is not None:
+        deprecated("pvdgeo publish --dir", "pvdgeo publish --out")
+        args.out = args.out or args.old_dir
     options = {"only": args.only} if args.only else {}
-    record = stages.run_town(insee, ["publish"], out_dir=args.dir, settings=settings,
+    record = stages.run_town(insee, ["publish"], out_dir=args.out, settings=settings,
                              options={"publish": options}, force=args.force,
                              upstream="missing", touch_targets=True)
     report_record(record)
@@ -57,7 +62,7 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
         print(f"PMTiles:    {summary.path} ({summary.bytes / 1e3:.0f} kB, {summary.tiles} "
               f"tiles, zooms {summary.min_zoom}-{summary.max_zoom}, largest tile "
               f"{z}/{x}/{y} {summary.max_tile_bytes / 1e3:.1f} kB)")
-        if viewer.viewer_dir(settings).is_dir() and args.dir is None:
+        if viewer.viewer_dir(settings).is_dir() and args.out is None:
             viewer.write_town_index(settings)
     return 0
 

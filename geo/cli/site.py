@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from geo import communes
+from geo.cli._args import ListAction, add_departements
 from geo.errors import BadArgumentError
 from geo.export.site import build_site, site_dir
 from geo.settings import Settings
@@ -23,12 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="site folder (default data/out/site/; it links to ../viewer and "
                    "../<insee>, so keep it beside them)")
-    p.add_argument("--compare", nargs="+", metavar="TOWN",
+    p.add_argument("--compare", action=ListAction, metavar="TOWN",
                    help="towns that get a panel compared with their peers (codes or "
                    "names; default every PVD and ACV town and every built town)")
-    p.add_argument("--departements", nargs="+", metavar="DEP",
-                   help="draw only these départements on the map (a regional site or a "
-                   "quick preview; the tables and downloads stay national)")
+    add_departements(p, old="--departements",
+                     help="draw only these départements on the map (a regional site or a "
+                     "quick preview; the tables and downloads stay national)")
     p.add_argument("--no-tiles", action="store_true",
                    help="keep the tile archives already in the site folder")
     p.set_defaults(func=run_site)
@@ -39,10 +40,10 @@ def run_site(args: argparse.Namespace, settings: Settings) -> int:
     if args.compare:
         compare = [communes.resolve_insee(q, settings) for q in args.compare]
     deps = None
-    if args.departements:
+    if args.departement:
         known = {communes.departement_of(c) for c in communes.load_reference(settings)["insee"]}
         deps = [d.upper() if d.upper() in {"2A", "2B"} else d.zfill(2)
-                for d in args.departements]
+                for d in args.departement]
         unknown = [d for d in deps if d not in known]
         if unknown:
             raise BadArgumentError(f"--departements: unknown département(s) "

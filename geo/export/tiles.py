@@ -64,7 +64,6 @@ __all__ = [
     "build_pmtiles",
     "check_pmtiles",
     "find_tippecanoe",
-    "pmtiles_path",
     "tippecanoe_tmpdir",
     "write_layers_pmtiles",
     "write_pmtiles",
@@ -98,12 +97,6 @@ class PMTilesSummary:
     max_tile: tuple[int, int, int]
     max_tile_raw_bytes: int
     metadata: dict[str, Any] = field(repr=False, default_factory=dict)
-
-
-def pmtiles_path(insee: str, settings: Settings | None = None) -> Path:
-    """``data/out/<insee>/<insee>.pmtiles``."""
-    s = settings or get_settings()
-    return s.town_dir(insee) / f"{insee}.pmtiles"
 
 
 def find_tippecanoe(name: str = "tippecanoe") -> Path:

@@ -77,7 +77,7 @@ def test_full_disk_during_the_geopackage_write(town_dir: Path, publish_settings:
     folder = disk / TOWN
     copy = " && ".join(f"cp {p} {folder}/" for p in inputs)
     script = (f"mount -t tmpfs -o size={size_kb}k tmpfs {disk} && mkdir {folder} && {copy} "
-              f"&& {PVDGEO} -q publish {TOWN} --gpkg --dir {folder}; rc=$?; "
+              f"&& {PVDGEO} -q publish {TOWN} --gpkg --out {folder}; rc=$?; "
               f"ls -a {folder} > {tmp_path}/ls; exit $rc")
     env = {**os.environ, "GEO_DATA_DIR": str(publish_settings.data_dir),
            "GEO_MIRROR": str(publish_settings.mirror)}

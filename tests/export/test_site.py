@@ -174,7 +174,7 @@ def test_cli_rejects_an_unknown_departement(site_settings: Settings, monkeypatch
                                             capsys) -> None:
     monkeypatch.setenv("GEO_DATA_DIR", str(site_settings.data_dir))
     monkeypatch.setenv("GEO_MIRROR", str(site_settings.mirror))
-    assert cli_main(["site", "--departements", "999"]) == 2
+    assert cli_main(["site", "--departement", "999"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown département(s) 999" in err[0]
 
