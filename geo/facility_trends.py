@@ -84,8 +84,8 @@ from geo._io import (
     write_text_atomic,
 )
 from geo._io import head_text as _head_text
+from geo._io import read_delimited as _read_csv
 from geo.errors import DataSourceError, GeoError, InputFileError
-from geo.facilities import _read_csv
 from geo.settings import Settings, get_settings
 
 __all__ = [

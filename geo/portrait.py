@@ -483,11 +483,10 @@ def _local_row(town_dir: Path, insee: str) -> pd.Series | None:
                 f"cannot read facilities {fac_path} (expected columns insee, category, "
                 f"chain): {exc}"
             ) from None
-        shops = fac[(fac["insee"].astype(str) == insee) & (fac["category"] == "commerces")]
-        known = shops["chain"].dropna().astype(bool)
-        if len(known):
+        share = facilities.chain_share(fac[fac["insee"].astype(str) == insee])
+        if len(share):
             row = pd.Series({"insee": insee}) if row is None else row.copy()
-            row["commerces_chain_share"] = float(known.mean())
+            row["commerces_chain_share"] = float(share.iloc[0])
     return row
 
 
