@@ -1,7 +1,7 @@
 # pvdgeo: make as ETL.
 #
 # Targets are real files; their prerequisites are the inputs and the code that builds
-# them, so editing geo/access.py rebuilds only what depends on access times.
+# them, so editing geo/access/searches.py rebuilds only what depends on access times.
 #
 #   make install                 create .venv and install the package, test and web deps
 #   make test                    run the test suite (installs first if needed)
@@ -344,7 +344,7 @@ viewer: $(VENV_STAMP) $(WEB_STAMP)
 # any indicator of the national tables and of the built towns, town panels compared with
 # their peers, table view and CSV. Built from the towns built so far (run `make batch`
 # first for all of them); SITE_ARGS passes options (e.g. --departement 01 69).
-SITE_CODE := geo/dashboard.py geo/export/site.py geo/cli/site.py geo/portrait.py \
+SITE_CODE := geo/dashboard.py geo/export/site.py geo/cli/site.py $(wildcard geo/portrait/*.py) \
 	geo/export/classes.py $(wildcard tiles/site/*)
 site: $(REFERENCE) $(FACILITY_COUNTS) $(FACILITY_TRENDS) $(RAW_GROUP_apl) \
 		$(LANDCOVER_COMMUNES) $(SITE_CODE) | $(VENV_STAMP) $(WEB_STAMP)

@@ -140,7 +140,7 @@ def test_both_bpe_nomenclatures_are_mapped(cats, shared_data):
     ],
 )
 def test_bad_categories_file_is_reported(tmp_path, edit, message):
-    text = (Path(facilities.__file__).parents[1] / "data" / "categories.toml").read_text("utf-8")
+    text = (Path(facilities.__file__).parents[2] / "data" / "categories.toml").read_text("utf-8")
     changed = edit(text)
     assert changed != text
     bad = tmp_path / "categories.toml"

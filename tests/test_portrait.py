@@ -539,8 +539,10 @@ def test_local_rows_reads_each_town_run_once(tmp_path, monkeypatch):
         pd.DataFrame({"insee": [code, "99999"], "n_sante_per_10k": [value, 1.0],
                       "nom": ["x", "y"]}).to_parquet(folder / "communes.parquet")
     reads = []
-    real = portrait._local_row
-    monkeypatch.setattr(portrait, "_local_row",
+    from geo.portrait import table  # where local_rows looks _local_row up
+
+    real = table._local_row
+    monkeypatch.setattr(table, "_local_row",
                         lambda d, insee: reads.append(insee) or real(d, insee))
     first = portrait.local_rows(s)
     assert first.loc["01306", "n_sante_per_10k"] == 12.5

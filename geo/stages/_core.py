@@ -64,7 +64,7 @@ _CODE_DATA: dict[str, tuple[Path, ...]] = {
     "geo._categories": (PROJECT_ROOT / "data" / "categories.toml",),
     "geo.export.views": tuple(sorted((PROJECT_ROOT / "tiles" / "styles").glob("*.json"))),
     "geo.communes": (PROJECT_ROOT / "data" / "departements.csv",),
-    "geo.facility_trends": (PROJECT_ROOT / "data" / "bpe_passage.toml",),
+    "geo.facility_trends.passage": (PROJECT_ROOT / "data" / "bpe_passage.toml",),
 }
 
 #: Settings that do not change what a stage computes: where files are, how downloads go.
