@@ -53,11 +53,10 @@ from geo import (
     facilities,
     facility_trends,
     indicators,
-    landcover,
     national,
-    network,
     portrait,
     themes,
+    vocab,
 )
 from geo._categories import load_categories
 from geo._io import read_parquet_metadata
@@ -213,7 +212,7 @@ def _read_population(s: Settings) -> SourceData:
 def _read_apl(s: Settings) -> SourceData:
     frame = indicators.apl_by_commune(s).set_index("insee")
     return SourceData(frame, column_datasets={p.field: (p.dataset,)
-                                              for p in indicators.APL_PROFESSIONS})
+                                              for p in vocab.APL_PROFESSIONS})
 
 
 def _read_facilities(s: Settings) -> SourceData:
@@ -436,7 +435,7 @@ def _facility(key: str, label: str, theme: str, *, count: bool = False, digits: 
 def _access(mode: str, target: str, what: str) -> tuple[DashboardIndicator, ...]:
     minutes = 10 if mode == "walk" else 15
     theme = "acces_pied" if mode == "walk" else "acces_velo"
-    mode_fr = network.MODE_LABELS_FR[mode]
+    mode_fr = vocab.MODE_LABELS_FR[mode]
     cell = f"{mode}_{target}_minutes_median"
     return (
         DashboardIndicator(
@@ -471,7 +470,7 @@ INDICATORS: tuple[DashboardIndicator, ...] = (
     *(DashboardIndicator(key=p.field, label=f"APL aux {p.label}", unit=p.unit, theme="sante",
                          digits=2 if p.field.startswith("apl_mg") else 1, sens="plus",
                          tables=("apl",), headline=p.field == "apl_mg")
-      for p in indicators.APL_PROFESSIONS),
+      for p in vocab.APL_PROFESSIONS),
     _facility("sante", "Équipements de santé", "sante"),
     _facility("medecin_generaliste", "Médecins généralistes", "sante"),
     _facility("pharmacie", "Pharmacies", "sante"),
@@ -524,7 +523,7 @@ INDICATORS: tuple[DashboardIndicator, ...] = (
                          theme="occupation_sols", digits=1, percent=True,
                          tables=("landcover", "towns"),
                          headline=k == "artificialise")
-      for k, label in landcover.LEVEL1_LABELS_INLINE_FR.items()),
+      for k, label in vocab.LEVEL1_LABELS_INLINE_FR.items()),
     DashboardIndicator(key="clc_artificialise_change_2012_2018",
                        label="Évolution de la part artificialisée 2012-2018",
                        unit="points de %", theme="occupation_sols", digits=2, percent=True,

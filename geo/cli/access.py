@@ -7,6 +7,7 @@ import sys
 
 from geo.cli._args import ListAction, add_insee, deprecated
 from geo.settings import Settings
+from geo.vocab import MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_insee(p, optional=True)
     p.add_argument("--mode", action=ListAction, convert=_mode, metavar="MODE",
-                   help="travel modes: walk, bike (default both)")
+                   help=f"travel modes: {', '.join(MODES)} (default all)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--osm", metavar="FILE", help="OSM XML (.osm, .osm.gz, .osm.bz2) or PBF")
     src.add_argument("--roads", metavar="FILE",
@@ -44,8 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _mode(value: str) -> str:
-    from geo.network import MODES  # imported when used: geo.network loads the graph stack
-
     if value not in MODES:
         raise ValueError(value)
     return value

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 
 from geo._categories import load_categories
 from geo.errors import InputFileError
-from geo.indicators import APL_PROFESSIONS
-from geo.landcover import CLC_LABELS_FR, LEVEL1_LABELS_INLINE_FR
-from geo.network import MODE_LABELS_FR
 from geo.settings import Settings, get_settings
+from geo.vocab import APL_PROFESSIONS, CLC_LABELS_FR, LEVEL1_LABELS_INLINE_FR, MODE_LABELS_FR
 
 __all__ = [
     "CLC_LEVEL1_LABELS",

@@ -31,8 +31,8 @@ from geo._io import read_parquet_metadata
 from geo.errors import GeoError, InputFileError, MissingColumnsError, MissingCrsError
 from geo.export import basemap
 from geo.export.fields import category_groups, category_labels
-from geo.landcover import LEVEL1
 from geo.settings import Settings, get_settings
+from geo.vocab import LEVEL1
 
 __all__ = [
     "LAYERS",

@@ -39,8 +39,8 @@ from geo.export.layers import read_town_card
 from geo.export.metadata import attribution_html
 from geo.export.views import STYLES_DIR, View, load_views
 from geo.facilities import COUNTS_FILE
-from geo.network import MODE_LABELS_FR
 from geo.settings import PROJECT_ROOT, Settings, get_settings
+from geo.vocab import MODE_LABELS_FR
 
 __all__ = ["VIEWER_DIRNAME", "build_viewer", "copy_vendor_files", "town_index", "viewer_dir",
            "write_town_index"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,41 +15,13 @@ from geo import communes, sources
 from geo._io import is_stale, read_delimited, read_parquet_cached, to_number, write_parquet
 from geo.errors import InputFileError, MissingColumnsError
 from geo.settings import Settings, get_settings
+from geo.vocab import APL_PROFESSIONS, AplProfession
 
 log = logging.getLogger(__package__)  # geo.indicators: log lines keep their logger name
 
 
 _CODE_COL = "Code commune"
 _POP_COL = "Population totale"
-
-
-@dataclass(frozen=True)
-class AplProfession:
-    """One APL indicator: output field, dataset id, French label and unit."""
-
-    field: str
-    dataset: str
-    label: str
-    unit: str
-    #: Lower-cased fragments that identify the value column in the DREES file.
-    column_has: tuple[str, ...]
-
-
-APL_PROFESSIONS: tuple[AplProfession, ...] = (
-    AplProfession("apl_mg", "apl_mg", "médecins généralistes de 65 ans et moins",
-                  "consultations par habitant et par an", ("médecins généralistes", "65 ans")),
-    AplProfession("apl_mg_tous_ages", "apl_mg", "médecins généralistes, tous âges",
-                  "consultations par habitant et par an",
-                  ("médecins généralistes", "sans borne")),
-    AplProfession("apl_dentistes", "apl_dentistes", "chirurgiens-dentistes",
-                  "ETP pour 100 000 habitants", ("dentistes",)),
-    AplProfession("apl_infirmiers", "apl_infirmiers", "infirmiers",
-                  "ETP pour 100 000 habitants", ("infirmi",)),
-    AplProfession("apl_kine", "apl_kine", "masseurs-kinésithérapeutes",
-                  "ETP pour 100 000 habitants", ("kinésithérapeutes",)),
-    AplProfession("apl_sages_femmes", "apl_sages_femmes", "sages-femmes",
-                  "ETP pour 100 000 femmes", ("sages-femmes",)),
-)
 
 
 def read_apl_file(path: Path, profession: AplProfession) -> pd.DataFrame:

@@ -4,16 +4,11 @@ in which direction (:func:`mode_rules`).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 
 from geo.errors import BadArgumentError
-
-Mode = Literal["walk", "bike"]
-#: Travel modes with a street graph.
-MODES: tuple[str, ...] = ("walk", "bike")
+from geo.vocab import MODE_LABELS_FR, MODES, Mode  # noqa: F401 - re-exported
 
 
 def check_mode(mode: str) -> str:
@@ -22,8 +17,6 @@ def check_mode(mode: str) -> str:
         raise BadArgumentError(
             f"unknown travel mode {mode!r}: expected one of {', '.join(MODES)}")
     return mode
-#: French labels of the travel modes ("temps à pied").
-MODE_LABELS_FR: dict[str, str] = {"walk": "à pied", "bike": "à vélo"}
 
 
 # --- mode rules -------------------------------------------------------------------------

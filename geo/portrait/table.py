@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from geo import _svg as svg
-from geo import communes, facilities, indicators, landcover, network
+from geo import communes, facilities, indicators, vocab
 from geo._io import write_parquet
 from geo.errors import GeoError, InputFileError, MissingColumnsError
 from geo.settings import Settings, get_settings
@@ -90,14 +90,14 @@ _FACILITY_CATEGORIES = {
 _FACILITY_COUNTS = {**_FACILITY_CATEGORIES, "medecin_generaliste": "Médecins généralistes",
                     "dentiste": "Chirurgiens-dentistes", "cinema": "Cinémas",
                     "musee": "Musées", "festival": "Festivals", "eolienne": "Éoliennes"}
-_CLC_LEVEL1 = landcover.LEVEL1_LABELS_INLINE_FR
+_CLC_LEVEL1 = vocab.LEVEL1_LABELS_INLINE_FR
 _ACCESS_TARGETS = {
     "medecin_generaliste": "jusqu'au médecin généraliste le plus proche",
     "pharmacie": "jusqu'à la pharmacie la plus proche",
     "boulangerie": "jusqu'à la boulangerie la plus proche",
     "ecole": "jusqu'à l'école la plus proche",
 }
-_MODES = network.MODE_LABELS_FR
+_MODES = vocab.MODE_LABELS_FR
 
 INDICATORS: tuple[Indicator, ...] = (
     Indicator("population", "Population légale 2023", "habitants", THEME_POPULATION, 0),
@@ -105,7 +105,7 @@ INDICATORS: tuple[Indicator, ...] = (
               THEME_POPULATION, 1, signed=True, sens="plus"),
     *(Indicator(p.field, f"APL aux {p.label}", p.unit, THEME_APL,
                 2 if p.field.startswith("apl_mg") else 1, sens="plus")
-      for p in indicators.APL_PROFESSIONS),
+      for p in vocab.APL_PROFESSIONS),
     *(Indicator(f"n_{k}_per_10k", label, "pour 10 000 habitants", THEME_FACILITIES,
                 sens="plus")
       for k, label in _FACILITY_CATEGORIES.items()),
@@ -289,7 +289,7 @@ def indicator_table(
     pop16, pop23 = ref["pop_2016"].astype(float), ref["pop_2023"].astype(float)
     table["pop_croissance_2016_2023_pct"] = (pop23 / pop16.where(pop16 > 0) - 1) * 100
     apl = indicators.apl_by_commune(s).set_index("insee")
-    table = table.join(apl[[p.field for p in indicators.APL_PROFESSIONS]])
+    table = table.join(apl[[p.field for p in vocab.APL_PROFESSIONS]])
     fac, fac_error = _national_facilities(s)
     if fac is not None:
         table = table.join(fac[[c for c in fac.columns

@@ -23,6 +23,7 @@ from geo import (
     facility_trends,
     indicators,
     themes,
+    vocab,
 )
 from geo import _report as report
 from geo import _svg as svg
@@ -125,7 +126,7 @@ def typology_tables(settings: Settings | None = None) -> dict[str, pd.DataFrame]
     pop23 = ref["pop_2023"].astype(float)
     rows = []
     for name, mask in groups.items():
-        for prof in indicators.APL_PROFESSIONS:
+        for prof in vocab.APL_PROFESSIONS:
             vals = apl.loc[mask, prof.field]
             ok = vals.notna()
             w = pop23[mask][ok]

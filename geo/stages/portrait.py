@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from geo import indicators, portrait, themes
+from geo import portrait, themes, vocab
 from geo.settings import Settings
 from geo.stages._core import STATE_DIR, Stage, TownState
 
@@ -24,7 +24,7 @@ def run(insee: str, *, out_dir: Path, settings: Settings,
 
 
 def _datasets(insee: str, folder: Path, s: Settings) -> list[str]:
-    return [p.dataset for p in indicators.APL_PROFESSIONS]
+    return [p.dataset for p in vocab.APL_PROFESSIONS]
 
 
 def _national(s: Settings) -> list[Path]:
