@@ -27,6 +27,7 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from geo.errors import BadArgumentError, InputFileError, MissingColumnsError, MissingCrsError
+from geo.vocab import is_h3_resolution
 
 __all__ = [
     "GEOGRAPHIC_CRS",
@@ -46,7 +47,7 @@ GEOGRAPHIC_CRS = "EPSG:4326"
 
 def check_resolution(resolution: int) -> int:
     """``resolution`` as an int if it is an H3 resolution (0..15), else BadArgumentError."""
-    if not isinstance(resolution, int | np.integer) or not 0 <= int(resolution) <= 15:
+    if not is_h3_resolution(resolution):
         raise BadArgumentError(
             f"H3 resolution must be an integer in 0..15, got {resolution!r}")
     return int(resolution)

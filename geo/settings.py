@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from geo.errors import SettingsError, did_you_mean
+from geo.vocab import is_h3_resolution
 
 __all__ = [
     "PROJECT_ROOT",
@@ -312,7 +313,7 @@ def _validate(s: Settings) -> None:
         problems.append(
             f"time_thresholds_min must be increasing (got {s.time_thresholds_min!r})"
         )
-    if not s.h3_resolutions or any(not 0 <= r <= 15 for r in s.h3_resolutions):
+    if not s.h3_resolutions or not all(is_h3_resolution(r) for r in s.h3_resolutions):
         problems.append(f"h3_resolutions must be in 0..15 (got {s.h3_resolutions!r})")
     if not 0 < s.peer_population_ratio < 1:
         problems.append(

@@ -1,7 +1,8 @@
 """The project's vocabulary: keys and French labels every stage and output shares, each
 written once.
 
-- travel modes (:data:`MODES`, :data:`MODE_LABELS_FR`);
+- H3 resolutions (:func:`is_h3_resolution`) and travel modes (:data:`MODES`,
+  :data:`MODE_LABELS_FR`);
 - CORINE Land Cover classes and their level-1 groups (:data:`CLC_LABELS_FR`,
   :data:`LEVEL1`, :data:`LEVEL1_LABELS_FR`);
 - the DREES APL indicators (:data:`APL_PROFESSIONS`: field, dataset, label, unit).
@@ -21,6 +22,7 @@ __all__ = [
     "APL_PROFESSIONS",
     "CLC_CODES",
     "CLC_LABELS_FR",
+    "H3_RESOLUTIONS",
     "LEVEL1",
     "LEVEL1_LABELS_FR",
     "LEVEL1_LABELS_INLINE_FR",
@@ -28,7 +30,22 @@ __all__ = [
     "MODE_LABELS_FR",
     "AplProfession",
     "Mode",
+    "is_h3_resolution",
 ]
+
+# --- H3 ----------------------------------------------------------------------------------
+
+#: The H3 resolutions (0, the coarsest, to 15).
+H3_RESOLUTIONS: range = range(16)
+
+
+def is_h3_resolution(value: object) -> bool:
+    """True when ``value`` is an integer H3 resolution (0..15)."""
+    import numbers
+
+    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and int(value) in H3_RESOLUTIONS)
+
 
 # --- travel modes ------------------------------------------------------------------------
 

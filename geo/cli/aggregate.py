@@ -14,6 +14,7 @@ from geo.cli._args import ListAction, add_departements, add_insee, deprecated
 from geo.cli.town import report_record
 from geo.errors import BadArgumentError
 from geo.settings import Settings
+from geo.vocab import is_h3_resolution
 
 log = logging.getLogger("geo.cli.aggregate")
 
@@ -71,7 +72,7 @@ def _landcover_option(p: argparse.ArgumentParser) -> None:
 def _resolutions(values: list[int] | None) -> list[int] | None:
     if values is None:
         return None
-    bad = [v for v in values if not 0 <= v <= 15]
+    bad = [v for v in values if not is_h3_resolution(v)]
     if not values or bad:
         raise BadArgumentError(f"--res expects H3 resolutions in 0..15, got {values}")
     return values
