@@ -209,19 +209,19 @@ def local_rows(
     s = settings or get_settings()
     index_path = s.interim_dir / "town_rows.parquet"
     known = _read_rows_index(index_path)
-    rows: list[pd.Series] = []
-    changed = False
+    order: list[str] = []  # towns compared, in folder order
+    fresh: dict[str, pd.Series] = {}  # rows read again (changed runs)
+    new_index: list[pd.Series] = []  # their cache entries
     if s.out_dir.is_dir():
+        versions = known["_version"].to_dict() if len(known) else {}
         for town_dir in sorted(p for p in s.out_dir.iterdir()
                                if p.is_dir() and _INSEE_DIR.fullmatch(p.name)):
             version = _run_version(town_dir)
             if version is None:
                 continue
             insee = town_dir.name
-            if insee in known.index and known.at[insee, "_version"] == version:
-                row = known.loc[insee]
-                if not row.get("_empty", False):
-                    rows.append(row.drop(labels=["_version", "_empty"]).rename(insee))
+            if versions.get(insee) == version:
+                order.append(insee)
                 continue
             try:
                 row = _local_row(town_dir, insee)
@@ -230,23 +230,34 @@ def local_rows(
                     raise
                 log.warning("town run %s left out of the comparison: %s", insee, exc)
                 continue
-            changed = True
             keep = pd.Series({"_version": version, "_empty": row is None})
             if row is not None:
                 values = row.reindex([k for k in _BY_KEY if k in row.index])
                 keep = pd.concat([keep, pd.to_numeric(values, errors="coerce")])
-                rows.append(values.rename(insee))
-            known = known.drop(index=insee, errors="ignore")
-            known = pd.concat([known, keep.to_frame(insee).T])
-    if changed:
+                fresh[insee] = values.rename(insee)
+                order.append(insee)
+            new_index.append(keep.rename(insee))
+    if new_index:  # one concatenation, not one per town: a batch builds 1,645 rows at once
+        changed = [k.name for k in new_index]
+        known = pd.concat([known.drop(index=changed, errors="ignore"),
+                           pd.DataFrame(new_index)])
         index = known.copy()
         index.index.name = "insee"
         numeric = [c for c in index.columns if c not in ("_version", "_empty")]
         index[numeric] = index[numeric].astype(float)
         write_parquet(index.reset_index().astype({"_empty": bool}), index_path)
-    if not rows:
+    cached = [c for c in order if c not in fresh]
+    if cached:
+        empty = known.loc[cached, "_empty"].astype(bool)
+        cached = [c for c in cached if not empty.at[c]]
+        order = [c for c in order if c in fresh or c in set(cached)]
+    if not order:
         return pd.DataFrame(columns=["insee"]).set_index("insee")
-    out = pd.DataFrame(rows)
+    columns = [c for c in known.columns if c not in ("_version", "_empty")]
+    parts = [known.loc[cached, columns]] if cached else []
+    if fresh:
+        parts.append(pd.DataFrame(list(fresh.values())))
+    out = (pd.concat(parts) if len(parts) > 1 else parts[0]).loc[order].infer_objects()
     out.index.name = "insee"
     return out
 
