@@ -332,7 +332,7 @@ def build_reference(settings: Settings | None = None) -> pd.DataFrame:
         )
         ref[f"pop_{year}"] = ref[f"pop_{year}"].round().astype("Int64")
 
-    ref["typologie"] = ref["population"].map(population_typology)
+    ref["typologie"] = population_typologies(ref["population"])
 
     # Programmes.
     pvd = _read_csv(_raw("pvd", s), ["insee_com", "id_pvd", "date_signature"])

@@ -15,6 +15,7 @@ publishing and reporting modules import them from here, not from those stages.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,8 +42,6 @@ H3_RESOLUTIONS: range = range(16)
 
 def is_h3_resolution(value: object) -> bool:
     """True when ``value`` is an integer H3 resolution (0..15)."""
-    import numbers
-
     return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
             and int(value) in H3_RESOLUTIONS)
 

@@ -250,7 +250,8 @@ def local_rows(
     if cached:
         empty = known.loc[cached, "_empty"].astype(bool)
         cached = [c for c in cached if not empty.at[c]]
-        order = [c for c in order if c in fresh or c in set(cached)]
+        kept = set(cached)
+        order = [c for c in order if c in fresh or c in kept]
     if not order:
         return pd.DataFrame(columns=["insee"]).set_index("insee")
     columns = [c for c in known.columns if c not in ("_version", "_empty")]

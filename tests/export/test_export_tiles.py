@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -231,7 +232,7 @@ def test_tippecanoe_temporary_files_go_to_memory_only_with_room(
     shm = tmp_path / "shm"
     shm.mkdir()
     monkeypatch.setattr(tiles_module, "_MEMORY_TMP", shm)
-    free = __import__("shutil").disk_usage(shm).free
+    free = shutil.disk_usage(shm).free
     assert tiles_module.tippecanoe_tmpdir(tmp_path / "beside", 1_000) == shm
     # inputs so large that 20 times their size exceeds the free space: on the disk
     assert tiles_module.tippecanoe_tmpdir(tmp_path / "beside", free) == tmp_path / "beside"
